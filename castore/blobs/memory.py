@@ -1,0 +1,50 @@
+"""In-process blob backend: whole blobs in a dict, for unit tests and `memory://`."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import blake3
+
+from castore.blobs.service import BlobService, BlobStat, BlobWriter
+from castore.digest import B3Digest
+
+
+class MemoryBlobService(BlobService):
+    def __init__(self) -> None:
+        self._blobs: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    def has(self, digest: B3Digest) -> bool:
+        return bytes(digest) in self._blobs
+
+    def stat(self, digest: B3Digest) -> BlobStat | None:
+        data = self._blobs.get(bytes(digest))
+        return None if data is None else BlobStat(len(data))
+
+    def open_read(self, digest: B3Digest) -> io.BytesIO | None:
+        data = self._blobs.get(bytes(digest))
+        return None if data is None else io.BytesIO(data)
+
+    def open_write(self) -> BlobWriter:
+        return _MemoryWriter(self)
+
+    def _put(self, digest: bytes, data: bytes) -> None:
+        with self._lock:
+            self._blobs.setdefault(digest, data)
+
+
+class _MemoryWriter(BlobWriter):
+    def __init__(self, service: MemoryBlobService) -> None:
+        self._service = service
+        self._buf = bytearray()
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._buf += data
+        return len(data)
+
+    def close(self) -> B3Digest:
+        digest = B3Digest(blake3.blake3(self._buf).digest())
+        self._service._put(bytes(digest), bytes(self._buf))
+        return digest

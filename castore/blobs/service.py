@@ -1,0 +1,87 @@
+"""The BlobService interface: what every blob backend offers, whatever stores the bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from castore.digest import B3Digest
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMeta:
+    digest: B3Digest
+    size: int
+
+
+@dataclass(frozen=True)
+class BlobStat:
+    """What Stat reports: the size and, for chunked blobs, the chunk list.
+
+    An empty chunk list means the blob is stored as one piece.
+    """
+
+    size: int
+    chunks: tuple[ChunkMeta, ...] = field(default=())
+
+
+class BlobWriter(ABC):
+    """Accepts a blob's bytes in pieces of any size; close() hashes, stores and returns the digest.
+
+    Once close() returns, the blob is durable. A writer dropped without close()
+    (or aborted) leaves nothing that any reader can see.
+    """
+
+    @abstractmethod
+    def write(self, data: bytes | memoryview) -> int: ...
+
+    @abstractmethod
+    def close(self) -> B3Digest: ...
+
+    def abort(self) -> None:
+        """Discard what was written. Default: nothing to discard."""
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class BlobService(ABC):
+    """Blobs addressed by the BLAKE3 of their contents; chunking never changes a digest."""
+
+    @abstractmethod
+    def has(self, digest: B3Digest) -> bool: ...
+
+    @abstractmethod
+    def stat(self, digest: B3Digest) -> BlobStat | None:
+        """Size and chunk list, or None when the blob is unknown."""
+
+    @abstractmethod
+    def open_read(self, digest: B3Digest) -> io.RawIOBase | None:
+        """A seekable binary reader, or None when unknown.
+
+        A chunk digest (from a chunk list) opens that single chunk.
+        Data is verified against its digest before it is returned.
+        """
+
+    @abstractmethod
+    def open_write(self) -> BlobWriter: ...
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """Group writes: they may become durable only when the outermost batch exits.
+
+        Bulk imports use it to commit once instead of once per blob. Default: no grouping.
+        """
+        return contextlib.nullcontext()
+
+    def stored_bytes(self) -> int | None:
+        """Bytes the backend occupies on its medium, when it can tell (for summaries)."""
+        return None
+
+    def close(self) -> None:
+        """Release connections and files."""
