@@ -1,0 +1,46 @@
+# Cairn: `make run` starts the daemon on the embedded store; `make test` runs every test.
+# Both install what is missing first (apt packages, a virtual environment, the package).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= $(CURDIR)/data
+STORE ?= local://$(DATA)/store
+LISTEN ?= grpc+unix://$(DATA)/cairn.sock
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx
+
+.PHONY: setup apt venv run test proto bench clean
+
+setup: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=$$([ $$(id -u) -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: setup
+	mkdir -p $(DATA)
+	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE)
+
+test: setup
+	$(VENV)/bin/pytest
+
+proto: venv
+	$(PY) proto/generate.py
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,60 @@
+"""Shared pieces of the benchmarks: the corpus, timing, and a ratio line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = Path(os.environ.get("CAIRN_CORPUS", ROOT / "bench" / "out" / "corpus"))
+CAIRN = str(Path(sys.executable).parent / "cairn")
+NIX_FLAGS = ["--extra-experimental-features", "nix-command"]
+
+
+def corpus_trees() -> list[Path]:
+    """The seven package trees, built on first use by shared/corpus/make-corpus.sh."""
+    trees = CORPUS / "trees"
+    if not trees.is_dir() or len(list(trees.iterdir())) < 7:
+        subprocess.run(["bash", str(SHARED / "corpus" / "make-corpus.sh"), str(CORPUS), sys.executable],
+                       check=True)
+    return sorted(p for p in trees.iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
+
+
+def timed(cmd: list[str], **kw) -> float:
+    """Wall seconds of one run of a command (output discarded, failure raises)."""
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    return time.perf_counter() - start
+
+
+def best_of(n: int, fn) -> float:
+    return min(fn() for _ in range(n))
+
+
+def fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes a directory really occupies: apparent size, but never more than allocated blocks
+    (LMDB's map is sparse)."""
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for f in files:
+            st = os.lstat(os.path.join(dirpath, f))
+            total += min(st.st_size, st.st_blocks * 512)
+    return total
+
+
+def ratio_line(what: str, cairn: float, peer: float, peer_name: str, target: float, unit: str = "s") -> str:
+    r = cairn / peer if peer else float("inf")
+    verdict = "ok" if r <= target else "MISSED"
+    return (f"{what}: cairn {cairn:.3f} {unit} vs {peer_name} {peer:.3f} {unit} -> "
+            f"ratio {r:.2f}x (target <= {target}x: {verdict})")

@@ -1,0 +1,70 @@
+"""`cairn castore ...`: a thin layer over castore.api."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from castore import api
+from castore.progress import byte_progress, human_bytes
+
+
+def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
+    castore = sub.add_parser("castore", help="content-addressed blobs and directories (no Nix)")
+    verbs = castore.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = verbs.add_parser("import", parents=[store_args], help="ingest a file or tree; print its root node")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_import)
+
+    p = verbs.add_parser("export", parents=[store_args], help="write a root back to DEST (must not exist)")
+    p.add_argument("root", metavar="DIGEST|NODE", help="b3:/blake3-/hex digest or base64url node")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=cmd_export)
+
+    p = verbs.add_parser("ls", parents=[store_args], help="list every path below a root")
+    p.add_argument("root", metavar="DIGEST|NODE")
+    p.set_defaults(func=cmd_ls)
+
+    p = verbs.add_parser("cat", parents=[store_args], help="write a blob to stdout")
+    p.add_argument("digest", metavar="DIGEST")
+    p.set_defaults(func=cmd_cat)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with api.open_castore(args.store) as store, byte_progress("importing") as progress:
+        node, stats = api.import_path(store, args.path, progress=progress)
+    print(api.describe_node(node))
+    new = stats.new_stored_bytes
+    stored = f", {human_bytes(new)} new stored" if new is not None else ""
+    print(f"imported {stats.files} files, {stats.directories} directories, {stats.symlinks} symlinks, "
+          f"{human_bytes(stats.bytes)}{stored} in {stats.seconds:.2f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with api.open_castore(args.store) as store:
+        api.export_node(store, api.resolve_root(store, args.root), args.dest)
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with api.open_castore(args.store) as store:
+        for path, node in api.walk(store, api.resolve_root(store, args.root)):
+            print(f"{api.describe_node(node, with_text=False)}\t{path.decode(errors='backslashreplace') or '.'}")
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    from castore.digest import B3Digest
+    from castore.errors import NotFoundError
+
+    with api.open_castore(args.store) as store:
+        digest = B3Digest.parse(args.digest)
+        reader = store.blobs.open_read(digest)
+        if reader is None:
+            raise NotFoundError(f"blob {digest} not found")
+        with reader:
+            for piece in iter(lambda: reader.read(1 << 20), b""):
+                sys.stdout.buffer.write(piece)
+    return 0

@@ -1,0 +1,1 @@
+"""store: the Nix layer over castore (store paths, NAR, narinfo, PathInfo)."""
