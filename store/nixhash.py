@@ -1,0 +1,97 @@
+"""A hash as Nix writes it: an algorithm plus a digest, in `algo:<nixbase32|hex|base64>` or SRI form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from castore.errors import ValidationError
+from store import nixbase32
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+
+class HashAlgo(Enum):
+    """The algorithms Nix names in content addresses and narinfos, valued by their text name."""
+
+    MD5 = "md5"
+    SHA1 = "sha1"
+    SHA256 = "sha256"
+    SHA512 = "sha512"
+
+    @property
+    def size(self) -> int:
+        return hashlib.new(self.value).digest_size
+
+    def new(self) -> hashlib._Hash:
+        return hashlib.new(self.value)
+
+    @classmethod
+    def parse(cls, name: str) -> HashAlgo:
+        try:
+            return cls(name)
+        except ValueError:
+            raise ValidationError(f"unknown hash algorithm {name!r}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class NixHash:
+    algo: HashAlgo
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.digest) != self.algo.size:
+            raise ValidationError(
+                f"{self.algo.value} digest must be {self.algo.size} bytes, got {len(self.digest)}")
+
+    @classmethod
+    def parse(cls, text: str) -> NixHash:
+        """`algo:<body>` with the body in nixbase32, hex or base64 (told apart by length), or SRI `algo-<base64>`."""
+        name, sep, body = text.partition(":")
+        if sep:
+            return cls.parse_body(HashAlgo.parse(name), body)
+        name, sep, body = text.partition("-")
+        if sep:
+            algo = HashAlgo.parse(name)
+            return cls(algo, _base64(body, text))
+        raise ValidationError(f"hash {text[:80]!r} lacks an algorithm prefix")
+
+    @classmethod
+    def parse_body(cls, algo: HashAlgo, body: str) -> NixHash:
+        """The unprefixed body of a hash whose algorithm is known, in any of Nix's three encodings."""
+        size = algo.size
+        if len(body) == 2 * size and _HEX.fullmatch(body):
+            return cls(algo, bytes.fromhex(body))
+        if len(body) == nixbase32.encoded_length(size):
+            return cls(algo, nixbase32.decode(body))
+        if len(body) == 4 * ((size + 2) // 3):
+            return cls(algo, _base64(body, body))
+        raise ValidationError(f"{algo.value} hash {body[:80]!r} is not {size} bytes in hex, nixbase32 or base64")
+
+    @classmethod
+    def of(cls, algo: HashAlgo, data: bytes) -> NixHash:
+        h = algo.new()
+        h.update(data)
+        return cls(algo, h.digest())
+
+    def nix32(self) -> str:
+        """The form narinfos, CA fields and fingerprints use: `algo:<nixbase32>`."""
+        return f"{self.algo.value}:{nixbase32.encode(self.digest)}"
+
+    def base16(self) -> str:
+        """The form store path computations hash: `algo:<lowercase hex>`."""
+        return f"{self.algo.value}:{self.digest.hex()}"
+
+    def __str__(self) -> str:
+        return self.nix32()
+
+
+def _base64(body: str, context: str) -> bytes:
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValidationError(f"invalid base64 in hash {context[:80]!r}") from None
