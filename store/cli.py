@@ -6,13 +6,18 @@ Errors reach the user as one line and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 
 from castore import cli as castore_cli
+from castore.api import describe_node
 from castore.errors import CastoreError
+from castore.progress import byte_progress, human_bytes
 from castore.url import default_store_url
+from store import api
+from store.url import open_store
 
 
 def _store_args() -> argparse.ArgumentParser:
@@ -34,17 +39,90 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grpc+unix:///abs/socket or grpc+http://host:port")
     p.set_defaults(func=cmd_daemon)
 
+    p = sub.add_parser("import", parents=[store_args], help="add files or trees like `nix-store --add`")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("dump", parents=[store_args], help="write a store path's NAR to stdout")
+    p.add_argument("path", metavar="STORE_PATH")
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("path-info", parents=[store_args], help="show what the store knows of paths")
+    p.add_argument("--json", action="store_true", help="as JSON, like `nix path-info --json`")
+    p.add_argument("paths", nargs="+", metavar="STORE_PATH")
+    p.set_defaults(func=cmd_path_info)
+
+    p = sub.add_parser("copy", parents=[store_args], help="copy paths and closures from the local Nix store")
+    p.add_argument("paths", nargs="+", metavar="STORE_PATH")
+    p.set_defaults(func=cmd_copy)
+
     castore_cli.add_commands(sub, store_args)
     return parser
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:
     from castore.grpc_serve import run_daemon
-    from castore.grpc_server import castore_servicers
-    from castore.url import open_castore
+    from castore.grpc_server import castore_services
+    from store.grpc_server import pathinfo_services
 
-    with open_castore(args.store) as store:
-        return run_daemon(args.listen, castore_servicers(store.blobs, store.directories))
+    with open_store(args.store) as store:
+        return run_daemon(args.listen, [castore_services(store.castore.blobs, store.castore.directories),
+                                        pathinfo_services(store.pathinfo)])
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        for path in args.paths:
+            with byte_progress(f"importing {os.path.basename(path)}") as progress:
+                info = api.import_path(store, path, progress=progress)
+            print(info.store_path.absolute)
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    with open_store(args.store) as store:
+        pieces = api.dump(store, api.parse_store_path(args.path))
+        out = sys.stdout.buffer
+        for piece in pieces:
+            out.write(piece)
+        out.flush()
+    return 0
+
+
+def cmd_path_info(args: argparse.Namespace) -> int:
+    paths = [api.parse_store_path(p) for p in args.paths]
+    with open_store(args.store) as store:
+        infos = [api.path_info(store, p) for p in paths]
+    if args.json:
+        print(json.dumps([info_json(i) for i in infos], indent=2))
+    else:
+        for i in infos:
+            print(f"{i.store_path.absolute}\t{i.nar_size}\t{i.nar_hash}")
+    return 0
+
+
+def info_json(info) -> dict:
+    """The fields of `nix path-info --json`, plus the castore root."""
+    out = {"path": info.store_path.absolute, "narHash": str(info.nar_hash), "narSize": info.nar_size,
+           "references": [r.absolute for r in info.references],
+           "signatures": [str(s) for s in info.signatures],
+           "root": describe_node(info.node, with_text=False)}
+    if info.deriver:
+        out["deriver"] = info.deriver.absolute
+    if info.ca:
+        out["ca"] = info.ca.render()
+    return out
+
+
+def cmd_copy(args: argparse.Namespace) -> int:
+    paths = [api.parse_store_path(p) for p in args.paths]
+    with open_store(args.store) as store, byte_progress("copying") as progress:
+        result = api.copy_from_nix(store, paths, progress=progress)
+    for p in result.copied:
+        print(p.absolute)
+    print(f"copied {len(result.copied)} paths ({human_bytes(result.nar_bytes)} of NAR), "
+          f"{len(result.skipped)} already present", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

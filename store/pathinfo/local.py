@@ -1,0 +1,73 @@
+"""PathInfoService in the embedded store: records in the same LMDB environment as castore.
+
+Named databases: `pathinfo` (20-byte digest -> PathInfo encoding), `narhash`
+(NAR sha256 -> 20-byte digest, for NAR URLs), `narcalc` (encoded root node -> cached
+NAR size and sha256).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterator
+
+from castore.local.engine import LocalEngine
+from castore.nodes import Node, encode_node, rename
+from castore.url import CAStore
+from store.pathinfo.model import PathInfo
+from store.pathinfo.service import PathInfoService
+
+PATHINFO, NARHASH, NARCALC = "pathinfo", "narhash", "narcalc"
+LIST_PAGE = 1000
+
+
+class LocalPathInfoService(PathInfoService):
+    def __init__(self, engine: LocalEngine, castore: CAStore) -> None:
+        self._engine = engine
+        self._castore = castore
+        for name in (PATHINFO, NARHASH, NARCALC):
+            engine.db(name)
+
+    def get(self, digest: bytes) -> PathInfo | None:
+        raw = self._engine.get(PATHINFO, bytes(digest))
+        return None if raw is None else PathInfo.decode(raw)
+
+    def put(self, info: PathInfo) -> PathInfo:
+        self._engine.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
+        self._engine.put(PATHINFO, [(info.store_path.digest, info.encode())])
+        return info
+
+    def list(self) -> Iterator[PathInfo]:
+        """Pages of short read transactions, so a slow consumer holds no snapshot open."""
+        env, db = self._engine.env, self._engine.db(PATHINFO)
+        after = b""
+        while True:
+            with env.begin(db=db, buffers=False) as txn:
+                cursor = txn.cursor()
+                found = cursor.set_range(after)
+                page = []
+                while found and len(page) < LIST_PAGE:
+                    if cursor.key() != after:
+                        page.append((cursor.key(), cursor.value()))
+                    found = cursor.next()
+            if not page:
+                return
+            after = page[-1][0]
+            yield from (PathInfo.decode(v) for _, v in page)
+
+    def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
+        digest = self._engine.get(NARHASH, bytes(nar_sha256))
+        return None if digest is None else self.get(digest)
+
+    def calculate_nar(self, node: Node) -> tuple[int, bytes]:
+        from store.nar.render import calculate_nar
+
+        root = rename(node, b"")
+        key = encode_node(root)
+        if (raw := self._engine.get(NARCALC, key)) is not None:
+            return struct.unpack_from("<Q", raw)[0], raw[8:]
+        size, sha256 = calculate_nar(self._castore, root)
+        self._engine.put(NARCALC, [(key, struct.pack("<Q", size) + sha256)])
+        return size, sha256
+
+    def close(self) -> None:
+        self._engine.close()

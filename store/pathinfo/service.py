@@ -1,0 +1,34 @@
+"""The PathInfoService interface: what every path-info backend offers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+from castore.nodes import Node
+from store.pathinfo.model import PathInfo
+
+
+class PathInfoService(ABC):
+    @abstractmethod
+    def get(self, digest: bytes) -> PathInfo | None:
+        """By the 20-byte digest of the store path; None when unknown."""
+
+    @abstractmethod
+    def put(self, info: PathInfo) -> PathInfo:
+        """Store (replacing an earlier record of the same path); returns what was stored."""
+
+    @abstractmethod
+    def list(self) -> Iterator[PathInfo]:
+        """Every path info, in no particular order."""
+
+    @abstractmethod
+    def calculate_nar(self, node: Node) -> tuple[int, bytes]:
+        """NAR size and sha256 of a root node (its name is ignored)."""
+
+    def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
+        """A path whose NAR has this sha256 (for NAR URLs); default: a scan."""
+        return next((i for i in self.list() if i.nar_sha256 == nar_sha256), None)
+
+    def close(self) -> None:
+        """Release connections and files."""

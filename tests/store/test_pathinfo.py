@@ -1,0 +1,159 @@
+"""PathInfo validation and the PathInfoService backends, including over a real gRPC server."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from pathlib import Path
+
+import grpc
+import pytest
+
+from castore.digest import EMPTY_DIGEST
+from castore.errors import ValidationError
+from castore.grpc_serve import serve
+from castore.grpc_server import castore_services
+from castore.ingest import import_path
+from castore.nodes import DirectoryNode, FileNode, SymlinkNode
+from store.contentaddress import ContentAddress
+from store.grpc_server import pathinfo_services
+from store.pathinfo.model import PathInfo
+from store.proto import pathinfo_pb2, rpc_pathinfo_pb2, rpc_pathinfo_pb2_grpc
+from store.signing import SecretKey
+from store.storepath import StorePath
+from store.url import open_store
+
+REF = StorePath.from_basename("00bgd045z0d4icpbc2yyz4gx48ak44la-dep")
+DRV = StorePath.from_basename("0g78smhdlirplinc5v7fxwmxr731rgx4-thing.drv")
+PATH = StorePath.from_basename("7nn1mg7sbg5c7rs9nzcfks9almxk6m5x-test")
+SHA = hashlib.sha256(b"nar").digest()
+
+
+def sample(**kw) -> PathInfo:
+    key = SecretKey.generate("test-1")
+    args = dict(store_path=PATH, node=FileNode(b"", EMPTY_DIGEST, 0), nar_size=112, nar_sha256=SHA,
+                references=(REF, PATH), deriver=DRV,
+                ca=ContentAddress.parse("fixed:r:sha256:1b4sb93wp679q4zx9k1ignby1yna3z7c4c2ri3wphylbc2dwsys0"))
+    args.update(kw)
+    info = PathInfo(**args)
+    return info.with_signatures((key.sign(info.fingerprint()),))
+
+
+def test_proto_roundtrip_keeps_everything():
+    info = sample()
+    again = PathInfo.decode(info.encode())
+    assert again == info
+    assert again.node.name == PATH.basename.encode()
+    msg = info.to_proto()
+    assert msg.narinfo.deriver.name == "thing"  # tvix omits the .drv suffix
+    assert list(msg.references) == [REF.digest, PATH.digest]
+
+
+def corrupt(mutate) -> bytes:
+    msg = sample().to_proto()
+    mutate(msg)
+    return msg.SerializeToString()
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda m: m.ClearField("narinfo"), "no narinfo"),
+    (lambda m: m.ClearField("node"), "no node"),
+    (lambda m: m.references.append(b"x" * 20), "references but"),
+    (lambda m: m.references.__setitem__(0, b"short"), "20 bytes"),
+    (lambda m: m.references.__setitem__(0, PATH.digest), "does not match"),
+    (lambda m: m.narinfo.reference_names.__setitem__(0, "not a basename"), "basename"),
+    (lambda m: m.node.file.__setattr__("name", b"no-digest"), "basename"),
+    (lambda m: m.narinfo.__setattr__("nar_sha256", b"x" * 20), "32 bytes"),
+    (lambda m: m.narinfo.signatures[0].__setattr__("data", b"x" * 10), "64 bytes"),
+    (lambda m: m.narinfo.ca.__setattr__("digest", b"x" * 5), "bytes"),
+    (lambda m: m.narinfo.deriver.__setattr__("digest", b"x" * 3), "20 bytes"),
+])
+def test_invalid_pathinfos_are_rejected(mutate, reason):
+    with pytest.raises(ValidationError, match=reason):
+        PathInfo.decode(corrupt(mutate))
+
+
+@pytest.fixture(params=["memory", "local"])
+def store(request, tmp_path):
+    url = "memory://" if request.param == "memory" else f"local://{tmp_path}/store"
+    with open_store(url) as s:
+        yield s
+
+
+def test_put_get_list(store):
+    info = sample()
+    assert store.pathinfo.get(PATH.digest) is None
+    store.pathinfo.put(info)
+    assert store.pathinfo.get(PATH.digest) == info
+    assert list(store.pathinfo.list()) == [info]
+    assert store.pathinfo.get_by_nar_sha256(SHA) == info
+
+
+def test_calculate_nar_matches_the_vectors(store, vectors, tmp_path):
+    f = tmp_path / "hello"
+    f.write_bytes(b"Hello World!")
+    node, _ = import_path(store.castore, f)
+    nars = {v["what"]: v for v in vectors["nars"]}
+    size, sha = store.pathinfo.calculate_nar(node)
+    assert (size, sha.hex()) == (nars["regular file 'Hello World!'"]["size"],
+                                 nars["regular file 'Hello World!'"]["sha256"])
+    assert store.pathinfo.calculate_nar(node) == (size, sha)  # cached
+    link = SymlinkNode(b"", b"/nix/store/somewhereelse")
+    assert store.pathinfo.calculate_nar(link)[1].hex() == nars["symlink -> /nix/store/somewhereelse"]["sha256"]
+
+
+_ports = itertools.count()
+
+
+@pytest.fixture(params=["memory", "local"])
+def remote(request, tmp_path):
+    """A real daemon-style gRPC server on a unix socket, and a store opened through it."""
+    url = "memory://" if request.param == "memory" else f"local://{tmp_path}/store"
+    backend = open_store(url)
+    sock = tmp_path / f"d{next(_ports)}.sock"
+    server = serve(f"grpc+unix://{sock}", [castore_services(backend.castore.blobs, backend.castore.directories),
+                                          pathinfo_services(backend.pathinfo)])
+    try:
+        with open_store(f"grpc+unix://{sock}") as client:
+            yield backend, client, f"unix://{sock}"
+    finally:
+        server.stop(0)
+        backend.close()
+
+
+def test_grpc_roundtrip_including_calculate_nar(remote, zoo):
+    backend, client, _ = remote
+    node, _ = import_path(client.castore, zoo)
+    info = sample(node=node)
+    client.pathinfo.put(info)
+    assert client.pathinfo.get(PATH.digest) == info
+    assert backend.pathinfo.get(PATH.digest) == info
+    assert client.pathinfo.get(REF.digest) is None
+    assert [i.store_path for i in client.pathinfo.list()] == [PATH]
+    assert client.pathinfo.calculate_nar(node) == backend.pathinfo.calculate_nar(node)
+
+
+def test_grpc_statuses(remote):
+    _, _, target = remote
+    for package in ("tvix", "snix"):
+        with grpc.insecure_channel(target) as channel:
+            get = channel.unary_unary(f"/{package}.store.v1.PathInfoService/Get",
+                                      request_serializer=rpc_pathinfo_pb2.GetPathInfoRequest.SerializeToString,
+                                      response_deserializer=pathinfo_pb2.PathInfo.FromString)
+            with pytest.raises(grpc.RpcError) as e:
+                get(rpc_pathinfo_pb2.GetPathInfoRequest(by_output_hash=b"x" * 20))
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+            with pytest.raises(grpc.RpcError) as e:
+                get(rpc_pathinfo_pb2.GetPathInfoRequest(by_output_hash=b"x" * 3))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with grpc.insecure_channel(target) as channel:
+        stub = rpc_pathinfo_pb2_grpc.PathInfoServiceStub(channel)
+        bad = sample().to_proto()
+        bad.references.append(b"y" * 20)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Put(bad)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "reference" in e.value.details()
+        named = sample().to_proto().node
+        with pytest.raises(grpc.RpcError) as e:
+            stub.CalculateNAR(named)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
