@@ -1,0 +1,110 @@
+"""DirectoryService client of a remote `tvix.castore.v1.DirectoryService`.
+
+Every received message is parsed into a validated Directory and accepted only if it was
+asked for (the root) or referenced by one received before it: a server cannot slip in
+directories nobody wanted.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+import grpc
+
+from castore.digest import B3Digest
+from castore.directories.service import DirectoryService
+from castore.errors import CorruptionError, NotFoundError
+from castore.grpc_common import channels, rpc_errors
+from castore.nodes import Directory
+from castore.proto import castore_pb2
+from castore.proto import rpc_directory_pb2 as pb
+from castore.proto.rpc_directory_pb2_grpc import DirectoryServiceStub
+
+
+class GrpcDirectoryService(DirectoryService):
+    """Directories of the daemon at a grpcio `target` (`unix:///sock`, `host:port`)."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._channel: grpc.Channel | None = channels.acquire(target)
+        self._stub = DirectoryServiceStub(self._channel)
+
+    def get(self, digest: B3Digest) -> Directory | None:
+        try:
+            received = list(self._get(digest, recursive=False))
+        except NotFoundError:
+            return None
+        if len(received) != 1 or received[0].digest != digest:
+            raise CorruptionError(f"{self._target} answered Get {digest} with {len(received)} "
+                                  "messages or the wrong directory")
+        return received[0]
+
+    def get_recursive(self, digest: B3Digest) -> Iterator[Directory]:
+        """One server-side recursive stream, each message checked against what was referenced."""
+        expected = {bytes(digest)}
+        received: set[bytes] = set()
+        try:
+            for directory in self._get(digest, recursive=True):
+                key = bytes(directory.digest)
+                if key not in expected:
+                    raise CorruptionError(f"{self._target} sent directory {directory.digest}, "
+                                          f"which nothing received so far refers to")
+                if key in received:
+                    continue
+                received.add(key)
+                expected.update(bytes(c.digest) for c in directory.directories)
+                yield directory
+        except NotFoundError:
+            if received:
+                raise
+            return  # an unknown root: some servers say NOT_FOUND instead of an empty stream
+        if received and received != expected:
+            raise NotFoundError(f"{self._target} omitted {len(expected - received)} directories "
+                                f"below {digest}")
+
+    def put(self, directories: Iterable[Directory]) -> B3Digest:
+        source = _Source(directories)
+        try:
+            with rpc_errors(self._target):
+                response = self._stub.Put(source.messages())
+        except Exception:
+            if source.error is not None:
+                raise source.error from None
+            raise
+        root = B3Digest(response.root_digest)
+        if root != source.last:
+            raise CorruptionError(f"{self._target} stored root {root}, but we sent {source.last} last")
+        return root
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel = None
+            channels.release(self._target)
+
+    def _get(self, digest: B3Digest, recursive: bool) -> Iterator[Directory]:
+        call = self._stub.Get(pb.GetDirectoryRequest(digest=B3Digest(digest), recursive=recursive))
+        try:
+            with rpc_errors(self._target):
+                for message in call:
+                    yield Directory.from_proto(message)
+        finally:
+            call.cancel()
+
+
+class _Source:
+    """The request stream of a Put. gRPC swallows an exception raised by a request
+    iterator (the call just fails), so the caller's own error is kept to re-raise."""
+
+    def __init__(self, directories: Iterable[Directory]) -> None:
+        self._directories = directories
+        self.error: BaseException | None = None
+        self.last: B3Digest | None = None
+
+    def messages(self) -> Iterator[castore_pb2.Directory]:
+        try:
+            for directory in self._directories:
+                self.last = directory.digest
+                yield directory.to_proto()
+        except Exception as e:
+            self.error = e
+            raise

@@ -1,0 +1,92 @@
+"""What castore's gRPC server and clients share: the error <-> status table, sizes, channels.
+
+Errors cross the wire in one place: the server turns a CastoreError into a status with
+`status_for`, a client turns a status back into the same kind of error with `error_from`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator
+
+import grpc
+
+from castore.errors import (BackendError, CastoreError, CorruptionError, NotFoundError,
+                            ValidationError)
+
+MESSAGE_CHUNK = 1 << 20
+"""Largest data payload we put in one message: well below the 4 MiB other peers accept."""
+
+MAX_MESSAGE = 64 << 20
+"""Receive/send limit we configure, so a peer's larger messages never fail a call."""
+
+CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+)
+
+_STATUS_OF_ERROR: tuple[tuple[type[CastoreError], grpc.StatusCode], ...] = (
+    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (CorruptionError, grpc.StatusCode.DATA_LOSS),
+    (BackendError, grpc.StatusCode.UNAVAILABLE),
+)
+_ERROR_OF_STATUS = {code: error for error, code in _STATUS_OF_ERROR}
+
+
+def status_for(error: CastoreError) -> grpc.StatusCode:
+    """The status a server answers with for a castore error."""
+    for kind, code in _STATUS_OF_ERROR:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def error_from(error: grpc.RpcError, target: str) -> CastoreError:
+    """The castore error a client raises for a failed call (unknown statuses: BackendError)."""
+    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    kind = _ERROR_OF_STATUS.get(code, BackendError)
+    if kind is BackendError:
+        return BackendError(f"gRPC {target}: {code.name}: {details}")
+    return kind(details)
+
+
+@contextlib.contextmanager
+def rpc_errors(target: str) -> Iterator[None]:
+    """Re-raise a failed call as its castore error."""
+    try:
+        yield
+    except grpc.RpcError as e:
+        raise error_from(e, target) from None
+
+
+class SharedChannels:
+    """One channel per target per process, counted: the last release closes it.
+
+    A blob and a directory client opened from the same URL then share one connection.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._channels: dict[str, tuple[grpc.Channel, int]] = {}
+
+    def acquire(self, target: str) -> grpc.Channel:
+        with self._lock:
+            channel, users = self._channels.get(target) or (
+                grpc.insecure_channel(target, options=CHANNEL_OPTIONS), 0)
+            self._channels[target] = (channel, users + 1)
+            return channel
+
+    def release(self, target: str) -> None:
+        with self._lock:
+            channel, users = self._channels[target]
+            if users > 1:
+                self._channels[target] = (channel, users - 1)
+                return
+            del self._channels[target]
+        channel.close()
+
+
+channels = SharedChannels()
