@@ -1,0 +1,76 @@
+"""NAR -> castore: one streaming pass turns a NAR into blobs and a directory closure.
+
+File contents flow from the NAR straight into blob writers in bounded pieces, so
+memory stays bounded whatever the NAR's size. Directories are only collected while
+parsing and put as one leaves-first closure after the reader has checked the whole
+stream: a malformed NAR leaves no directory behind (the blobs it already wrote are
+content-addressed orphans, harmless).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from castore.blobs.service import BlobService
+from castore.digest import B3Digest
+from castore.nodes import Directory, FileNode, Node, SymlinkNode
+from castore.url import CAStore
+from store.nar import DirectoryEnd, DirectoryStart, Entry, RegularFile, SupportsRead, Symlink
+from store.nar.reader import HashingReader, read_nar
+
+PIECE_SIZE = 1 << 20  # file contents move from the NAR to a blob writer in pieces of at most this
+
+
+@dataclass(frozen=True, slots=True)
+class NarIngestResult:
+    """The root node (empty name) and what Nix calls NarSize and NarHash."""
+
+    node: Node
+    nar_size: int
+    nar_sha256: bytes
+
+
+def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
+    """Import the NAR read from `source`; raises NarError when it is malformed.
+
+    `source` must hold exactly one NAR: trailing bytes are an error.
+    """
+    hashing = HashingReader(source)
+    directories: list[Directory] = []  # leaves first: a directory is finished after its children
+    open_dirs: list[tuple[bytes, list[Node]]] = []  # per open directory: its name and its children
+    name = b""  # the name of the node the next event describes; the root's is empty
+    root: Node | None = None
+    with store.batch():
+        for event in read_nar(hashing):
+            if isinstance(event, Entry):
+                name = event.name
+                continue
+            if isinstance(event, DirectoryStart):
+                open_dirs.append((name, []))
+                continue
+            if isinstance(event, RegularFile):
+                node: Node = FileNode(name, _upload(store.blobs, event), event.size, event.executable)
+            elif isinstance(event, Symlink):
+                node = SymlinkNode(name, event.target)
+            else:
+                assert isinstance(event, DirectoryEnd)
+                dir_name, children = open_dirs.pop()
+                directory = Directory.of(children)
+                directories.append(directory)
+                node = directory.as_node(dir_name)
+            if open_dirs:
+                open_dirs[-1][1].append(node)
+            else:
+                root = node
+        assert root is not None  # read_nar ends only after a complete root node
+        if directories:
+            store.directories.put(directories)
+    return NarIngestResult(root, hashing.size, hashing.sha256)
+
+
+def _upload(blobs: BlobService, event: RegularFile) -> B3Digest:
+    """Stream one file's contents into a new blob; an error part-way aborts the writer."""
+    with blobs.open_write() as writer:
+        while piece := event.contents.read(PIECE_SIZE):
+            writer.write(piece)
+        return writer.close()

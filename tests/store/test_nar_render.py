@@ -1,0 +1,104 @@
+"""castore -> NAR: byte-identical to `nix-store --dump`, hashed like `nix-hash`, missing data named."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from castore.blobs.memory import MemoryBlobService
+from castore.digest import B3Digest
+from castore.errors import NotFoundError
+from castore.ingest import import_path
+from castore.nodes import Directory, DirectoryNode
+from castore.url import CAStore
+from store import nixbase32
+from store.nar import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
+from store.nar.render import calculate_nar, nar_events, render_nar
+from tests.store.castores import ROOT_KINDS, RecordingDirectories, castore, make_root  # noqa: F401
+from tests.store.nixtool import interop, nix
+
+
+def render(store: CAStore, node) -> bytes:
+    return b"".join(render_nar(store, node))
+
+
+@interop
+@pytest.mark.parametrize("kind", ROOT_KINDS)
+def test_render_is_byte_identical_to_nix_store_dump(castore, tmp_path: Path, kind: str):
+    """Compares with `nix-store --dump` of the imported tree, for every kind of root."""
+    path = make_root(kind, tmp_path)
+    node, _ = import_path(castore, path)
+    assert render(castore, node) == nix("nix-store", "--dump", str(path))
+
+
+@interop
+def test_calculate_nar_equals_nix_hash_and_the_dump_size(castore, zoo: Path):
+    """Compares NarHash with `nix-hash --type sha256 --base32` and NarSize with the dump's length."""
+    node, _ = import_path(castore, zoo)
+    size, sha256 = calculate_nar(castore, node)
+    assert size == len(nix("nix-store", "--dump", str(zoo)))
+    assert nixbase32.encode(sha256) == nix("nix-hash", "--type", "sha256", "--base32", str(zoo)).decode().strip()
+
+
+def test_events_list_entries_in_name_order_across_kinds(tmp_path: Path):
+    store = CAStore(MemoryBlobService(), RecordingDirectories())
+    root = tmp_path / "root"
+    (root / "b-dir").mkdir(parents=True)
+    (root / "a-file").write_bytes(b"a")
+    (root / "c-link").symlink_to("a-file")
+    node, _ = import_path(store, root)
+    events = list(nar_events(store, node))
+    assert [type(e) for e in events] == [type(DIRECTORY_START), Entry, RegularFile, Entry, type(DIRECTORY_START),
+                                         type(DIRECTORY_END), Entry, Symlink, type(DIRECTORY_END)]
+    assert [e.name for e in events if isinstance(e, Entry)] == [b"a-file", b"b-dir", b"c-link"]
+
+
+def test_calculate_nar_hashes_what_render_produces(zoo: Path):
+    store = CAStore(MemoryBlobService(), RecordingDirectories())
+    node, _ = import_path(store, zoo)
+    data = render(store, node)
+    assert calculate_nar(store, node) == (len(data), hashlib.sha256(data).digest())
+
+
+def test_the_closure_is_fetched_once_by_one_recursive_get(zoo: Path):
+    directories = RecordingDirectories()
+    store = CAStore(MemoryBlobService(), directories)
+    node, _ = import_path(store, zoo)
+    render(store, node)
+    assert directories.recursive_gets == 1
+    assert sorted(directories.gets) == sorted(d.digest for d in directories.get_recursive(node.digest))
+
+
+class ShallowDirectories(RecordingDirectories):
+    """A service whose recursive get stops at the root, as a lazy remote might."""
+
+    def get_recursive(self, digest: B3Digest) -> Iterator[Directory]:
+        return iter([d for d in [self.get(digest)] if d is not None])
+
+
+def test_directories_a_recursive_get_left_out_are_fetched_one_by_one(zoo: Path):
+    full = CAStore(MemoryBlobService(), RecordingDirectories())
+    shallow = CAStore(MemoryBlobService(), ShallowDirectories())
+    node, _ = import_path(full, zoo)
+    assert import_path(shallow, zoo)[0] == node
+    assert render(shallow, node) == render(full, node)
+
+
+def test_a_missing_blob_is_named(zoo: Path):
+    store = CAStore(MemoryBlobService(), RecordingDirectories())
+    node, _ = import_path(store, zoo)
+    without_blobs = CAStore(MemoryBlobService(), store.directories)
+    leaf = store.directories.get(node.digest).files[0]
+    with pytest.raises(NotFoundError, match=re.escape(f"blob {leaf.digest}")):
+        render(without_blobs, node)
+
+
+def test_a_missing_directory_is_named():
+    store = CAStore(MemoryBlobService(), RecordingDirectories())
+    absent = Directory.of([DirectoryNode(b"child", B3Digest.of(b"nothing"), 0)]).as_node()
+    with pytest.raises(NotFoundError, match=re.escape(f"directory {absent.digest}")):
+        render(store, absent)
