@@ -1,0 +1,215 @@
+"""The local blob backend: blobs as FastCDC chunk lists in the embedded engine.
+
+A blob that is one chunk is stored as that chunk alone (its digest is the chunk's), so
+the many small files of a tree cost one record each. A blob of several chunks also gets
+a record in `blobs`: its size and chunk list, which stat reports and readers seek in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import io
+import itertools
+import struct
+
+import blake3
+
+from castore.blobs.service import BlobService, BlobStat, BlobWriter, ChunkMeta
+from castore.digest import B3Digest
+from castore.errors import CorruptionError
+from castore.local.chunker import StreamChunker
+from castore.local.engine import BLOBS, LocalEngine
+
+_SIZE = struct.Struct("<Q")
+_ENTRY = struct.Struct("<32sI")
+
+
+def encode_chunk_list(size: int, chunks: list[tuple[bytes, int]]) -> bytes:
+    return _SIZE.pack(size) + b"".join(_ENTRY.pack(d, n) for d, n in chunks)
+
+
+def decode_chunk_list(digest: bytes, data: bytes) -> list[ChunkMeta]:
+    (size,) = _SIZE.unpack_from(data)
+    chunks = [ChunkMeta(B3Digest(d), n) for d, n in _ENTRY.iter_unpack(memoryview(data)[_SIZE.size:])]
+    if sum(c.size for c in chunks) != size:
+        raise CorruptionError(f"chunk list of blob {B3Digest(digest)} does not add up to its size {size}")
+    return chunks
+
+
+class LocalBlobService(BlobService):
+    """Takes over one reference to `engine` (see LocalEngine.open); close() releases it."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self._engine: LocalEngine | None = engine
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            raise ValueError("blob service is closed")
+        return self._engine
+
+    def has(self, digest: B3Digest) -> bool:
+        return self.engine.contains(BLOBS, digest) or self.engine.has_chunk(digest)
+
+    def stat(self, digest: B3Digest) -> BlobStat | None:
+        chunks = self._chunks(digest)
+        if chunks is None:
+            return None
+        return BlobStat(sum(c.size for c in chunks), tuple(chunks) if len(chunks) > 1 else ())
+
+    def open_read(self, digest: B3Digest) -> BlobReader | None:
+        chunks = self._chunks(digest)
+        return None if chunks is None else BlobReader(self.engine, chunks)
+
+    def open_write(self) -> LocalBlobWriter:
+        return LocalBlobWriter(self.engine)
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The engine's batch: blob and directory writes share it."""
+        return self.engine.batch()
+
+    def stored_bytes(self) -> int:
+        return self.engine.stored_bytes()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine, engine = None, self._engine
+            engine.close()
+
+    def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
+        """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself."""
+        digest = B3Digest(digest)
+        record = self.engine.get(BLOBS, digest)
+        if record is not None:
+            return decode_chunk_list(digest, record)
+        length = self.engine.chunk_length(digest)
+        return None if length is None else [ChunkMeta(digest, length)]
+
+
+class LocalBlobWriter(BlobWriter):
+    """Chunks, hashes and queues data as it arrives: memory stays bounded whatever the size."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self._engine = engine
+        self._chunker = StreamChunker(engine.params)
+        self._hasher = blake3.blake3()
+        self._chunks: list[tuple[bytes, int]] = []
+        self._size = 0
+        self._digest: B3Digest | None = None
+        self._aborted = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._digest is not None or self._aborted:
+            raise ValueError("write to a closed blob writer")
+        for chunk in self._chunker.feed(data):
+            self._store(chunk)
+        return len(data)
+
+    def close(self) -> B3Digest:
+        """The digest; the blob is durable on return unless a batch is open."""
+        if self._aborted:
+            raise ValueError("close of an aborted blob writer")
+        if self._digest is not None:
+            return self._digest
+        tail = self._chunker.finish()
+        if not self._chunks and len(tail) <= 1:
+            data = tail[0] if tail else b""
+            digest = B3Digest.of(data)
+            self._engine.add_chunk(digest, data)
+        else:
+            for chunk in tail:
+                self._store(chunk)
+            digest = B3Digest(self._hasher.digest())
+            if not self._engine.contains(BLOBS, digest):
+                self._engine.stage(BLOBS, [(digest, encode_chunk_list(self._size, self._chunks))])
+        self._engine.settle()
+        self._digest = digest
+        return digest
+
+    def abort(self) -> None:
+        """Drop what was buffered; chunks already queued stay as unreferenced chunks."""
+        self._aborted = True
+        self._chunker = StreamChunker(self._engine.params)
+        self._chunks = []
+
+    def _store(self, chunk: bytes) -> None:
+        digest = blake3.blake3(chunk).digest()
+        self._hasher.update(chunk)
+        self._engine.add_chunk(digest, chunk)
+        self._chunks.append((digest, len(chunk)))
+        self._size += len(chunk)
+
+
+class BlobReader(io.RawIOBase):
+    """A seekable reader over a chunk list: a read fetches (and verifies) only the chunks it covers."""
+
+    def __init__(self, engine: LocalEngine, chunks: list[ChunkMeta]) -> None:
+        super().__init__()
+        self._engine = engine
+        self._chunks = chunks
+        self._starts = list(itertools.accumulate((c.size for c in chunks), initial=0))
+        self._size = self._starts[-1]
+        self._pos = 0
+        self._current: tuple[int, bytes] = (-1, b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        self._check_open()
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._check_open()
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}.get(whence)
+        if base is None:
+            raise ValueError(f"invalid whence {whence}")
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_open()
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        parts = []
+        while self._pos < end:
+            data, start = self._chunk_at(self._pos)
+            piece = data[self._pos - start:min(end, start + len(data)) - start]
+            parts.append(piece)
+            self._pos += len(piece)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def readall(self) -> bytes:
+        return self.read()
+
+    def readinto(self, buffer) -> int:
+        with memoryview(buffer) as view, view.cast("B") as out:
+            data = self.read(len(out))
+            out[:len(data)] = data
+            return len(data)
+
+    def close(self) -> None:
+        self._current = (-1, b"")
+        super().close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on a closed blob reader")
+
+    def _chunk_at(self, pos: int) -> tuple[bytes, int]:
+        """The chunk holding byte `pos` and its start; the last one is kept for small reads."""
+        index = bisect.bisect_right(self._starts, pos) - 1
+        if self._current[0] != index:
+            meta = self._chunks[index]
+            data = self._engine.read_chunk(meta.digest)
+            if data is None:
+                raise CorruptionError(f"chunk {meta.digest} of a blob is missing from the store")
+            if len(data) != meta.size:
+                raise CorruptionError(f"chunk {meta.digest} has {len(data)} bytes, its blob lists {meta.size}")
+            self._current = (index, data)
+        return self._current[1], self._starts[index]

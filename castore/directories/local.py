@@ -1,0 +1,66 @@
+"""The local directory backend: canonical encodings stored as chunks of the engine.
+
+A directory's digest is the BLAKE3 of its encoding, exactly as a chunk's, so directories
+share the chunk path: compressed with their neighbours in pack frames (a tree's many small
+directories compress well together and keep the LMDB index small), verified on every
+read, made durable by the same commit. Content addressing makes this unambiguous: a
+stored chunk whose bytes decode to a canonical directory with that digest is that
+directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable
+
+from castore.digest import B3Digest
+from castore.directories.closure import ClosureValidator
+from castore.directories.service import DirectoryService
+from castore.errors import ValidationError
+from castore.local.engine import LocalEngine
+from castore.nodes import Directory
+
+
+class LocalDirectoryService(DirectoryService):
+    """Takes over one reference to `engine` (see LocalEngine.open); close() releases it."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self._engine: LocalEngine | None = engine
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            raise ValueError("directory service is closed")
+        return self._engine
+
+    def get(self, digest: B3Digest) -> Directory | None:
+        """One directory; None when unknown or when the digest names a blob that is not one."""
+        digest = B3Digest(digest)
+        data = self.engine.read_chunk(digest)  # verified against the digest
+        if data is None:
+            return None
+        try:
+            directory = Directory.decode(data)
+        except ValidationError:
+            return None
+        return directory if directory.digest == digest else None
+
+    def put(self, directories: Iterable[Directory]) -> B3Digest:
+        """Validate the whole closure, then store it in one commit (or the open batch)."""
+        validator = ClosureValidator()
+        for directory in directories:
+            validator.add(directory)
+        root, order = validator.finish()
+        for directory in order:
+            self.engine.add_chunk(directory.digest, directory.encoded)
+        self.engine.settle()
+        return root
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The engine's batch: blob and directory writes share it."""
+        return self.engine.batch()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine, engine = None, self._engine
+            engine.close()

@@ -1,0 +1,251 @@
+"""The embedded store engine: one LMDB environment and the pack files of one store directory.
+
+It owns what makes the store consistent and durable, for every layer that keeps
+records here (blobs, directories, and path infos of the Nix layer):
+- writes are staged, then committed as one LMDB transaction after the pack data they
+  point at is synced, so a crash at any moment loses nothing acknowledged;
+- a batch (re-entrant, shared by every thread of the process) delays the commit to the
+  outermost exit, or until the staged work passes a bound, so bulk imports sync rarely;
+- staged records are visible to readers of this process before they are committed.
+
+LMDB allows one Environment per path per process, so `LocalEngine.open` hands out a
+shared, reference-counted instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import Iterable, Iterator
+
+import lmdb
+
+from castore.errors import BackendError
+from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
+from castore.local.frames import FrameReader, FrameWriter, Location
+from castore.local.packs import PackFiles
+
+FORMAT = b"cairn-local-1"
+MAP_SIZE = 1 << 40  # address space only: the file grows as needed
+MAX_DBS = 16
+CHUNKS, BLOBS, META = "chunks", "blobs", "meta"
+CONTENT_ADDRESSED = frozenset({CHUNKS, BLOBS})
+"""Records whose value is fixed by their key: an existing one is never rewritten."""
+COMMIT_BYTES = 64 * 1024 * 1024
+COMMIT_RECORDS = 20_000
+"""A batch commits early past either bound, keeping memory and unsynced data bounded."""
+
+
+class StoreFormatError(BackendError):
+    """The store was created with a format or chunking this code does not produce."""
+
+
+class LocalEngine:
+    _instances: dict[tuple[int, str], LocalEngine] = {}
+    _instances_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str) -> LocalEngine:
+        """The process's engine for the store at `path`, created on first use; close() releases it."""
+        path = os.path.realpath(path)
+        key = (os.getpid(), path)  # an engine inherited through fork() must not be reused
+        with cls._instances_lock:
+            engine = cls._instances.get(key)
+            if engine is None:
+                engine = cls._instances[key] = cls(path)
+            engine._refs += 1
+            return engine
+
+    def __init__(self, path: str, params: ChunkingParams = DEFAULT_PARAMS) -> None:
+        self.path = path
+        self.params = params
+        os.makedirs(path, exist_ok=True)
+        self.env = lmdb.open(os.path.join(path, "meta"), map_size=MAP_SIZE, max_dbs=MAX_DBS)
+        self._dbs: dict[str, lmdb._Database] = {}
+        self._dbs_lock = threading.Lock()
+        try:
+            for name in (CHUNKS, BLOBS):
+                self.db(name)
+            self._check_format()
+        except BaseException:
+            self.env.close()
+            raise
+        self.packs = PackFiles(os.path.join(path, "packs"))
+        self._frames = FrameWriter(self.packs, self._chunks_written)
+        self._reader = FrameReader(self.packs)
+        self._refs = 0
+        self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._depth = 0
+        self._staged: dict[str, dict[bytes, bytes]] = {}
+        self._committing: dict[str, dict[bytes, bytes]] = {}
+        self._staged_records = 0
+        self._staged_bytes = 0
+
+    # -- LMDB --------------------------------------------------------------------------
+
+    def db(self, name: str) -> lmdb._Database:
+        """A named LMDB database of this store, created on first use."""
+        handle = self._dbs.get(name)
+        if handle is not None:
+            return handle
+        with self._dbs_lock:
+            handle = self._dbs.get(name)
+            if handle is None:
+                handle = self._dbs[name] = self.env.open_db(name.encode(), create=True)
+            return handle
+
+    def _check_format(self) -> None:
+        """Record the format and chunking at creation; refuse a store made differently."""
+        expected = {b"format": FORMAT, b"chunking": self.params.describe().encode()}
+        meta = self.db(META)
+        with self.env.begin(db=meta) as txn:
+            recorded = {k: txn.get(k) for k in expected}
+        if any(v is None for v in recorded.values()):
+            with self.env.begin(db=meta, write=True) as txn:
+                for k, v in expected.items():
+                    txn.put(k, v, overwrite=False)
+                recorded = {k: txn.get(k) for k in expected}
+        for k, v in expected.items():
+            if recorded[k] != v:
+                raise StoreFormatError(
+                    f"store {self.path} was created with {k.decode()} {recorded[k].decode(errors='replace')!r}, "
+                    f"this version uses {v.decode()!r}; refusing to open it (its chunks would not match)")
+
+    # -- records -----------------------------------------------------------------------
+
+    def get(self, db: str, key: bytes) -> bytes | None:
+        """A record, staged or committed."""
+        with self._lock:
+            for view in (self._staged, self._committing):
+                value = view.get(db, {}).get(key)
+                if value is not None:
+                    return value
+        with self.env.begin(db=self.db(db), buffers=False) as txn:
+            return txn.get(key)
+
+    def contains(self, db: str, key: bytes) -> bool:
+        return self.get(db, key) is not None
+
+    def put(self, db: str, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Store records: durable on return, or when the batch that is open ends."""
+        self.stage(db, items)
+        self.settle()
+
+    def stage(self, db: str, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Add records to the next commit without committing (see settle)."""
+        with self._lock:
+            staged = self._staged.setdefault(db, {})
+            before = len(staged)
+            staged.update(items)
+            self._staged_records += len(staged) - before
+
+    def settle(self) -> None:
+        """Commit now, unless a batch is open and the staged work is still small."""
+        with self._lock:
+            defer = self._depth > 0 and self._staged_records < COMMIT_RECORDS \
+                and self._staged_bytes < COMMIT_BYTES
+        if not defer:
+            self.commit()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Stage every write of the process until the outermost batch exits, then commit them."""
+        with self._lock:
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                outermost = self._depth == 0
+            if outermost:
+                self.commit()
+
+    def commit(self) -> None:
+        """Make everything staged so far durable: pack data first, then the records naming it."""
+        with self._commit_lock:
+            with self._lock:
+                # Records first: every chunk they name is committed, staged, or pending in a
+                # frame sealed by the flush below; so flush, then take the locations.
+                self._committing = {db: recs for db, recs in self._staged.items() if db != CHUNKS}
+                for db in self._committing:
+                    del self._staged[db]
+            try:
+                self._frames.flush()
+                with self._lock:
+                    self._committing[CHUNKS] = self._staged.pop(CHUNKS, {})
+                    self._staged_records = sum(len(r) for r in self._staged.values())
+                    self._staged_bytes = 0
+                if any(self._committing.values()):
+                    self.packs.sync()
+                    self._write(self._committing)
+            finally:
+                with self._lock:
+                    self._committing = {}
+
+    def _write(self, records: dict[str, dict[bytes, bytes]]) -> None:
+        handles = {db: self.db(db) for db in records}  # opening one needs its own write txn
+        with self.env.begin(write=True) as txn:
+            for db, items in records.items():
+                overwrite = db not in CONTENT_ADDRESSED
+                for key, value in items.items():
+                    txn.put(key, value, db=handles[db], overwrite=overwrite)
+
+    # -- chunks ------------------------------------------------------------------------
+
+    def add_chunk(self, digest: bytes, data: bytes) -> None:
+        """Store a chunk once; it becomes durable with the next commit."""
+        if self.chunk_location(digest) is not None:
+            return
+        with self._lock:
+            self._staged_bytes += len(data)
+        self._frames.add(digest, data)
+
+    def has_chunk(self, digest: bytes) -> bool:
+        return self._frames.pending(digest) is not None or self.chunk_location(digest) is not None
+
+    def chunk_length(self, digest: bytes) -> int | None:
+        pending = self._frames.pending(digest)
+        if pending is not None:
+            return len(pending)
+        location = self.chunk_location(digest)
+        return None if location is None else location.length
+
+    def read_chunk(self, digest: bytes) -> bytes | None:
+        """A chunk's bytes, verified against its digest; None when unknown."""
+        # Pending first: a chunk leaves `pending` only after its location is staged.
+        pending = self._frames.pending(digest)
+        if pending is not None:
+            return pending
+        location = self.chunk_location(digest)
+        return None if location is None else self._reader.read(digest, location)
+
+    def chunk_location(self, digest: bytes) -> Location | None:
+        raw = self.get(CHUNKS, digest)
+        return None if raw is None else Location.decode(raw)
+
+    def _chunks_written(self, locations: dict[bytes, Location]) -> None:
+        self.stage(CHUNKS, ((d, loc.encode()) for d, loc in locations.items()))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def stored_bytes(self) -> int:
+        """Bytes of pack files (compressed, deduplicated data)."""
+        return self.packs.total_bytes()
+
+    def close(self) -> None:
+        """Release one reference; the last one commits what is staged and closes everything."""
+        with self._instances_lock:
+            self._refs -= 1
+            if self._refs > 0:
+                return
+            self._instances.pop((os.getpid(), self.path), None)
+        try:
+            self.commit()
+        finally:
+            self._frames.shutdown()
+            self._reader.clear()
+            self.packs.close()
+            self.env.close()

@@ -1,0 +1,244 @@
+"""The local blob backend: round trips at chunking edges, dedup, seeking, chunk reads, corruption."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from castore.blobs.local import LocalBlobService
+from castore.digest import EMPTY_DIGEST, B3Digest
+from castore.errors import CorruptionError
+from castore.local.chunker import DEFAULT_PARAMS
+from castore.local.engine import LocalEngine, StoreFormatError
+from castore.local.frames import Location
+from castore.local.packs import SUFFIX
+
+MiB = 1 << 20
+MIN = DEFAULT_PARAMS.min_size
+
+
+def random_bytes(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def put(blobs: LocalBlobService, data: bytes, piece: int = 100_000) -> B3Digest:
+    with blobs.open_write() as writer:
+        for i in range(0, len(data), piece):
+            writer.write(memoryview(data)[i:i + piece])
+        return writer.close()
+
+
+def read_all(blobs: LocalBlobService, digest: B3Digest) -> bytes:
+    reader = blobs.open_read(digest)
+    assert reader is not None
+    with reader:
+        return reader.read()
+
+
+def packs_of(path: Path) -> list[Path]:
+    return sorted((path / "packs").glob("*" + SUFFIX))
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def blobs(store_path: Path) -> Iterator[LocalBlobService]:
+    service = LocalBlobService(LocalEngine.open(str(store_path)))
+    yield service
+    service.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, MIN - 1, MIN, MIN + 1, DEFAULT_PARAMS.max_size + 1, 20 * MiB])
+def test_blob_round_trips_with_its_blake3_digest(blobs: LocalBlobService, size: int) -> None:
+    data = random_bytes(size, seed=size)
+    digest = put(blobs, data)
+    assert digest == B3Digest.of(data)
+    assert blobs.has(digest)
+    assert read_all(blobs, digest) == data
+    assert blobs.stat(digest).size == size
+
+
+def test_small_blobs_are_one_piece_and_large_ones_list_chunks_summing_to_size(blobs: LocalBlobService) -> None:
+    small = put(blobs, random_bytes(MIN))
+    assert blobs.stat(small).chunks == ()
+    data = random_bytes(20 * MiB, seed=3)
+    stat = blobs.stat(put(blobs, data))
+    assert len(stat.chunks) > 100
+    assert sum(c.size for c in stat.chunks) == stat.size == len(data)
+    offset = 0
+    for chunk in stat.chunks:
+        assert chunk.digest == B3Digest.of(data[offset:offset + chunk.size])
+        offset += chunk.size
+
+
+def test_empty_blob_has_the_empty_digest(blobs: LocalBlobService) -> None:
+    assert put(blobs, b"") == EMPTY_DIGEST
+    assert blobs.stat(EMPTY_DIGEST).size == 0
+    assert read_all(blobs, EMPTY_DIGEST) == b""
+
+
+def test_unknown_digest_is_absent(blobs: LocalBlobService) -> None:
+    unknown = B3Digest.of(b"never stored")
+    assert not blobs.has(unknown)
+    assert blobs.stat(unknown) is None
+    assert blobs.open_read(unknown) is None
+
+
+def test_a_chunk_digest_opens_that_chunk(blobs: LocalBlobService) -> None:
+    data = random_bytes(3 * MiB, seed=9)
+    stat = blobs.stat(put(blobs, data))
+    offset = sum(c.size for c in stat.chunks[:5])
+    chunk = stat.chunks[5]
+    assert blobs.has(chunk.digest)
+    assert blobs.stat(chunk.digest).size == chunk.size
+    assert read_all(blobs, chunk.digest) == data[offset:offset + chunk.size]
+
+
+def test_same_data_twice_is_stored_once(blobs: LocalBlobService, store_path: Path) -> None:
+    data = random_bytes(5 * MiB, seed=4)
+    small = random_bytes(1000, seed=5)
+    first = (put(blobs, data), put(blobs, small))
+    stored = blobs.stored_bytes()
+    assert stored > 5 * MiB  # random data does not compress
+    assert (put(blobs, data, piece=77_777), put(blobs, small)) == first
+    # A blob sharing most chunks with the first adds only the chunks that differ.
+    put(blobs, data[:4 * MiB] + b"changed tail" + data[4 * MiB:])
+    assert blobs.stored_bytes() < stored + 2 * DEFAULT_PARAMS.max_size + 1000
+    assert sum(p.stat().st_size for p in packs_of(store_path)) == blobs.stored_bytes()
+
+
+def test_random_seeks_and_reads_match_the_data(blobs: LocalBlobService) -> None:
+    data = random_bytes(4 * MiB + 123, seed=6)
+    digest = put(blobs, data)
+    rnd = random.Random(7)
+    reader = blobs.open_read(digest)
+    assert reader.readable() and reader.seekable()
+    for _ in range(200):
+        pos = rnd.randrange(len(data) + 10)
+        n = rnd.choice([0, 1, 100, 4096, 70_000, 300_000])
+        assert reader.seek(pos) == pos
+        assert reader.read(n) == data[pos:pos + n]
+        assert reader.tell() == min(len(data), pos + n) if pos < len(data) else pos
+    assert reader.seek(-10, io.SEEK_END) == len(data) - 10
+    buffer = bytearray(50)
+    assert reader.readinto(buffer) == 10
+    assert bytes(buffer[:10]) == data[-10:]
+    reader.seek(1000)
+    reader.seek(500, io.SEEK_CUR)
+    assert reader.read(5) == data[1500:1505]
+    with pytest.raises(ValueError):
+        reader.seek(-1)
+
+
+def test_reader_works_through_buffered_io(blobs: LocalBlobService) -> None:
+    data = random_bytes(MiB, seed=8)
+    with io.BufferedReader(blobs.open_read(put(blobs, data))) as f:
+        f.seek(12345)
+        assert f.read(100) == data[12345:12445]
+        assert f.read() == data[12445:]
+
+
+def test_blobs_survive_closing_and_reopening(store_path: Path) -> None:
+    data = random_bytes(2 * MiB, seed=10)
+    service = LocalBlobService(LocalEngine.open(str(store_path)))
+    digests = [put(service, data), put(service, b"tiny")]
+    service.close()
+    service = LocalBlobService(LocalEngine.open(str(store_path)))
+    assert read_all(service, digests[0]) == data
+    assert read_all(service, digests[1]) == b"tiny"
+    service.close()
+
+
+def test_batched_writes_are_readable_before_and_after_the_commit(blobs: LocalBlobService, store_path: Path) -> None:
+    data = [random_bytes(n, seed=n) for n in (10, 5000, 3 * MiB)]
+    with blobs.batch():
+        digests = [put(blobs, d) for d in data]
+        assert [read_all(blobs, d) for d in digests] == data
+        with blobs.batch():  # re-entrant: only the outermost exit commits
+            digests.append(put(blobs, b"nested"))
+    blobs.close()
+    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
+    assert [read_all(reopened, d) for d in digests] == data + [b"nested"]
+    reopened.close()
+
+
+def test_aborted_writer_stores_no_blob(blobs: LocalBlobService) -> None:
+    data = random_bytes(2 * MiB, seed=11)
+    with pytest.raises(RuntimeError):
+        with blobs.open_write() as writer:
+            writer.write(data)
+            raise RuntimeError("client went away")
+    assert not blobs.has(B3Digest.of(data))
+
+
+def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
+        blobs: LocalBlobService, store_path: Path) -> None:
+    # Each write outside a batch ends its frame, so the blobs live in separate frames.
+    victim = random_bytes(10_000, seed=12)
+    clean = [random_bytes(10_000, seed=s) for s in (13, 14)]
+    before = put(blobs, clean[0])
+    target = put(blobs, victim)
+    after = put(blobs, clean[1])
+    location = blobs.engine.chunk_location(target)
+    [pack] = packs_of(store_path)
+    with open(pack, "r+b") as f:
+        f.seek(location.frame_offset + location.frame_length // 2)
+        byte = f.read(1)
+        f.seek(-1, io.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    # Fresh engine: nothing cached from the writes.
+    blobs.close()
+    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
+    with pytest.raises(CorruptionError, match=re.escape(str(target))):
+        read_all(reopened, target)
+    assert read_all(reopened, before) == clean[0]
+    assert read_all(reopened, after) == clean[1]
+    reopened.close()
+
+
+def test_a_chunk_whose_bytes_do_not_match_its_digest_is_never_returned(
+        blobs: LocalBlobService, store_path: Path) -> None:
+    # Same length, valid zstd, wrong content: only the BLAKE3 check can notice.
+    import zstandard
+
+    data = b"a" * 1000
+    digest = put(blobs, data)
+    location = blobs.engine.chunk_location(digest)
+    forged = zstandard.ZstdCompressor(level=5).compress(b"b" * 1000)
+    blobs.close()
+    [pack] = packs_of(store_path)
+    with open(pack, "ab") as f:
+        offset = f.tell()
+        f.write(forged)
+    engine = LocalEngine.open(str(store_path))
+    with engine.env.begin(db=engine.db("chunks"), write=True) as txn:
+        txn.put(digest, Location(location.pack, offset, len(forged), 0, 1000).encode())
+    reopened = LocalBlobService(engine)
+    with pytest.raises(CorruptionError, match="does not match its digest"):
+        read_all(reopened, digest)
+    reopened.close()
+
+
+def test_a_store_with_other_chunking_parameters_is_refused(store_path: Path) -> None:
+    LocalEngine.open(str(store_path)).close()
+    engine = LocalEngine.open(str(store_path))
+    with engine.env.begin(db=engine.db("meta"), write=True) as txn:
+        txn.put(b"chunking", b"fastcdc-cy-gear/1/2/3")
+    engine.close()
+    with pytest.raises(StoreFormatError, match="chunking"):
+        LocalEngine.open(str(store_path))
+
+
+def test_stored_bytes_counts_pack_files(blobs: LocalBlobService, store_path: Path) -> None:
+    assert blobs.stored_bytes() == 0
+    put(blobs, random_bytes(100_000))
+    assert blobs.stored_bytes() == sum(os.path.getsize(p) for p in packs_of(store_path)) > 100_000

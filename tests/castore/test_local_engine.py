@@ -1,0 +1,126 @@
+"""The engine: one shared instance per store, batches, early commits, records of other layers."""
+
+from __future__ import annotations
+
+import errno
+import threading
+from pathlib import Path
+
+import pytest
+
+from castore.blobs.local import LocalBlobService
+from castore.digest import B3Digest
+from castore.errors import BackendError
+from castore.local import engine as engine_module
+from castore.local.engine import LocalEngine
+
+
+def committed(engine: LocalEngine, db: str, key: bytes) -> bytes | None:
+    """What LMDB holds, ignoring what is only staged."""
+    with engine.env.begin(db=engine.db(db)) as txn:
+        return txn.get(key)
+
+
+def test_open_shares_one_engine_per_store_until_the_last_close(tmp_path: Path) -> None:
+    first = LocalEngine.open(str(tmp_path / "s"))
+    second = LocalEngine.open(str(tmp_path / "s/../s"))
+    assert first is second
+    first.close()
+    assert LocalEngine.open(str(tmp_path / "s")) is second  # still open: second holds it
+    second.close()
+    second.close()
+    third = LocalEngine.open(str(tmp_path / "s"))
+    assert third is not first
+    third.close()
+
+
+def test_records_of_other_layers_are_staged_in_a_batch_and_committed_at_its_end(tmp_path: Path) -> None:
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    with engine.batch():
+        engine.put("pathinfo", [(b"k", b"v1")])
+        assert engine.get("pathinfo", b"k") == b"v1"
+        assert committed(engine, "pathinfo", b"k") is None
+    assert committed(engine, "pathinfo", b"k") == b"v1"
+    engine.put("pathinfo", [(b"k", b"v2")])  # outside a batch: committed on return
+    assert committed(engine, "pathinfo", b"k") == b"v2"
+    engine.close()
+
+
+def test_a_batch_from_one_thread_holds_back_writes_of_others(tmp_path: Path) -> None:
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    blobs = LocalBlobService(engine)
+    with blobs.batch():
+        worker = threading.Thread(target=lambda: blobs.open_write().close())
+        worker.start()
+        worker.join()
+        assert committed(engine, "chunks", B3Digest.of(b"")) is None
+        assert blobs.has(B3Digest.of(b""))
+    assert committed(engine, "chunks", B3Digest.of(b"")) is not None
+    blobs.close()
+
+
+def test_a_long_batch_commits_early_past_the_record_bound(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(engine_module, "COMMIT_RECORDS", 10)
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    with engine.batch():
+        for i in range(25):
+            engine.put("pathinfo", [(b"%d" % i, b"v")])
+        assert committed(engine, "pathinfo", b"5") == b"v"
+        assert committed(engine, "pathinfo", b"24") is None
+    assert committed(engine, "pathinfo", b"24") == b"v"
+    engine.close()
+
+
+def test_concurrent_writers_in_threads_all_land(tmp_path: Path) -> None:
+    blobs = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    results: dict[int, B3Digest] = {}
+
+    def write(n: int) -> None:
+        for i in range(40):
+            with blobs.open_write() as w:
+                w.write(b"thread %d blob %d " % (n, i) * (i * 500 + 1))
+                results[n * 1000 + i] = w.close()
+
+    with blobs.batch():
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for key, digest in results.items():
+        n, i = divmod(key, 1000)
+        assert blobs.open_read(digest).read() == b"thread %d blob %d " % (n, i) * (i * 500 + 1)
+    blobs.close()
+
+
+@pytest.mark.parametrize("db", ["chunks", "blobs"])
+def test_content_addressed_records_are_never_rewritten(tmp_path: Path, db: str) -> None:
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine.put(db, [(b"k" * 32, b"first")])
+    engine.put(db, [(b"k" * 32, b"second")])
+    assert committed(engine, db, b"k" * 32) == b"first"
+    engine.close()
+
+
+def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, monkeypatch) -> None:
+    blobs = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    kept = blobs.open_write()
+    kept.write(b"before the disk filled up")
+    kept = kept.close()
+
+    def no_space(data: bytes) -> tuple[int, int]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(blobs.engine.packs, "append", no_space)
+    writer = blobs.open_write()
+    writer.write(b"lost")
+    with pytest.raises(BackendError, match="No space left"):
+        writer.close()
+    with pytest.raises(BackendError):  # the engine stays failed: staged writes may be gone
+        blobs.open_write().close()
+    with pytest.raises(BackendError):
+        blobs.close()
+    reopened = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    assert not reopened.has(B3Digest.of(b"lost"))
+    assert reopened.open_read(kept).read() == b"before the disk filled up"
+    reopened.close()
