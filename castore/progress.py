@@ -6,9 +6,6 @@ import contextlib
 import sys
 from typing import Callable, Iterator
 
-from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
-                           TransferSpeedColumn)
-
 
 @contextlib.contextmanager
 def byte_progress(description: str) -> Iterator[Callable[[int, int], None]]:
@@ -16,6 +13,9 @@ def byte_progress(description: str) -> Iterator[Callable[[int, int], None]]:
     if not sys.stderr.isatty():
         yield lambda done, total: None
         return
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TimeRemainingColumn,
+                               TransferSpeedColumn)  # only worth its import time on a terminal
+
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
                   refresh_per_second=8) as bar:

@@ -21,7 +21,6 @@ BACKENDS = ["memory://", "local"]
 def store(request, tmp_path):
     url = request.param
     if url == "local":
-        pytest.importorskip("castore.blobs.local")
         url = f"local://{tmp_path}/store"
     with api.open_castore(url) as s:
         yield s
