@@ -11,7 +11,7 @@ import os
 import stat
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -103,7 +103,7 @@ class Importer:
             for entry in entries:
                 shape.entries.append((entry.name, self._walk(entry.path, entry.stat(follow_symlinks=False), pool)))
             return shape
-        raise ValidationError(f"{os.fsdecode(path)}: cannot import {_kind(mode)} (only files, "
+        raise ValidationError(f"{os.fsdecode(path)}: cannot import {describe_kind(mode)} (only files, "
                               "directories and symlinks)")
 
     def _upload(self, path: bytes) -> tuple[B3Digest, int]:
@@ -145,7 +145,8 @@ class Importer:
         return directory.as_node(name)
 
 
-def _kind(mode: int) -> str:
+def describe_kind(mode: int) -> str:
+    """'a socket', 'a FIFO', 'a device': for errors about what cannot be imported."""
     if stat.S_ISSOCK(mode):
         return "a socket"
     if stat.S_ISFIFO(mode):

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from castore.errors import BackendError, NotFoundError, ValidationError
-from castore.ingest import import_path as import_tree
 from store.contentaddress import CAMethod, ContentAddress
+from store.nar.fs import fs_events
 from store.nar.ingest import ingest_nar
 from store.nar.render import render_nar
+from store.nar.writer import PiecesReader, write_nar
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.signing import Signature
@@ -35,14 +36,18 @@ def parse_store_path(text: str) -> StorePath:
     return StorePath.parse(text) if text.startswith("/") else StorePath.from_basename(text)
 
 
-def import_path(store: Store, path: str | os.PathLike, *, progress=None) -> PathInfo:
-    """Add a file or tree as `nix-store --add` does: recursive sha256 CA, same store path."""
+def import_path(store: Store, path: str | os.PathLike) -> PathInfo:
+    """Add a file or tree as `nix-store --add` does: recursive sha256 CA, same store path.
+
+    One pass: the tree is serialised as a NAR and ingested as it is made, so every file is
+    read once and the NAR hash covers exactly the bytes stored.
+    """
     name = os.path.basename(os.path.abspath(path))
     with store.castore.batch():
-        node, _ = import_tree(store.castore, path, progress=progress)
-        nar_size, nar_sha256 = store.pathinfo.calculate_nar(node)
-        info = PathInfo(make_source_path(name, nar_sha256), node, nar_size, nar_sha256,
-                        ca=ContentAddress(CAMethod.NAR, NixHash(HashAlgo.SHA256, nar_sha256)))
+        result = ingest_nar(store.castore, PiecesReader(write_nar(fs_events(path))))
+        info = PathInfo(make_source_path(name, result.nar_sha256), result.node, result.nar_size,
+                        result.nar_sha256,
+                        ca=ContentAddress(CAMethod.NAR, NixHash(HashAlgo.SHA256, result.nar_sha256)))
         return store.pathinfo.put(info)
 
 

@@ -20,6 +20,7 @@ from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
 from castore.local.engine import BLOBS, LocalEngine
+from castore.local.frames import LARGE
 
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
@@ -136,7 +137,7 @@ class LocalBlobWriter(BlobWriter):
     def _store(self, chunk: bytes) -> None:
         digest = blake3.blake3(chunk).digest()
         self._hasher.update(chunk)
-        self._engine.add_chunk(digest, chunk)
+        self._engine.add_chunk(digest, chunk, LARGE)
         self._chunks.append((digest, len(chunk)))
         self._size += len(chunk)
 

@@ -23,7 +23,7 @@ import lmdb
 
 from castore.errors import BackendError
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
-from castore.local.frames import FrameReader, FrameWriter, Location
+from castore.local.frames import SMALL, FrameClass, FrameReader, FrameWriter, Location
 from castore.local.packs import PackFiles
 
 FORMAT = b"cairn-local-1"
@@ -195,13 +195,16 @@ class LocalEngine:
 
     # -- chunks ------------------------------------------------------------------------
 
-    def add_chunk(self, digest: bytes, data: bytes) -> None:
-        """Store a chunk once; it becomes durable with the next commit."""
+    def add_chunk(self, digest: bytes, data: bytes, kind: FrameClass = SMALL) -> None:
+        """Store a chunk once; it becomes durable with the next commit.
+
+        `kind` picks the frames it joins: LARGE for pieces of a chunked blob, SMALL otherwise.
+        """
         if self.chunk_location(digest) is not None:
             return
         with self._lock:
             self._staged_bytes += len(data)
-        self._frames.add(digest, data)
+        self._frames.add(digest, data, kind)
 
     def has_chunk(self, digest: bytes) -> bool:
         return self._frames.pending(digest) is not None or self.chunk_location(digest) is not None

@@ -97,3 +97,22 @@ def _file_pieces(event: RegularFile) -> Iterator[bytes]:
     if event.contents.read(1):
         raise NarError(f"file contents longer than the declared {event.size} bytes")
     yield regular_trailer(event.size)
+
+
+class PiecesReader:
+    """A readable stream over byte pieces, so a NAR being written can be read as it is made."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._pieces = iter(pieces)
+        self._current = memoryview(b"")
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return bytes(self._current) + b"".join(self._pieces)
+        while not self._current:
+            piece = next(self._pieces, None)
+            if piece is None:
+                return b""
+            self._current = memoryview(piece)
+        out, self._current = self._current[:size], self._current[size:]
+        return bytes(out)

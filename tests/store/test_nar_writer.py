@@ -17,7 +17,8 @@ from store.nar.writer import FLUSH_SIZE, READ_SIZE, write_nar
 from tests.conftest import make_zoo
 from tests.store.narbytes import Source
 from tests.store.nixtool import interop, nix
-from tests.store.trees import File, Link, fs_events, tree_events
+from store.nar.fs import fs_events
+from tests.store.trees import File, Link, tree_events
 
 
 def nar_of(events) -> bytes:

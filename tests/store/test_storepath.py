@@ -16,7 +16,7 @@ from store.storepath import (StorePath, make_fixed_output_path, make_source_path
                              make_text_path)
 from tests.conftest import make_zoo
 from tests.store.nixtool import interop, nix
-from tests.store.trees import fs_events
+from store.nar.fs import fs_events
 
 HASH = "00bgd045z0d4icpbc2yyz4gx48ak44la"
 

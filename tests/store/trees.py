@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Union
 
 from store.nar import DIRECTORY_END, DIRECTORY_START, DirectoryEnd, DirectoryStart, Entry, NarEvent, RegularFile, Symlink
@@ -67,20 +64,3 @@ def events_tree(events: Iterator[NarEvent]) -> Tree:
     assert len(root) == 1
     return root[0]
 
-
-def fs_events(path: Path) -> Iterator[NarEvent]:
-    """What `nix-store --dump path` describes, as events; files stay open only while being read."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        yield Symlink(os.readlink(os.fsencode(path)))
-    elif stat.S_ISREG(st.st_mode):
-        with open(path, "rb") as f:
-            yield RegularFile(st.st_size, bool(st.st_mode & stat.S_IXUSR), f)
-    elif stat.S_ISDIR(st.st_mode):
-        yield DIRECTORY_START
-        for name in sorted(os.listdir(os.fsencode(path))):
-            yield Entry(name)
-            yield from fs_events(path / os.fsdecode(name))
-        yield DIRECTORY_END
-    else:
-        raise ValueError(f"{path}: not a file, directory or symlink")
