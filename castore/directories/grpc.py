@@ -16,7 +16,6 @@ from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError
 from castore.grpc_common import channels, rpc_errors
 from castore.nodes import Directory
-from castore.proto import castore_pb2
 from castore.proto import rpc_directory_pb2 as pb
 from castore.proto.rpc_directory_pb2_grpc import DirectoryServiceStub
 
@@ -63,17 +62,19 @@ class GrpcDirectoryService(DirectoryService):
                                 f"below {digest}")
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
-        source = _Source(directories)
-        try:
-            with rpc_errors(self._target):
-                response = self._stub.Put(source.messages())
-        except Exception:
-            if source.error is not None:
-                raise source.error from None
-            raise
+        """Send the closure in one stream.
+
+        The closure is collected first: a source that fails half-way must fail before the
+        call starts, since a cancelled stream can still reach the server as a complete,
+        valid closure of what was sent so far. (Callers hold the directories anyway.)
+        """
+        messages = [d.to_proto() for d in directories]
+        with rpc_errors(self._target):
+            response = self._stub.Put(iter(messages))
         root = B3Digest(response.root_digest)
-        if root != source.last:
-            raise CorruptionError(f"{self._target} stored root {root}, but we sent {source.last} last")
+        last = Directory.from_proto(messages[-1]).digest if messages else None
+        if root != last:
+            raise CorruptionError(f"{self._target} stored root {root}, but we sent {last} last")
         return root
 
     def close(self) -> None:
@@ -90,21 +91,3 @@ class GrpcDirectoryService(DirectoryService):
         finally:
             call.cancel()
 
-
-class _Source:
-    """The request stream of a Put. gRPC swallows an exception raised by a request
-    iterator (the call just fails), so the caller's own error is kept to re-raise."""
-
-    def __init__(self, directories: Iterable[Directory]) -> None:
-        self._directories = directories
-        self.error: BaseException | None = None
-        self.last: B3Digest | None = None
-
-    def messages(self) -> Iterator[castore_pb2.Directory]:
-        try:
-            for directory in self._directories:
-                self.last = directory.digest
-                yield directory.to_proto()
-        except Exception as e:
-            self.error = e
-            raise
