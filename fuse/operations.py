@@ -1,0 +1,195 @@
+"""The pyfuse3 request handlers: a read-only view of castore nodes under a root.
+
+Handlers run on trio and never block it: every backend call goes to a worker thread
+(see fuse.cache). No request can kill the mount: unknown names give ENOENT, writes
+EROFS, and a backend failure EIO on that request alone, with a log line.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import itertools
+import logging
+import os
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+import pyfuse3
+import trio
+
+from castore.blobs.service import BlobService
+from castore.directories.service import DirectoryService
+from castore.errors import CastoreError
+from castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
+from fuse.attributes import attributes
+from fuse.background import Background
+from fuse.contents import BlobContents, OpenFile
+from fuse.inodes import Entry, InodeTable
+from fuse.listings import Listings
+from fuse.roots import RootSource
+
+log = logging.getLogger(__name__)
+
+BACKEND_THREADS = 16
+"""Backend calls in flight at once: a few slow blobs leave threads for everyone else."""
+BLOB_DIGEST_XATTR = b"user.tvix.castore.blob.digest"
+DIRECTORY_DIGEST_XATTR = b"user.tvix.castore.directory.digest"
+
+H = TypeVar("H", bound=Callable[..., Awaitable[Any]])
+
+
+def _guarded(handler: H) -> H:
+    """Turn a backend failure into EIO and a log line: one failed request, not a dead mount."""
+
+    @functools.wraps(handler)
+    async def guarded(*args: Any) -> Any:
+        try:
+            return await handler(*args)
+        except pyfuse3.FUSEError:
+            raise
+        except CastoreError as e:
+            log.error("%s: %s", handler.__name__, e)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return guarded  # type: ignore[return-value]
+
+
+class Operations(pyfuse3.Operations):
+    def __init__(self, blobs: BlobService, directories: DirectoryService, root: DirectoryNode | RootSource,
+                 nursery: trio.Nursery, *, xattr: bool = False) -> None:
+        super().__init__()
+        self._limiter = trio.CapacityLimiter(BACKEND_THREADS)
+        ahead = Background(nursery)
+        self._inodes = InodeTable(root)
+        self._listings = Listings(directories, self._limiter, ahead)
+        self._contents = BlobContents(blobs, self._limiter, ahead)
+        self._xattr = xattr
+        self._handles = itertools.count(1)
+        self._files: dict[int, OpenFile] = {}
+        self._dirs: dict[int, tuple[int, Sequence[Node]]] = {}
+
+    # -- names and attributes ------------------------------------------------------------
+
+    @_guarded
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        if name == b".":
+            return self._attributes(parent_inode)
+        if name == b"..":
+            return self._attributes(self._inodes.parent(parent_inode))
+        node = await self._find(self._inodes.entry(parent_inode), name)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return self._attributes(self._inodes.add(parent_inode, node))
+
+    @_guarded
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attributes(inode)
+
+    @_guarded
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        entry = self._inodes.entry(inode)
+        if not isinstance(entry, SymlinkNode):
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return entry.target
+
+    async def _find(self, entry: Entry, name: bytes) -> Node | None:
+        if isinstance(entry, RootSource):
+            return await trio.to_thread.run_sync(entry.lookup, name, limiter=self._limiter)
+        if isinstance(entry, DirectoryNode):
+            return (await self._listings.get(entry.digest)).by_name.get(name)
+        raise pyfuse3.FUSEError(errno.ENOTDIR)
+
+    def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
+        return attributes(inode, self._inodes.entry(inode))
+
+    # -- directories ---------------------------------------------------------------------
+
+    @_guarded
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        """A snapshot of the entries, so readdir's offsets stay valid for this handle."""
+        entry = self._inodes.entry(inode)
+        if isinstance(entry, RootSource):
+            nodes = await trio.to_thread.run_sync(lambda: tuple(entry.list()), limiter=self._limiter)
+        elif isinstance(entry, DirectoryNode):
+            nodes = (await self._listings.get(entry.digest)).nodes
+            self._listings.prefetch([n.digest for n in nodes if isinstance(n, DirectoryNode)])
+            self._contents.prefetch(n for n in nodes if isinstance(n, FileNode))
+        else:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        fh = next(self._handles)
+        self._dirs[fh] = (inode, nodes)
+        return fh
+
+    @_guarded
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        parent, nodes = self._dirs[fh]
+        for i in range(start_id, len(nodes)):
+            inode = self._inodes.add(parent, nodes[i])
+            if not pyfuse3.readdir_reply(token, nodes[i].name, self._attributes(inode), i + 1):
+                return
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    # -- files ---------------------------------------------------------------------------
+
+    @_guarded
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        entry = self._inodes.entry(inode)
+        if flags & os.O_ACCMODE != os.O_RDONLY:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if not isinstance(entry, FileNode):
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        fh = next(self._handles)
+        self._files[fh] = OpenFile(self._contents, entry)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)  # contents never change
+
+    @_guarded
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self._files[fh].read(off, size)
+
+    async def release(self, fh: int) -> None:
+        self._files.pop(fh, None)
+
+    # -- extended attributes and statfs --------------------------------------------------
+
+    @_guarded
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        for attr_name, value in self._xattrs(inode):
+            if attr_name == name:
+                return value
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @_guarded
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> list[bytes]:
+        return [name for name, _ in self._xattrs(inode)]
+
+    def _xattrs(self, inode: int) -> list[tuple[bytes, bytes]]:
+        """The digest xattrs of Tvix; without --xattr, ENOSYS tells the kernel to stop asking."""
+        if not self._xattr:
+            raise pyfuse3.FUSEError(errno.ENOSYS)
+        entry = self._inodes.entry(inode)
+        if isinstance(entry, FileNode):
+            return [(BLOB_DIGEST_XATTR, entry.digest.b3().encode())]
+        if isinstance(entry, DirectoryNode):
+            return [(DIRECTORY_DIGEST_XATTR, entry.digest.b3().encode())]
+        return []
+
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        """No free space, no limits: enough for df and statvfs callers."""
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = 4096
+        data.f_namemax = 255
+        return data
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def _read_only(self, *args: Any) -> Any:
+        """The mount is `ro`, so the kernel refuses writes itself; this answers any that get through."""
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    setattr = mknod = mkdir = unlink = rmdir = symlink = rename = link = _read_only
+    create = write = setxattr = removexattr = _read_only
