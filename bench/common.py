@@ -58,3 +58,23 @@ def ratio_line(what: str, cairn: float, peer: float, peer_name: str, target: flo
     verdict = "ok" if r <= target else "MISSED"
     return (f"{what}: cairn {cairn:.3f} {unit} vs {peer_name} {peer:.3f} {unit} -> "
             f"ratio {r:.2f}x (target <= {target}x: {verdict})")
+
+
+def compare_with_nix_add(cairn_verb: list[str], work: Path, target: float = 1.5) -> None:
+    """Time `cairn VERB --store fresh TREE` against `nix-store --add` into a fresh store,
+    per corpus tree and in total (best of 3 each)."""
+    total_cairn = total_nix = 0.0
+    for tree in corpus_trees():
+        def nix() -> float:
+            root = fresh_dir(work / "nix-root")
+            return timed(["nix-store", "--store", f"local?root={root}", "--add", str(tree)])
+
+        def cairn() -> float:
+            store = fresh_dir(work / "cairn-store")
+            return timed([CAIRN, *cairn_verb, "--store", f"local://{store}", str(tree)])
+
+        n, c = best_of(3, nix), best_of(3, cairn)
+        total_nix += n
+        total_cairn += c
+        print(ratio_line(f"{' '.join(cairn_verb)} {tree.name}", c, n, "nix-store --add", target))
+    print(ratio_line(f"{' '.join(cairn_verb)} all seven trees", total_cairn, total_nix, "nix-store --add", target))
