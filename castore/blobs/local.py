@@ -79,13 +79,17 @@ class LocalBlobService(BlobService):
             engine.close()
 
     def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
-        """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself."""
+        """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself.
+
+        Chunks are looked up first: most blobs are one chunk, and a chunked blob's digest
+        is never a chunk's.
+        """
         digest = B3Digest(digest)
-        record = self.engine.get(BLOBS, digest)
-        if record is not None:
-            return decode_chunk_list(digest, record)
         length = self.engine.chunk_length(digest)
-        return None if length is None else [ChunkMeta(digest, length)]
+        if length is not None:
+            return [ChunkMeta(digest, length)]
+        record = self.engine.get(BLOBS, digest)
+        return None if record is None else decode_chunk_list(digest, record)
 
 
 class LocalBlobWriter(BlobWriter):
