@@ -1,4 +1,4 @@
-# Cairn: `make run` starts the daemon on the embedded store; `make test` runs every test.
+# Cairn: `make run` starts the daemon and nar-bridge on the embedded store; `make test` runs every test.
 # Both install what is missing first (apt packages, a virtual environment, the package).
 
 SHELL := /bin/bash
@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/data
 STORE ?= local://$(DATA)/store
 LISTEN ?= grpc+unix://$(DATA)/cairn.sock
+BRIDGE ?= 127.0.0.1:9000
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx
 
 .PHONY: setup apt venv run test proto bench clean
@@ -29,9 +30,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# The daemon runs in the background, nar-bridge in the foreground; Ctrl-C stops both.
 run: setup
 	mkdir -p $(DATA)
-	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE)
+	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE) & daemon=$$!; \
+	trap 'kill -TERM $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
+	$(VENV)/bin/cairn nar-bridge --listen $(BRIDGE) --store $(STORE)
 
 test: setup
 	$(VENV)/bin/pytest

@@ -7,6 +7,7 @@ import sys
 
 from castore import api
 from castore.progress import byte_progress, human_bytes
+from fuse import options as mount_options
 
 
 def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
@@ -29,6 +30,12 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
     p = verbs.add_parser("cat", parents=[store_args], help="write a blob to stdout")
     p.add_argument("digest", metavar="DIGEST")
     p.set_defaults(func=cmd_cat)
+
+    p = verbs.add_parser("mount", parents=[store_args], help="mount one directory read-only, fetched on demand")
+    p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    mount_options.add_arguments(p)
+    p.set_defaults(func=cmd_mount)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -68,3 +75,15 @@ def cmd_cat(args: argparse.Namespace) -> int:
             for piece in iter(lambda: reader.read(1 << 20), b""):
                 sys.stdout.buffer.write(piece)
     return 0
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from castore.errors import ValidationError
+    from castore.nodes import DirectoryNode
+    from fuse.mount import mount
+
+    with api.open_castore(args.store) as store:
+        root = api.resolve_root(store, args.root)
+        if not isinstance(root, DirectoryNode):
+            raise ValidationError(f"{args.root} is not a directory")
+        return mount(store, root, args.mountpoint, mount_options.MountOptions.from_args(args))

@@ -1,0 +1,101 @@
+"""The aiohttp application: routes, the one place errors become status codes, and `run` for the CLI.
+
+| route                                   | methods        | module    |
+|-----------------------------------------|----------------|-----------|
+| /nix-cache-info                         | GET HEAD       | narinfo   |
+| /<hash>.narinfo                         | GET HEAD PUT   | narinfo, upload |
+| /<hash>.ls                              | GET HEAD       | narinfo   |
+| /nar/<FileHash>.nar[.xz,.zst,.bz2,.br]  | GET HEAD PUT   | nar, upload |
+| /nar/tvix-castore/<node>?narsize=N      | GET HEAD       | nar       |
+| /nar/snix-castore/<node>?narsize=N      | GET HEAD       | nar       |
+| /log/<drv>                              | GET HEAD PUT   | logs      |
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from castore.errors import BackendError, CastoreError, CorruptionError, NotFoundError, ValidationError
+from store.signing import SecretKey
+from store.url import open_store
+from nar_bridge.access import ACCESS, Access, Handler, expect_handler, guarded
+from nar_bridge.bodies import BodyTooLarge
+from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
+from nar_bridge.logs import get_log, put_log
+from nar_bridge.nar import get_castore_nar, get_nar_file
+from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
+from nar_bridge.records import state_dir_for
+from nar_bridge.upload import put_nar, put_narinfo
+from nar_bridge.upstream import UpstreamCache
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 5.0
+
+
+def make_app(bridge: Bridge) -> web.Application:
+    """The application serving `bridge`; its cleanup closes the bridge (and so the store)."""
+    app = web.Application(middlewares=[_errors])
+    app[BRIDGE] = bridge
+    app[ACCESS] = Access(bridge.config.read_only, bridge.config.token)
+    routes = app.router
+    routes.add_get("/nix-cache-info", get_cache_info)
+    routes.add_get("/{hash}.narinfo", get_narinfo)
+    routes.add_get("/{hash}.ls", get_listing)
+    routes.add_get("/nar/{prefix:(?:tvix|snix)-castore}/{node}", get_castore_nar)
+    routes.add_get("/nar/{name}", get_nar_file)
+    routes.add_get("/log/{drv}", get_log)
+    for path, handler in (("/{hash}.narinfo", put_narinfo), ("/nar/{name}", put_nar), ("/log/{drv}", put_log)):
+        routes.add_put(path, guarded(handler), expect_handler=expect_handler)
+    app.on_cleanup.append(lambda _: bridge.close())
+    return app
+
+
+_STATUS = ((BodyTooLarge, 413), (NotFoundError, 404), (ValidationError, 400), (TimeoutError, 408),
+           (BackendError, 502), (CorruptionError, 500))
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Typed errors to status codes: the client's mistakes are 4xx, the store's troubles 5xx."""
+    try:
+        return await handler(request)
+    except (CastoreError, TimeoutError) as e:
+        status = next(code for kind, code in _STATUS if isinstance(e, kind))
+        (log.error if status >= 500 else log.debug)("%s %s: %d %s", request.method, request.path, status, e)
+        return web.Response(status=status, text=f"{e}\n")
+
+
+def load_config(*, priority: int, sign_key_files: list[str], read_only: bool, token_file: str | None,
+                upstreams: list[str]) -> BridgeConfig:
+    """The bridge's settings from the command line's files and URLs, each validated."""
+    keys = tuple(SecretKey.parse(Path(f).read_text()) for f in sign_key_files)
+    token = None
+    if token_file is not None:
+        token = Path(token_file).read_text().strip()
+        if not token:
+            raise ValidationError(f"token file {token_file} is empty")
+    return BridgeConfig(priority, keys, read_only, token, tuple(UpstreamCache.parse(u) for u in upstreams))
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT` or `[IPv6]:PORT`."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(f"--listen wants HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def run(listen: str, store_url: str | None, config: BridgeConfig, state_dir: str | None = None) -> int:
+    """Serve until SIGINT or SIGTERM, then finish (or after a grace period cancel) open requests."""
+    host, port = parse_listen(listen)
+    bridge = Bridge(open_store(store_url), config, Path(state_dir) if state_dir else state_dir_for(store_url))
+    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
+    web.run_app(make_app(bridge), host=host, port=port, shutdown_timeout=SHUTDOWN_GRACE,
+                access_log=logging.getLogger("aiohttp.access") if verbose else None,
+                print=lambda _: log.info("nar-bridge serving %s on http://%s:%d", store_url or "the default store",
+                                         host, port))
+    return 0

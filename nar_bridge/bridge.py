@@ -1,0 +1,151 @@
+"""The bridge's core: the store, its worker threads and records, and the lookups every handler shares.
+
+Handlers only parse requests and shape responses; what a NAR name or a store path
+digest resolves to is decided here, against the Store interfaces (never a backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+from aiohttp import web
+
+from castore.nodes import DirectoryNode, FileNode, Node, decode_node, encode_node
+from castore.url import CAStore
+from store.pathinfo.model import PathInfo
+from store.signing import SecretKey
+from store.url import Store
+from nar_bridge import DEFAULT_PRIORITY
+from nar_bridge.closures import ClosureCache
+from nar_bridge.names import NarFile
+from nar_bridge.records import open_records
+from nar_bridge.threads import Workers
+from nar_bridge.upstream import ReadThrough, UpstreamCache
+
+T = TypeVar("T")
+K = TypeVar("K")
+RECENT_ENTRIES = 4096
+RECENT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    priority: int = DEFAULT_PRIORITY
+    sign_keys: tuple[SecretKey, ...] = ()
+    read_only: bool = False
+    token: str | None = None
+    upstreams: tuple[UpstreamCache, ...] = ()
+
+
+_STAGED = struct.Struct("<Q32s")
+
+
+@dataclass(frozen=True, slots=True)
+class StagedNar:
+    """A NAR whose contents are in castore: its root node (empty name), NarSize and NarHash."""
+
+    node: Node
+    nar_size: int
+    nar_sha256: bytes
+
+    def encode(self) -> bytes:
+        return _STAGED.pack(self.nar_size, self.nar_sha256) + encode_node(self.node)
+
+    @classmethod
+    def decode(cls, data: bytes) -> StagedNar:
+        size, sha256 = _STAGED.unpack_from(data)
+        return cls(decode_node(data[_STAGED.size:]), size, sha256)
+
+
+class Recent(Generic[K, T]):
+    """What was answered lately, for RECENT_SECONDS: a hot narinfo is served without a worker hop.
+
+    A store path's narinfo only ever changes by gaining signatures, and clients keep
+    narinfos for days, so a few seconds' delay before another process's change shows is
+    harmless; this bridge's own writes drop their entry at once. Used from the event loop only.
+    """
+
+    def __init__(self, entries: int = RECENT_ENTRIES, seconds: float = RECENT_SECONDS) -> None:
+        self._entries = entries
+        self._seconds = seconds
+        self._values: collections.OrderedDict[K, tuple[float, T]] = collections.OrderedDict()
+
+    def get(self, key: K) -> T | None:
+        found = self._values.get(key)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key: K, value: T) -> None:
+        self._values[key] = (time.monotonic() + self._seconds, value)
+        self._values.move_to_end(key)
+        if len(self._values) > self._entries:
+            self._values.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        self._values.pop(key, None)
+
+
+class Bridge:
+    """Owns the store for the app's lifetime; close() releases threads, upstream sessions and store."""
+
+    def __init__(self, store: Store, config: BridgeConfig, state_dir: Path | None) -> None:
+        self.store = store
+        self.config = config
+        self.workers = Workers()
+        self.staged = open_records(state_dir, "staged")
+        self.logs = open_records(state_dir, "log")
+        self.recent_narinfos: Recent[bytes, str] = Recent()
+        self.closures = ClosureCache()
+        self.upstream = ReadThrough(config.upstreams, store, self.workers) if config.upstreams else None
+
+    async def with_path_info(self, digest: bytes, then: Callable[[PathInfo], T]) -> T | None:
+        """`then(info)` for the path with this digest, in the same worker call as the lookup;
+        a miss reads through the upstream caches first. None when nobody has the path."""
+        def local() -> T | None:
+            info = self.store.pathinfo.get(digest)
+            return None if info is None else then(info)
+
+        result = await self.workers.call(local)
+        if result is None and self.upstream is not None:
+            info = await self.upstream.fetch(digest)
+            if info is not None:
+                result = await self.workers.call(then, info)
+        return result
+
+    def find_nar(self, nar: NarFile) -> StagedNar | None:
+        """Blocking: a NAR by file name; an uncompressed one by NarHash among the paths, else an upload."""
+        if nar.compression == "none":
+            info = self.store.pathinfo.get_by_nar_sha256(nar.file_sha256)
+            if info is not None:
+                return StagedNar(info.node, info.nar_size, info.nar_sha256)
+        raw = self.staged.get(nar.name)
+        return None if raw is None else StagedNar.decode(raw)
+
+    async def close(self) -> None:
+        """Off the event loop: a worker still reading a request body needs the loop to finish."""
+        if self.upstream is not None:
+            await self.upstream.close()
+        await asyncio.to_thread(self._close_workers_and_store)
+
+    def _close_workers_and_store(self) -> None:
+        self.workers.close()
+        self.store.close()
+
+
+def root_exists(castore: CAStore, node: Node) -> bool:
+    """Blocking: whether a root's top object is still in castore (a cheap check, not the closure)."""
+    if isinstance(node, DirectoryNode):
+        return castore.directories.get(node.digest) is not None
+    if isinstance(node, FileNode):
+        return castore.blobs.has(node.digest)
+    return True
+
+
+BRIDGE = web.AppKey("bridge", Bridge)

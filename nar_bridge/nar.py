@@ -1,0 +1,202 @@
+"""Serving NARs: rendered from castore in a worker, streamed with bounded memory.
+
+Every error a client can be told about is decided before the response headers: the
+worker first gets the directory closure (see `closures`), checks that every blob exists
+and that the NAR has the size the headers will announce, then renders, and the handler
+sends headers only once the first piece is there. A failure after that (a chunk that no
+longer matches its digest) aborts the connection, so the client sees a broken transfer,
+never a short 200.
+
+Single byte ranges are answered 206, without reading the files that lie before the
+range (see `ranges`); `Content-Encoding: zstd` is used when the client accepts it and
+asked for the whole NAR. An upload's compressed name (`.nar.xz`, ...) is served
+compressed again: Nix keeps the narinfo it uploaded and fetches that URL later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from aiohttp import web
+
+from castore.errors import ValidationError
+from castore.nodes import Node
+from castore.url import CAStore
+from store.nar.render import render_nar
+from nar_bridge.bridge import BRIDGE, Bridge, root_exists
+from nar_bridge.closures import ClosureCache, ClosureView
+from nar_bridge.compression import compressing
+from nar_bridge.names import NarFile, parse_castore_nar
+from nar_bridge.ranges import SkippingBlobs
+from nar_bridge.threads import PieceChannel
+
+log = logging.getLogger(__name__)
+
+NAR_TYPE = "application/x-nix-nar"
+HANDOFF_SIZE = 1 << 20
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_ZERO_Q = re.compile(r"q\s*=\s*0(\.0*)?")
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    first: int
+    last: int  # inclusive, as in Content-Range
+
+    @property
+    def length(self) -> int:
+        return self.last - self.first + 1
+
+
+async def get_nar_file(request: web.Request) -> web.StreamResponse:
+    """GET/HEAD `nar/<hash>.nar[.ext]`: a path's NAR by NarHash, or an upload by the name it was sent as."""
+    bridge = request.app[BRIDGE]
+    try:
+        nar_file = NarFile.parse(request.match_info["name"])
+    except ValidationError:
+        raise web.HTTPNotFound(text="no such NAR\n") from None
+    found = await bridge.workers.call(bridge.find_nar, nar_file)
+    if found is None:
+        raise web.HTTPNotFound(text=f"{nar_file.url} is not in this cache\n")
+    return await serve_nar(request, bridge, found.node, found.nar_size, nar_file.compression)
+
+
+async def get_castore_nar(request: web.Request) -> web.StreamResponse:
+    """GET/HEAD `nar/tvix-castore/<node>?narsize=N`: stateless, from the node in the URL."""
+    node, nar_size = parse_castore_nar(request.match_info["node"], request.query.get("narsize"))
+    return await serve_nar(request, request.app[BRIDGE], node, nar_size)
+
+
+async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: int,
+                    file_compression: str = "none") -> web.StreamResponse:
+    """The NAR, or for an upload's compressed name the NAR compressed that way (no length, no ranges)."""
+    if file_compression != "none":
+        byte_range, compression = None, file_compression
+        headers = {"Content-Type": NAR_TYPE}
+    else:
+        byte_range = parse_range(request.headers.get("Range"), nar_size)
+        transport = byte_range is None and accepts_zstd(request.headers.get("Accept-Encoding", ""))
+        compression = "zstd" if transport else "none"
+        headers = _headers(nar_size, byte_range, transport)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    if request.method == "HEAD":
+        if not await bridge.workers.call(root_exists, bridge.store.castore, node):
+            raise web.HTTPNotFound(text="the NAR's contents are not in the store\n")
+        await response.prepare(request)
+        return response
+    channel = PieceChannel(asyncio.get_running_loop())
+    bridge.workers.stream(channel.feed, nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range,
+                                                 compression))
+    try:
+        piece = await channel.get()  # preflight errors surface here, before any header is sent
+        await response.prepare(request)
+        while piece is not None:
+            await response.write(piece)
+            piece = await channel.get()
+        await response.write_eof()
+    except ConnectionError:
+        log.debug("client of %s went away", request.path)
+    except Exception:
+        if not response.prepared:
+            raise
+        log.exception("NAR stream of %s failed after the headers; aborting the connection", request.path)
+        if request.transport is not None:
+            request.transport.abort()
+    finally:
+        channel.close()
+    return response
+
+
+def _headers(nar_size: int, byte_range: ByteRange | None, compress: bool) -> dict[str, str]:
+    headers = {"Content-Type": NAR_TYPE, "Accept-Ranges": "bytes", "Vary": "Accept-Encoding"}
+    if byte_range is not None:
+        headers["Content-Range"] = f"bytes {byte_range.first}-{byte_range.last}/{nar_size}"
+        headers["Content-Length"] = str(byte_range.length)
+    elif compress:
+        headers["Content-Encoding"] = "zstd"
+    else:
+        headers["Content-Length"] = str(nar_size)
+    return headers
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """One `bytes=` range, clamped to the NAR; None for no (or an unusable) Range: the whole NAR.
+
+    Several ranges are answered with the whole NAR, which HTTP allows; a range that
+    starts past the end is 416.
+    """
+    if header is None:
+        return None
+    m = _RANGE.fullmatch(header.strip())
+    if m is None or not (m[1] or m[2]):
+        return None
+    if not m[1]:  # the last N bytes
+        suffix = int(m[2])
+        if suffix == 0:
+            raise _unsatisfiable(size)
+        return ByteRange(max(size - suffix, 0), size - 1)
+    first = int(m[1])
+    last = min(int(m[2]), size - 1) if m[2] else size - 1
+    if m[2] and int(m[2]) < first:
+        return None  # syntactically invalid: ignored, like no Range at all
+    if first >= size:
+        raise _unsatisfiable(size)
+    return ByteRange(first, last)
+
+
+def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:
+    return web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
+
+
+def accepts_zstd(accept_encoding: str) -> bool:
+    """Whether `Accept-Encoding` lists zstd without q=0."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip() == "zstd":
+            return not _ZERO_Q.fullmatch(params.strip())
+    return False
+
+
+def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
+             compression: str) -> Iterator[bytes]:
+    """The rendered (ranged, compressed) pieces; a generator, so the closure check too runs in the worker."""
+    closure = ClosureView(castore, closures, node, nar_size)
+    if byte_range is None:
+        pieces: Iterable[bytes] = render_nar(CAStore(castore.blobs, closure), node)
+    else:
+        blobs = SkippingBlobs(castore.blobs, closure.contents, byte_range.first)
+        pieces = _slice(render_nar(CAStore(blobs, closure), node), byte_range)
+    yield from _coalesce(compressing(pieces, compression))
+
+
+def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same."""
+    pending: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        pending.append(piece)
+        size += len(piece)
+        if size >= HANDOFF_SIZE:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    if size:
+        yield b"".join(pending)
+
+
+def _slice(pieces: Iterable[bytes], byte_range: ByteRange) -> Iterator[bytes]:
+    offset = 0
+    end = byte_range.last + 1
+    for piece in pieces:
+        start, offset = offset, offset + len(piece)
+        if offset <= byte_range.first:
+            continue
+        yield piece[max(byte_range.first - start, 0):end - start]
+        if offset >= end:
+            return
+
+

@@ -1,0 +1,82 @@
+"""The read side's small documents: `nix-cache-info`, `<hash>.narinfo` and `<hash>.ls`.
+
+A served narinfo points at the stable `nar/<NarHash>.nar`, uncompressed (so FileHash
+and FileSize are NarHash and NarSize), lists the stored signatures and adds one per
+`--sign-key`. References are written sorted, as Nix writes them, and signatures
+sign that order (it is the order Nix verifies in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, TypeVar
+
+from aiohttp import web
+
+from castore.errors import ValidationError
+from store.narinfo import NarInfo
+from store.nixhash import HashAlgo, NixHash
+from store.pathinfo.model import PathInfo
+from store.signing import SecretKey
+from nar_bridge.bridge import BRIDGE
+from nar_bridge.listing import nar_listing
+from nar_bridge.names import NarFile, parse_hash_part
+
+NARINFO_TYPE = "text/x-nix-narinfo"
+T = TypeVar("T")
+
+
+async def get_cache_info(request: web.Request) -> web.Response:
+    priority = request.app[BRIDGE].config.priority
+    return web.Response(text=f"StoreDir: /nix/store\nWantMassQuery: 1\nPriority: {priority}\n",
+                        content_type="text/x-nix-cache-info")
+
+
+async def get_narinfo(request: web.Request) -> web.Response:
+    bridge = request.app[BRIDGE]
+    digest = _digest(request)
+    text = bridge.recent_narinfos.get(digest)
+    if text is None:
+        keys = bridge.config.sign_keys
+        text = await _for_path(request, digest, lambda info: served_narinfo(info, keys).render())
+        bridge.recent_narinfos.put(digest, text)
+    return web.Response(text=text, content_type=NARINFO_TYPE)
+
+
+async def get_listing(request: web.Request) -> web.Response:
+    """The closure comes from the cache NAR serving shares: a client reads the listing, then ranges."""
+    bridge = request.app[BRIDGE]
+
+    def listing(info: PathInfo) -> bytes:
+        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).directories, info.node)
+
+    body = await _for_path(request, _digest(request), listing)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _digest(request: web.Request) -> bytes:
+    """The store path digest of the URL's hash; 404 for junk names."""
+    try:
+        return parse_hash_part(request.match_info["hash"])
+    except ValidationError:
+        raise web.HTTPNotFound(text="not a store path hash\n") from None
+
+
+async def _for_path(request: web.Request, digest: bytes, then: Callable[[PathInfo], T]) -> T:
+    """`then(info)` for the path with this digest; 404 when nobody has it."""
+    result = await request.app[BRIDGE].with_path_info(digest, then)
+    if result is None:
+        raise web.HTTPNotFound(text="no such path in this cache\n")
+    return result
+
+
+def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...]) -> NarInfo:
+    """The narinfo of a stored path as this bridge serves it, signed by each key."""
+    narinfo = NarInfo(
+        store_path=info.store_path, url=NarFile(info.nar_sha256, "none").url,
+        nar_hash=info.nar_sha256, nar_size=info.nar_size, compression="none",
+        file_hash=NixHash(HashAlgo.SHA256, info.nar_sha256), file_size=info.nar_size,
+        references=tuple(sorted(info.references)), deriver=info.deriver, ca=info.ca)
+    fingerprint = narinfo.fingerprint()
+    signatures = info.signatures + tuple(key.sign(fingerprint) for key in sign_keys)
+    return dataclasses.replace(narinfo, signatures=tuple(dict.fromkeys(signatures)))
