@@ -7,10 +7,10 @@ import sys
 
 from castore import api
 from castore.progress import byte_progress, human_bytes
-from fuse import options as mount_options
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """Add `cairn castore VERB`; returns the verbs, so higher layers can add theirs (mount)."""
     castore = sub.add_parser("castore", help="content-addressed blobs and directories (no Nix)")
     verbs = castore.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -31,11 +31,7 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
     p.add_argument("digest", metavar="DIGEST")
     p.set_defaults(func=cmd_cat)
 
-    p = verbs.add_parser("mount", parents=[store_args], help="mount one directory read-only, fetched on demand")
-    p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    mount_options.add_arguments(p)
-    p.set_defaults(func=cmd_mount)
+    return verbs
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -76,14 +72,3 @@ def cmd_cat(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(piece)
     return 0
 
-
-def cmd_mount(args: argparse.Namespace) -> int:
-    from castore.errors import ValidationError
-    from castore.nodes import DirectoryNode
-    from fuse.mount import mount
-
-    with api.open_castore(args.store) as store:
-        root = api.resolve_root(store, args.root)
-        if not isinstance(root, DirectoryNode):
-            raise ValidationError(f"{args.root} is not a directory")
-        return mount(store, root, args.mountpoint, mount_options.MountOptions.from_args(args))

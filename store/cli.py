@@ -16,8 +16,8 @@ from castore.api import describe_node
 from castore.errors import CastoreError
 from castore.progress import byte_progress, human_bytes
 from castore.url import default_store_url
-from fuse import options as mount_options
-from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
+from fuse import cli as fuse_cli
+from nar_bridge import cli as bridge_cli
 from store import api
 from store.url import open_store
 
@@ -58,29 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_copy)
 
-    p = sub.add_parser("mount", parents=[store_args], help="mount the store read-only; contents fetched on demand")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")
-    mount_options.add_arguments(p)
-    p.set_defaults(func=cmd_mount)
-
-    p = sub.add_parser("nar-bridge", parents=[store_args], help="serve the store as a Nix HTTP binary cache")
-    p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
-                   help="default: %(default)s")
-    p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY,
-                   help="the Priority of nix-cache-info (default: %(default)s)")
-    p.add_argument("--sign-key", metavar="FILE", action="append", default=[],
-                   help="a Nix secret key file; served narinfos get its signature (repeatable)")
-    p.add_argument("--read-only", action="store_true", help="refuse uploads (403)")
-    p.add_argument("--token-file", metavar="FILE", help="uploads need this token (HTTP Basic password or Bearer)")
-    p.add_argument("--upstream", metavar="URL", action="append", default=[],
-                   help="nix+http(s)://host/path?trusted-public-keys=NAME:KEY: read misses through (repeatable)")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="where uploads awaiting their narinfo and build logs are kept "
-                        "(default: beside a local store, in memory for memory://)")
-    p.set_defaults(func=cmd_nar_bridge)
-
-    castore_cli.add_commands(sub, store_args)
+    castore_verbs = castore_cli.add_commands(sub, store_args)
+    fuse_cli.add_commands(sub, castore_verbs, store_args)
+    bridge_cli.add_commands(sub, store_args)
     return parser
 
 
@@ -92,14 +72,6 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         return run_daemon(args.listen, [castore_services(store.castore.blobs, store.castore.directories),
                                         pathinfo_services(store.pathinfo)])
-
-
-def cmd_nar_bridge(args: argparse.Namespace) -> int:
-    from nar_bridge import app
-
-    config = app.load_config(priority=args.priority, sign_key_files=args.sign_key, read_only=args.read_only,
-                             token_file=args.token_file, upstreams=args.upstream)
-    return app.run(args.listen, args.store, config, args.state_dir)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -153,15 +125,6 @@ def cmd_copy(args: argparse.Namespace) -> int:
     print(f"copied {len(result.copied)} paths ({human_bytes(result.nar_bytes)} of NAR), "
           f"{len(result.skipped)} already present", file=sys.stderr)
     return 0
-
-
-def cmd_mount(args: argparse.Namespace) -> int:
-    from fuse.mount import mount
-    from fuse.nixroots import StorePathRoots
-
-    with open_store(args.store) as store:
-        return mount(store.castore, StorePathRoots(store.pathinfo, listable=args.list_root), args.mountpoint,
-                     mount_options.MountOptions.from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:

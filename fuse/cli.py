@@ -1,0 +1,56 @@
+"""`cairn mount` and `cairn castore mount`: parsers only; pyfuse3 and trio load when a mount starts."""
+
+from __future__ import annotations
+
+import argparse
+
+from fuse.options import MountOptions
+
+
+def add_commands(sub: argparse._SubParsersAction, castore_verbs: argparse._SubParsersAction,
+                 store_args: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("mount", parents=[store_args], help="mount the store read-only; contents fetched on demand")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")
+    _add_options(p)
+    p.set_defaults(func=cmd_mount)
+
+    p = castore_verbs.add_parser("mount", parents=[store_args], help="mount one directory read-only, fetched on demand")
+    p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    _add_options(p)
+    p.set_defaults(func=cmd_castore_mount)
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-other", action="store_true",
+                        help="let other users use the mount (non-root: user_allow_other in /etc/fuse.conf)")
+    parser.add_argument("--xattr", action="store_true",
+                        help="expose user.tvix.castore.blob.digest and user.tvix.castore.directory.digest")
+
+
+def _options(args: argparse.Namespace) -> MountOptions:
+    return MountOptions(allow_other=args.allow_other, xattr=args.xattr)
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from fuse.mount import mount
+    from fuse.nixroots import StorePathRoots
+    from store.url import open_store
+
+    with open_store(args.store) as store:
+        return mount(store.castore, StorePathRoots(store.pathinfo, listable=args.list_root), args.mountpoint,
+                     _options(args))
+
+
+def cmd_castore_mount(args: argparse.Namespace) -> int:
+    from castore import api
+    from castore.errors import ValidationError
+    from castore.nodes import DirectoryNode
+    from fuse.mount import mount
+
+    with api.open_castore(args.store) as store:
+        root = api.resolve_root(store, args.root)
+        if not isinstance(root, DirectoryNode):
+            raise ValidationError(f"{args.root} is not a directory")
+        return mount(store, root, args.mountpoint, _options(args))

@@ -1,0 +1,33 @@
+"""`cairn nar-bridge`: the parser only; aiohttp loads when the bridge starts."""
+
+from __future__ import annotations
+
+import argparse
+
+from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
+
+
+def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("nar-bridge", parents=[store_args], help="serve the store as a Nix HTTP binary cache")
+    p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
+                   help="default: %(default)s")
+    p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY,
+                   help="the Priority of nix-cache-info (default: %(default)s)")
+    p.add_argument("--sign-key", metavar="FILE", action="append", default=[],
+                   help="a Nix secret key file; served narinfos get its signature (repeatable)")
+    p.add_argument("--read-only", action="store_true", help="refuse uploads (403)")
+    p.add_argument("--token-file", metavar="FILE", help="uploads need this token (HTTP Basic password or Bearer)")
+    p.add_argument("--upstream", metavar="URL", action="append", default=[],
+                   help="nix+http(s)://host/path?trusted-public-keys=NAME:KEY: read misses through (repeatable)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="where uploads awaiting their narinfo and build logs are kept "
+                        "(default: beside a local store, in memory for memory://)")
+    p.set_defaults(func=cmd_nar_bridge)
+
+
+def cmd_nar_bridge(args: argparse.Namespace) -> int:
+    from nar_bridge import app
+
+    config = app.load_config(priority=args.priority, sign_key_files=args.sign_key, read_only=args.read_only,
+                             token_file=args.token_file, upstreams=args.upstream)
+    return app.run(args.listen, args.store, config, args.state_dir)
