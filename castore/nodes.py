@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable, Union
+from typing import Iterable, TypeVar, Union
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 from castore.proto import castore_pb2 as pb
 
 U64_MAX = 2**64 - 1
+M = TypeVar("M", bound=Message)
 MAX_NAME = 255
 MAX_TARGET = 4095
 
@@ -113,13 +114,18 @@ def encode_node(node: Node) -> bytes:
     return node_to_proto(node).SerializeToString()
 
 
-def decode_node(data: bytes, *, allow_empty_name: bool = True) -> Node:
-    msg = pb.Node()
+def parse_message(message_class: type[M], data: bytes) -> M:
+    """Parse protobuf bytes from outside; malformed input is a ValidationError."""
+    msg = message_class()
     try:
         msg.ParseFromString(data)
     except DecodeError as e:
-        raise ValidationError(f"malformed Node: {e}") from None
-    return node_from_proto(msg, allow_empty_name=allow_empty_name)
+        raise ValidationError(f"malformed {message_class.DESCRIPTOR.name}: {e}") from None
+    return msg
+
+
+def decode_node(data: bytes, *, allow_empty_name: bool = True) -> Node:
+    return node_from_proto(parse_message(pb.Node, data), allow_empty_name=allow_empty_name)
 
 
 def rename(node: Node, name: bytes) -> Node:
@@ -169,12 +175,7 @@ class Directory:
     @classmethod
     def decode(cls, data: bytes) -> Directory:
         """Parse and validate a wire encoding (unknown fields are dropped)."""
-        msg = pb.Directory()
-        try:
-            msg.ParseFromString(data)
-        except DecodeError as e:
-            raise ValidationError(f"malformed Directory: {e}") from None
-        return cls.from_proto(msg)
+        return cls.from_proto(parse_message(pb.Directory, data))
 
     @classmethod
     def from_proto(cls, msg: pb.Directory) -> Directory:

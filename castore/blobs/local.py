@@ -8,7 +8,6 @@ a record in `blobs`: its size and chunk list, which stat reports and readers see
 from __future__ import annotations
 
 import bisect
-import contextlib
 import io
 import itertools
 import struct
@@ -19,7 +18,7 @@ from castore.blobs.service import BlobService, BlobStat, BlobWriter, ChunkMeta
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
-from castore.local.engine import BLOBS, LocalEngine
+from castore.local.engine import BLOBS, EngineUser, LocalEngine
 from castore.local.frames import LARGE
 
 _SIZE = struct.Struct("<Q")
@@ -38,17 +37,8 @@ def decode_chunk_list(digest: bytes, data: bytes) -> list[ChunkMeta]:
     return chunks
 
 
-class LocalBlobService(BlobService):
-    """Takes over one reference to `engine` (see LocalEngine.open); close() releases it."""
-
-    def __init__(self, engine: LocalEngine) -> None:
-        self._engine: LocalEngine | None = engine
-
-    @property
-    def engine(self) -> LocalEngine:
-        if self._engine is None:
-            raise ValueError("blob service is closed")
-        return self._engine
+class LocalBlobService(EngineUser, BlobService):
+    """Takes over one reference to the engine (see LocalEngine.open); close() releases it."""
 
     def has(self, digest: B3Digest) -> bool:
         return self.engine.contains(BLOBS, digest) or self.engine.has_chunk(digest)
@@ -66,17 +56,9 @@ class LocalBlobService(BlobService):
     def open_write(self) -> LocalBlobWriter:
         return LocalBlobWriter(self.engine)
 
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        """The engine's batch: blob and directory writes share it."""
-        return self.engine.batch()
-
     def stored_bytes(self) -> int:
         return self.engine.stored_bytes()
 
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine, engine = None, self._engine
-            engine.close()
 
     def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself.

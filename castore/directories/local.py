@@ -10,28 +10,18 @@ directory.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterable
 
 from castore.digest import B3Digest
 from castore.directories.closure import ClosureValidator
 from castore.directories.service import DirectoryService
 from castore.errors import ValidationError
-from castore.local.engine import LocalEngine
+from castore.local.engine import EngineUser
 from castore.nodes import Directory
 
 
-class LocalDirectoryService(DirectoryService):
-    """Takes over one reference to `engine` (see LocalEngine.open); close() releases it."""
-
-    def __init__(self, engine: LocalEngine) -> None:
-        self._engine: LocalEngine | None = engine
-
-    @property
-    def engine(self) -> LocalEngine:
-        if self._engine is None:
-            raise ValueError("directory service is closed")
-        return self._engine
+class LocalDirectoryService(EngineUser, DirectoryService):
+    """Takes over one reference to the engine (see LocalEngine.open); close() releases it."""
 
     def get(self, digest: B3Digest) -> Directory | None:
         """One directory; None when unknown or when the digest names a blob that is not one."""
@@ -56,11 +46,3 @@ class LocalDirectoryService(DirectoryService):
         self.engine.settle()
         return root
 
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        """The engine's batch: blob and directory writes share it."""
-        return self.engine.batch()
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine, engine = None, self._engine
-            engine.close()

@@ -252,3 +252,26 @@ class LocalEngine:
             self._reader.clear()
             self.packs.close()
             self.env.close()
+
+
+class EngineUser:
+    """A service over the engine: holds one reference (see LocalEngine.open), shares its batch,
+    and releases the reference on close()."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self._engine: LocalEngine | None = engine
+
+    @property
+    def engine(self) -> LocalEngine:
+        if self._engine is None:
+            raise ValueError(f"{type(self).__name__} is closed")
+        return self._engine
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The engine's batch: every service of the store shares it."""
+        return self.engine.batch()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine, engine = None, self._engine
+            engine.close()

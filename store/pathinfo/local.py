@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
-from castore.local.engine import LocalEngine
+from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import Node, encode_node, rename
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
@@ -20,25 +20,25 @@ PATHINFO, NARHASH, NARCALC = "pathinfo", "narhash", "narcalc"
 LIST_PAGE = 1000
 
 
-class LocalPathInfoService(PathInfoService):
+class LocalPathInfoService(EngineUser, PathInfoService):
     def __init__(self, engine: LocalEngine, castore: CAStore) -> None:
-        self._engine = engine
+        super().__init__(engine)
         self._castore = castore
         for name in (PATHINFO, NARHASH, NARCALC):
             engine.db(name)
 
     def get(self, digest: bytes) -> PathInfo | None:
-        raw = self._engine.get(PATHINFO, bytes(digest))
+        raw = self.engine.get(PATHINFO, bytes(digest))
         return None if raw is None else PathInfo.decode(raw)
 
     def put(self, info: PathInfo) -> PathInfo:
-        self._engine.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
-        self._engine.put(PATHINFO, [(info.store_path.digest, info.encode())])
+        self.engine.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
+        self.engine.put(PATHINFO, [(info.store_path.digest, info.encode())])
         return info
 
     def list(self) -> Iterator[PathInfo]:
         """Pages of short read transactions, so a slow consumer holds no snapshot open."""
-        env, db = self._engine.env, self._engine.db(PATHINFO)
+        env, db = self.engine.env, self.engine.db(PATHINFO)
         after = b""
         while True:
             with env.begin(db=db, buffers=False) as txn:
@@ -55,7 +55,7 @@ class LocalPathInfoService(PathInfoService):
             yield from (PathInfo.decode(v) for _, v in page)
 
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
-        digest = self._engine.get(NARHASH, bytes(nar_sha256))
+        digest = self.engine.get(NARHASH, bytes(nar_sha256))
         return None if digest is None else self.get(digest)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
@@ -63,11 +63,8 @@ class LocalPathInfoService(PathInfoService):
 
         root = rename(node, b"")
         key = encode_node(root)
-        if (raw := self._engine.get(NARCALC, key)) is not None:
+        if (raw := self.engine.get(NARCALC, key)) is not None:
             return struct.unpack_from("<Q", raw)[0], raw[8:]
         size, sha256 = calculate_nar(self._castore, root)
-        self._engine.put(NARCALC, [(key, struct.pack("<Q", size) + sha256)])
+        self.engine.put(NARCALC, [(key, struct.pack("<Q", size) + sha256)])
         return size, sha256
-
-    def close(self) -> None:
-        self._engine.close()

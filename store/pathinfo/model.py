@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from castore.errors import ValidationError
-from castore.nodes import Node, node_from_proto, node_to_proto, rename
+from castore.nodes import Node, node_from_proto, node_to_proto, parse_message, rename
 from store.contentaddress import ContentAddress
 from store.nixhash import HashAlgo, NixHash
 from store.proto import pathinfo_pb2 as pb
@@ -102,11 +102,4 @@ class PathInfo:
 
     @classmethod
     def decode(cls, data: bytes) -> PathInfo:
-        from google.protobuf.message import DecodeError
-
-        msg = pb.PathInfo()
-        try:
-            msg.ParseFromString(data)
-        except DecodeError as e:
-            raise ValidationError(f"malformed PathInfo: {e}") from None
-        return cls.from_proto(msg)
+        return cls.from_proto(parse_message(pb.PathInfo, data))
