@@ -37,8 +37,11 @@ def best_of(n: int, fn) -> float:
 
 
 def fresh_dir(path: Path) -> Path:
+    """An empty directory; the removal of the old one is synced first, so its deferred
+    file-system work does not land on whichever command is timed next."""
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
+    os.sync()
     return path
 
 
