@@ -36,19 +36,32 @@ def parse_store_path(text: str) -> StorePath:
     return StorePath.parse(text) if text.startswith("/") else StorePath.from_basename(text)
 
 
-def import_path(store: Store, path: str | os.PathLike) -> PathInfo:
+def import_path(store: Store, path: str | os.PathLike, *,
+                progress: Callable[[int, int], None] | None = None) -> PathInfo:
     """Add a file or tree as `nix-store --add` does: recursive sha256 CA, same store path.
 
     One pass: the tree is serialised as a NAR and ingested as it is made, so every file is
-    read once and the NAR hash covers exactly the bytes stored.
+    read once and the NAR hash covers exactly the bytes stored. `progress(NAR bytes, 0)`
+    is called as it goes (the total is not known in advance).
     """
     name = os.path.basename(os.path.abspath(path))
+    pieces = write_nar(fs_events(path))
+    if progress:
+        pieces = _counted(pieces, progress)
     with store.castore.batch():
-        result = ingest_nar(store.castore, PiecesReader(write_nar(fs_events(path))))
+        result = ingest_nar(store.castore, PiecesReader(pieces))
         info = PathInfo(make_source_path(name, result.nar_sha256), result.node, result.nar_size,
                         result.nar_sha256,
                         ca=ContentAddress(CAMethod.NAR, NixHash(HashAlgo.SHA256, result.nar_sha256)))
         return store.pathinfo.put(info)
+
+
+def _counted(pieces: Iterator[bytes], progress: Callable[[int, int], None]) -> Iterator[bytes]:
+    done = 0
+    for piece in pieces:
+        done += len(piece)
+        progress(done, 0)
+        yield piece
 
 
 def path_info(store: Store, store_path: StorePath) -> PathInfo:

@@ -77,7 +77,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
         for path in args.paths:
-            print(api.import_path(store, path).store_path.absolute)
+            with byte_progress(f"importing {os.path.basename(path)}") as progress:
+                info = api.import_path(store, path, progress=progress)
+            print(info.store_path.absolute)
+            print(f"added {info.store_path.basename}: {human_bytes(info.nar_size)} of NAR", file=sys.stderr)
     return 0
 
 
