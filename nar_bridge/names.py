@@ -17,7 +17,7 @@ from castore.errors import ValidationError
 from castore.nodes import Node
 from store import nixbase32
 from store.storepath import DIGEST_SIZE, ENCODED_DIGEST_LENGTH
-from nar_bridge.compression import EXTENSIONS
+from store.compression import EXTENSIONS
 
 NAR_SUFFIX = ".nar"
 SHA256_NIX32 = nixbase32.encoded_length(32)

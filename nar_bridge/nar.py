@@ -29,7 +29,7 @@ from castore.url import CAStore
 from store.nar.render import render_nar
 from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.closures import ClosureCache, ClosureView
-from nar_bridge.compression import compressing
+from store.compression import compressing
 from nar_bridge.names import NarFile, parse_castore_nar
 from nar_bridge.ranges import SkippingBlobs
 from nar_bridge.threads import PieceChannel

@@ -3,7 +3,8 @@
 A served narinfo points at the stable `nar/<NarHash>.nar`, uncompressed (so FileHash
 and FileSize are NarHash and NarSize), lists the stored signatures and adds one per
 `--sign-key`. References are written sorted, as Nix writes them, and signatures
-sign that order (it is the order Nix verifies in).
+sign that order (it is the order Nix verifies in). An archived path's System and unknown
+keys (narinfo extras) are served too, so its narinfo keeps every line it had.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from castore.errors import ValidationError
 from store.narinfo import NarInfo
+from store.narinfo_extras import NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.signing import SecretKey
@@ -37,8 +39,9 @@ async def get_narinfo(request: web.Request) -> web.Response:
     digest = _digest(request)
     text = bridge.recent_narinfos.get(digest)
     if text is None:
-        keys = bridge.config.sign_keys
-        text = await _for_path(request, digest, lambda info: served_narinfo(info, keys).render())
+        keys, extras = bridge.config.sign_keys, bridge.store.extras
+        text = await _for_path(request, digest, lambda info: served_narinfo(
+            info, keys, extras and extras.get(info.store_path.digest)).render())
         bridge.recent_narinfos.put(digest, text)
     return web.Response(text=text, content_type=NARINFO_TYPE)
 
@@ -70,13 +73,16 @@ async def _for_path(request: web.Request, digest: bytes, then: Callable[[PathInf
     return result
 
 
-def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...]) -> NarInfo:
+def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...],
+                   extras: NarinfoExtras | None = None) -> NarInfo:
     """The narinfo of a stored path as this bridge serves it, signed by each key."""
+    extras = extras or NarinfoExtras()
     narinfo = NarInfo(
         store_path=info.store_path, url=NarFile(info.nar_sha256, "none").url,
         nar_hash=info.nar_sha256, nar_size=info.nar_size, compression="none",
         file_hash=NixHash(HashAlgo.SHA256, info.nar_sha256), file_size=info.nar_size,
-        references=tuple(sorted(info.references)), deriver=info.deriver, ca=info.ca)
+        references=tuple(sorted(info.references)), deriver=info.deriver, ca=info.ca,
+        system=extras.system, unknown=extras.unknown)
     fingerprint = narinfo.fingerprint()
     signatures = info.signatures + tuple(key.sign(fingerprint) for key in sign_keys)
     return dataclasses.replace(narinfo, signatures=tuple(dict.fromkeys(signatures)))

@@ -27,7 +27,7 @@ from store.narinfo import NarInfo
 from store.pathinfo.model import PathInfo
 from nar_bridge.bodies import read_limited
 from nar_bridge.bridge import BRIDGE, Bridge, StagedNar, root_exists
-from nar_bridge.compression import decompressing
+from store.compression import decompressing
 from nar_bridge.names import NarFile, parse_hash_part
 from nar_bridge.threads import BlockingReader
 

@@ -31,7 +31,7 @@ from store.pathinfo.model import PathInfo
 from store.signing import PublicKey, verify_narinfo
 from store.url import Store
 from nar_bridge.bodies import read_limited
-from nar_bridge.compression import decompressing
+from store.compression import decompressing
 from nar_bridge.threads import BlockingReader, Workers
 
 log = logging.getLogger(__name__)

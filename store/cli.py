@@ -58,6 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_copy)
 
+    p = sub.add_parser("archive", parents=[store_args], help="move a Nix binary cache into the store, narinfos intact")
+    p.add_argument("source", metavar="SOURCE", help="file:///dir (every narinfo in it) or http(s)://host/path")
+    p.add_argument("paths", nargs="*", metavar="STORE_PATH", help="roots: archive their closures")
+    p.add_argument("--roots", metavar="FILE", help="a file of root store paths, one a line")
+    p.add_argument("--jobs", type=int, default=4, metavar="N", help="paths fetched at once (default 4)")
+    p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("stats", parents=[store_args], help="the whole store's counts, sizes and ratios")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("verify", parents=[store_args],
+                       help="re-render NARs and check hashes, sizes, chunk digests and signatures")
+    p.add_argument("paths", nargs="*", metavar="STORE_PATH")
+    p.add_argument("--all", action="store_true", help="every path, and every chunk's digest")
+    p.add_argument("--trusted-public-keys", action="append", metavar="KEYS", default=[],
+                   help="require a valid signature by one of these keys (name:base64, "
+                        "space-separated as in nix.conf; repeatable)")
+    p.set_defaults(func=cmd_verify)
+
     castore_verbs = castore_cli.add_commands(sub, store_args)
     fuse_cli.add_commands(sub, castore_verbs, store_args)
     bridge_cli.add_commands(sub, store_args)
@@ -128,6 +148,63 @@ def cmd_copy(args: argparse.Namespace) -> int:
     print(f"copied {len(result.copied)} paths ({human_bytes(result.nar_bytes)} of NAR), "
           f"{len(result.skipped)} already present", file=sys.stderr)
     return 0
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from store.archive import Status, archive, open_source
+
+    texts = list(args.paths)
+    if args.roots:
+        with open(args.roots) as f:
+            texts.extend(line.strip() for line in f if line.strip())
+    roots = [api.parse_store_path(t) for t in texts]
+    source = open_source(args.source)
+
+    def report(outcome) -> None:
+        if outcome.status is Status.ARCHIVED:
+            print(outcome.name, flush=True)
+        elif outcome.status is Status.FAILED:
+            print(f"cairn: archive: {outcome.name}: {outcome.error}", file=sys.stderr, flush=True)
+
+    with open_store(args.store) as store, byte_progress("archiving") as progress:
+        result = archive(store, source, roots, jobs=args.jobs, progress=progress, on_outcome=report)
+    print(result.summary(), file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from store.stats import store_stats
+
+    with open_store(args.store) as store:
+        stats = store_stats(store)
+    print(json.dumps(stats.to_json(), indent=2) if args.json else "\n".join(stats.lines()))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from castore.errors import ValidationError
+    from store.signing import PublicKey
+    from store.verify import Tally, verify_chunks, verify_paths
+
+    if args.all == bool(args.paths):
+        raise ValidationError("give either store paths or --all")
+    paths = None if args.all else [api.parse_store_path(p) for p in args.paths]
+    keys = [PublicKey.parse(k) for text in args.trusted_public_keys for k in text.split()]
+    tally = Tally()
+    with open_store(args.store) as store:
+        if args.all:
+            with byte_progress("checking chunks") as progress:
+                for problem in verify_chunks(store, tally, progress):
+                    print(problem, flush=True)
+            if not tally.chunks_checked:
+                print("cairn: chunk digests not checked: the blob service cannot list its chunks", file=sys.stderr)
+        with byte_progress("checking paths") as progress:
+            for problem in verify_paths(store, paths, keys, tally, progress):
+                print(problem, flush=True)
+    chunks = f" and {human_bytes(tally.chunk_bytes)} of chunks" if tally.chunks_checked else ""
+    problems = len(tally.problems)
+    print(f"verified {tally.paths} paths{chunks}: {problems} problem{'' if problems == 1 else 's'}", file=sys.stderr)
+    return 1 if tally.problems else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from castore.url import CAStore, default_store_url, grpc_target, local_path, open_castore, scheme
 from store.pathinfo.service import PathInfoService
+
+if TYPE_CHECKING:  # the extras module imports the LMDB engine, which gRPC clients need not load
+    from store.narinfo_extras import NarinfoExtrasService
 
 
 def open_pathinfo_service(url: str, castore: CAStore) -> PathInfoService:
@@ -22,14 +26,30 @@ def open_pathinfo_service(url: str, castore: CAStore) -> PathInfoService:
     return GrpcPathInfoService(grpc_target(url))
 
 
+def open_extras_service(url: str) -> NarinfoExtrasService | None:
+    """Beside the path infos of memory:// and local://; None over gRPC (the protocol has no place)."""
+    s = scheme(url)
+    if s == "memory":
+        from store.narinfo_extras import MemoryNarinfoExtras
+        return MemoryNarinfoExtras()
+    if s == "local":
+        from castore.local.engine import LocalEngine
+        from store.narinfo_extras import LocalNarinfoExtras
+        return LocalNarinfoExtras(LocalEngine.open(local_path(url)))
+    return None
+
+
 @dataclass
 class Store:
     """castore plus PathInfoService: everything a Nix-facing program needs."""
 
     castore: CAStore
     pathinfo: PathInfoService
+    extras: NarinfoExtrasService | None = None  # narinfo fields PathInfo cannot hold
 
     def close(self) -> None:
+        if self.extras is not None:
+            self.extras.close()
         self.pathinfo.close()
         self.castore.close()
 
@@ -44,4 +64,5 @@ def open_store(url: str | None = None, *, blob_url: str | None = None, directory
                pathinfo_url: str | None = None) -> Store:
     """Open all three services from one URL; the specific URLs override it."""
     castore = open_castore(url, blob_url=blob_url, directory_url=directory_url)
-    return Store(castore, open_pathinfo_service(pathinfo_url or url or default_store_url(), castore))
+    pathinfo_url = pathinfo_url or url or default_store_url()
+    return Store(castore, open_pathinfo_service(pathinfo_url, castore), open_extras_service(pathinfo_url))

@@ -10,19 +10,24 @@ from __future__ import annotations
 import bisect
 import io
 import itertools
+import os
 import struct
+from typing import Callable, Iterator
 
 import blake3
 
-from castore.blobs.service import BlobService, BlobStat, BlobWriter, ChunkMeta
+from castore.blobs.service import BlobService, BlobStat, BlobUsage, BlobWriter, ChunkMeta
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
-from castore.local.engine import BLOBS, EngineUser, LocalEngine
-from castore.local.frames import LARGE
+from castore.local.engine import BLOBS, CHUNKS, EngineUser, LocalEngine
+from castore.local.frames import LARGE, Location
 
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
+SCAN_BATCH = 10_000
+"""Records read per LMDB transaction when walking a database: no transaction stays open while
+the caller works (a thread may hold only one)."""
 
 
 def encode_chunk_list(size: int, chunks: list[tuple[bytes, int]]) -> bytes:
@@ -59,6 +64,59 @@ class LocalBlobService(EngineUser, BlobService):
     def stored_bytes(self) -> int:
         return self.engine.stored_bytes()
 
+    def usage(self) -> BlobUsage:
+        """Walks both databases once; what is staged is committed first so it counts."""
+        engine = self.engine
+        engine.commit()
+        listed: set[bytes] = set()
+        chunked = 0
+        for digest, record in self._scan(BLOBS):
+            chunked += 1
+            listed.update(bytes(c.digest) for c in decode_chunk_list(digest, record))
+        chunks = chunk_bytes = single = 0
+        for digest, raw in self._scan(CHUNKS):
+            chunks += 1
+            chunk_bytes += Location.decode(raw).length
+            single += digest not in listed
+        index_bytes = os.path.getsize(os.path.join(engine.env.path(), "data.mdb"))
+        return BlobUsage(chunked, single, chunks, chunk_bytes, engine.stored_bytes(), index_bytes)
+
+    def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError]:
+        self.engine.commit()
+        return self._verify_chunks(progress)
+
+    def _verify_chunks(self, progress: Callable[[int, int], None] | None) -> Iterator[CorruptionError]:
+        """Reads chunks in pack order, so each frame is decompressed about once (at the cost of
+        holding every chunk's location in memory)."""
+        chunks = sorted(((Location.decode(raw), digest) for digest, raw in self._scan(CHUNKS)),
+                        key=lambda c: (c[0].pack, c[0].frame_offset, c[0].offset))
+        total = sum(location.length for location, _ in chunks)
+        done = 0
+        for location, digest in chunks:
+            try:
+                self.engine.read_chunk(digest)
+            except CorruptionError as e:
+                yield e
+            except OSError as e:
+                yield CorruptionError(f"chunk {B3Digest(digest)} in pack {location.pack}: {e}")
+            done += location.length
+            if progress:
+                progress(done, total)
+
+    def _scan(self, db: str) -> Iterator[tuple[bytes, bytes]]:
+        """Every committed record of `db` in key order, read SCAN_BATCH at a time."""
+        env, handle = self.engine.env, self.engine.db(db)
+        after = b""
+        while True:
+            with env.begin(db=handle, buffers=False) as txn:
+                cursor = txn.cursor()
+                if not cursor.set_range(after):
+                    return
+                items = list(itertools.islice(((k, v) for k, v in cursor if k != after), SCAN_BATCH))
+            if not items:
+                return
+            yield from items
+            after = items[-1][0]
 
     def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself.

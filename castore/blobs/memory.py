@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Callable, Iterator
 
 import blake3
 
-from castore.blobs.service import BlobService, BlobStat, BlobWriter
+from castore.blobs.service import BlobService, BlobStat, BlobUsage, BlobWriter
 from castore.digest import B3Digest
+from castore.errors import CorruptionError
 
 
 class MemoryBlobService(BlobService):
@@ -29,6 +31,29 @@ class MemoryBlobService(BlobService):
 
     def open_write(self) -> BlobWriter:
         return _MemoryWriter(self)
+
+    def usage(self) -> BlobUsage:
+        """Every blob is one stand-alone piece held as is: logical and stored bytes are the same."""
+        with self._lock:
+            size = sum(len(b) for b in self._blobs.values())
+            return BlobUsage(0, len(self._blobs), len(self._blobs), size, size, 0)
+
+    def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError]:
+        with self._lock:
+            blobs = list(self._blobs.items())
+        return self._verify(blobs, progress)
+
+    @staticmethod
+    def _verify(blobs: list[tuple[bytes, bytes]],
+                progress: Callable[[int, int], None] | None) -> Iterator[CorruptionError]:
+        total = sum(len(data) for _, data in blobs)
+        done = 0
+        for digest, data in blobs:
+            if blake3.blake3(data).digest() != digest:
+                yield CorruptionError(f"blob {B3Digest(digest)} does not match its digest")
+            done += len(data)
+            if progress:
+                progress(done, total)
 
     def _put(self, digest: bytes, data: bytes) -> None:
         with self._lock:

@@ -6,8 +6,10 @@ import contextlib
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 from castore.digest import B3Digest
+from castore.errors import CorruptionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,30 @@ class BlobStat:
 
     size: int
     chunks: tuple[ChunkMeta, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class BlobUsage:
+    """What a backend holds and what it costs, for whole-store figures (`cairn stats`).
+
+    `standalone_chunks` counts chunks that no chunk list names: blobs stored as one piece,
+    and whatever else a backend keeps as chunks (the local one keeps directories so).
+    """
+
+    chunked_blobs: int
+    standalone_chunks: int
+    chunks: int
+    chunk_bytes: int
+    """Sum of chunk lengths: the logical, deduplicated size."""
+    pack_bytes: int
+    """Bytes of stored (compressed) data."""
+    index_bytes: int
+    """Bytes of the records naming the data (the local backend's LMDB file, shared with the
+    other services of the store)."""
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.pack_bytes + self.index_bytes
 
 
 class BlobWriter(ABC):
@@ -81,6 +107,16 @@ class BlobService(ABC):
 
     def stored_bytes(self) -> int | None:
         """Bytes the backend occupies on its medium, when it can tell (for summaries)."""
+        return None
+
+    def usage(self) -> BlobUsage | None:
+        """Counts and sizes of everything held, when the backend can tell (a remote one cannot)."""
+        return None
+
+    def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError] | None:
+        """Read back every stored chunk and check it against its digest, yielding one error per
+        bad chunk; `progress(bytes checked, total)` as it goes. None when the backend cannot
+        list what it holds (a remote one checks its own)."""
         return None
 
     def close(self) -> None:

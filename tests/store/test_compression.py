@@ -11,7 +11,7 @@ import brotli
 import pytest
 import zstandard
 
-from nar_bridge.compression import CompressionError, UnsupportedCompression, compressing, decompressing
+from store.compression import CompressionError, UnsupportedCompression, compressing, decompressing
 
 COMPRESS = {
     "xz": lzma.compress,
