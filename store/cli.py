@@ -213,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`cairn dump ... | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (CastoreError, OSError) as e:
         print(f"cairn: error: {_one_line(e)}", file=sys.stderr)
         return 1

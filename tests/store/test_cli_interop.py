@@ -106,3 +106,14 @@ def test_bad_input_gives_one_line_and_nonzero_exit(local, args, message):
     assert err.count("\n") == 1 and err.startswith("cairn: error:"), err
     assert message.lower() in err.lower()
     assert "Traceback" not in err
+
+
+def test_dump_into_a_closed_pipe_stops_quietly(tmp_path, local):
+    tree = tmp_path / "big"
+    tree.mkdir()
+    (tree / "data").write_bytes(os.urandom(4 << 20))
+    path = cairn("import", str(tree), store=local).stdout.decode().strip()
+    done = subprocess.run(f"'{CAIRN}' dump --store '{local}' {path} | head -c 10 > /dev/null; "
+                          "echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", capture_output=True)
+    assert done.stdout.decode().strip() == "141"
+    assert done.stderr == b""
