@@ -97,7 +97,7 @@ class CAStore:
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group many writes; they are durable when the outermost batch exits."""
+        """Group this thread's writes; they are durable when its outermost batch exits."""
         with self.blobs.batch(), self.directories.batch():
             yield
 

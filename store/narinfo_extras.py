@@ -51,7 +51,7 @@ class NarinfoExtrasService(ABC):
 
     @abstractmethod
     def put(self, digest: bytes, extras: NarinfoExtras) -> None:
-        """Store (replacing an earlier record); durable when the engine's open batch ends."""
+        """Store (replacing an earlier record); durable on return, or when this thread's batch ends."""
 
     def close(self) -> None:
         """Release files."""

@@ -152,7 +152,7 @@ class LocalBlobWriter(BlobWriter):
         return len(data)
 
     def close(self) -> B3Digest:
-        """The digest; the blob is durable on return unless a batch is open."""
+        """The digest; the blob is durable on return unless this thread is in a batch."""
         if self._aborted:
             raise ValueError("close of an aborted blob writer")
         if self._digest is not None:

@@ -99,7 +99,8 @@ class BlobService(ABC):
     def open_write(self) -> BlobWriter: ...
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
-        """Group writes: they may become durable only when the outermost batch exits.
+        """Group this thread's writes: they may become durable only when its outermost batch
+        exits (writes of other threads are not held back).
 
         Bulk imports use it to commit once instead of once per blob. Default: no grouping.
         """

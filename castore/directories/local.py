@@ -36,7 +36,7 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         return directory if directory.digest == digest else None
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
-        """Validate the whole closure, then store it in one commit (or the open batch)."""
+        """Validate the whole closure, then store it in one commit (or this thread's open batch)."""
         validator = ClosureValidator()
         for directory in directories:
             validator.add(directory)

@@ -4,8 +4,10 @@ It owns what makes the store consistent and durable, for every layer that keeps
 records here (blobs, directories, and path infos of the Nix layer):
 - writes are staged, then committed as one LMDB transaction after the pack data they
   point at is synced, so a crash at any moment loses nothing acknowledged;
-- a batch (re-entrant, shared by every thread of the process) delays the commit to the
+- a batch (re-entrant, per thread) delays the commits of that thread's writes to its
   outermost exit, or until the staged work passes a bound, so bulk imports sync rarely;
+  a write from a thread outside any batch commits on return (with whatever else is
+  staged), so it is durable when acknowledged even while another thread's batch is open;
 - staged records are visible to readers of this process before they are committed.
 
 LMDB allows one Environment per path per process, so `LocalEngine.open` hands out a
@@ -77,7 +79,7 @@ class LocalEngine:
         self._refs = 0
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._depth = 0
+        self._batches = threading.local()  # .depth: how many batches this thread is inside
         self._staged: dict[str, dict[bytes, bytes]] = {}
         self._committing: dict[str, dict[bytes, bytes]] = {}
         self._staged_records = 0
@@ -142,26 +144,26 @@ class LocalEngine:
             self._staged_records += len(staged) - before
 
     def settle(self) -> None:
-        """Commit now, unless a batch is open and the staged work is still small."""
+        """Commit now, unless this thread is in a batch and the staged work is still small."""
         with self._lock:
-            defer = self._depth > 0 and self._staged_records < COMMIT_RECORDS \
+            defer = self._batch_depth() > 0 and self._staged_records < COMMIT_RECORDS \
                 and self._staged_bytes < COMMIT_BYTES
         if not defer:
             self.commit()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Stage every write of the process until the outermost batch exits, then commit them."""
-        with self._lock:
-            self._depth += 1
+        """Stage this thread's writes until its outermost batch exits, then commit them."""
+        self._batches.depth = self._batch_depth() + 1
         try:
             yield
         finally:
-            with self._lock:
-                self._depth -= 1
-                outermost = self._depth == 0
-            if outermost:
+            self._batches.depth -= 1
+            if self._batches.depth == 0:
                 self.commit()
+
+    def _batch_depth(self) -> int:
+        return getattr(self._batches, "depth", 0)
 
     def commit(self) -> None:
         """Make everything staged so far durable: pack data first, then the records naming it."""
