@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.nar_bridge.conftest import free_port
-from tests.store.nixtool import interop, nix
+from tests.store.nixtool import build_closure, interop, new_key, nix
 
 
 @dataclass
@@ -27,17 +27,11 @@ class Closure:
 @pytest.fixture(scope="module")
 def closure(tmp_path_factory) -> Closure:
     """Three input-addressed paths: top -> mid -> dep, with a symlink and a self-reference."""
-    expr = tmp_path_factory.mktemp("closure") / "closure.nix"
-    expr.write_text(f'''
-      let
-        sh = args: derivation {{ system = builtins.currentSystem; builder = "/bin/sh"; inherit (args) name;
-                                 args = ["-c" args.script]; }};
-        dep = sh {{ name = "bridge-dep"; script = "echo dep-{os.getpid()} > $out"; }};
-        mid = sh {{ name = "bridge-mid"; script = "/bin/mkdir $out; echo ${{dep}} > $out/dep; /bin/ln -s ${{dep}} $out/link"; }};
-      in sh {{ name = "bridge-top"; script = "echo building bridge-top; /bin/mkdir -p $out/bin; echo ${{mid}} > $out/bin/mid; echo $out > $out/self; /bin/chmod +x $out/bin/mid"; }}
-    ''')
-    top = nix("nix-build", "--option", "sandbox", "false", "--no-out-link", str(expr)).decode().strip()
-    paths = [i["path"] for i in json.loads(nix("nix", "path-info", "--json", "--recursive", top))]
+    top, paths = build_closure(tmp_path_factory.mktemp("closure"), f'''
+        dep = sh "bridge-dep" "echo dep-{os.getpid()} > $out";
+        mid = sh "bridge-mid" "/bin/mkdir $out; echo ${{dep}} > $out/dep; /bin/ln -s ${{dep}} $out/link";''',
+        'sh "bridge-top" "echo building bridge-top; /bin/mkdir -p $out/bin; echo ${mid} > $out/bin/mid; '
+        'echo $out > $out/self; /bin/chmod +x $out/bin/mid"')
     assert len(paths) == 3
     return Closure(top, paths)
 
@@ -45,9 +39,7 @@ def closure(tmp_path_factory) -> Closure:
 @pytest.fixture
 def keypair(tmp_path) -> tuple[Path, str]:
     """A Nix secret key file and its public key."""
-    secret = tmp_path / "key.sec"
-    secret.write_bytes(nix("nix", "key", "generate-secret", "--key-name", f"bridge-test-{tmp_path.name}"))
-    return secret, nix("nix", "key", "convert-secret-to-public", stdin=secret.read_bytes()).decode().strip()
+    return new_key(tmp_path, f"bridge-test-{tmp_path.name}")
 
 
 def fails(*args: str) -> str:

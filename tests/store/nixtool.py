@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import pytest
@@ -28,3 +30,23 @@ def nix(*args: str, stdin: bytes | None = None) -> bytes:
     if done.returncode:
         raise AssertionError(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
     return done.stdout
+
+
+SH = ('sh = name: script: derivation { system = builtins.currentSystem; builder = "/bin/sh"; '
+      'inherit name; args = ["-c" script]; };')
+"""A Nix helper for test closures: `sh "name" "shell script"` builds one path (no sandbox)."""
+
+
+def build_closure(directory: Path, bindings: str, top: str) -> tuple[str, list[str]]:
+    """nix-build `let SH <bindings> in <top>`; the top path and every path of its closure."""
+    expr = directory / "closure.nix"
+    expr.write_text(f"let {SH} {bindings} in {top}")
+    out = nix("nix-build", "--option", "sandbox", "false", "--no-out-link", str(expr)).decode().strip()
+    return out, [i["path"] for i in json.loads(nix("nix", "path-info", "--json", "--recursive", out))]
+
+
+def new_key(directory: Path, name: str) -> tuple[Path, str]:
+    """A Nix secret key file (as `nix key generate-secret` writes it) and its public key."""
+    secret = directory / f"{name}.sec"
+    secret.write_bytes(nix("nix", "key", "generate-secret", "--key-name", name))
+    return secret, nix("nix", "key", "convert-secret-to-public", stdin=secret.read_bytes()).decode().strip()

@@ -27,7 +27,7 @@ from store.nixhash import HashAlgo, NixHash
 from store.url import open_store
 from tests.nar_bridge.conftest import make_upload, nix_cache, small_tree, start_bridge  # noqa: F401 (fixtures)
 from tests.nar_bridge.test_nix_interop import nginx  # noqa: F401 (fixture)
-from tests.store.nixtool import interop, nix
+from tests.store.nixtool import build_closure, interop, new_key, nix
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 EXTRA_LINES = "System: x86_64-linux\nX-Archive-Test: kept\n"  # Nix writes neither; signatures cover neither
@@ -46,22 +46,14 @@ def cache(tmp_path_factory) -> Cache:
     """A signed xz `file://` cache of five input-addressed paths with references, a symlink and a
     self-reference; every narinfo also has a System line and an unknown key."""
     work = tmp_path_factory.mktemp("archive-cache")
-    (work / "closure.nix").write_text(f'''
-      let
-        sh = name: script: derivation {{ system = builtins.currentSystem; builder = "/bin/sh"; inherit name;
-                                         args = ["-c" script]; }};
+    top, paths = build_closure(work, f'''
         a = sh "archive-a" "echo a-{os.getpid()} > $out";
         b = sh "archive-b" "echo b-{os.getpid()} > $out";
         c = sh "archive-c" "/bin/mkdir $out; echo ${{a}} > $out/a; /bin/ln -s ${{b}} $out/b";
-        d = sh "archive-d" "/bin/mkdir $out; echo ${{c}} > $out/c; echo {os.getpid()} > $out/same";
-      in sh "archive-top" "/bin/mkdir -p $out/bin; echo ${{d}} > $out/bin/d; echo $out > $out/self"
-    ''')
-    top = nix("nix-build", "--option", "sandbox", "false", "--no-out-link", str(work / "closure.nix")).decode().strip()
-    paths = [i["path"] for i in json.loads(nix("nix", "path-info", "--json", "--recursive", top))]
+        d = sh "archive-d" "/bin/mkdir $out; echo ${{c}} > $out/c; echo {os.getpid()} > $out/same";''',
+        'sh "archive-top" "/bin/mkdir -p $out/bin; echo ${d} > $out/bin/d; echo $out > $out/self"')
     assert len(paths) == 5
-    secret = work / "key.sec"
-    secret.write_bytes(nix("nix", "key", "generate-secret", "--key-name", f"archive-test-{os.getpid()}"))
-    public = nix("nix", "key", "convert-secret-to-public", stdin=secret.read_bytes()).decode().strip()
+    secret, public = new_key(work, f"archive-test-{os.getpid()}")
     cache_dir = work / "cache"
     nix("nix", "copy", "--to", f"file://{cache_dir}?secret-key={secret}", top)
     for narinfo in cache_dir.glob("*.narinfo"):

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from store import nixbase32
 from store.nixhash import NixHash
-from tests.store.nixtool import interop, nix
+from tests.store.nixtool import build_closure, interop, new_key, nix
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 
@@ -58,19 +57,11 @@ def test_import_and_dump_match_nix(zoo, local):
 
 @interop
 def test_copy_keeps_references_deriver_signatures_and_ca(tmp_path, local):
-    expr = tmp_path / "closure.nix"
-    expr.write_text(f'''
-      let
-        dep = derivation {{ name = "cairn-copy-dep"; system = builtins.currentSystem; builder = "/bin/sh";
-                            args = ["-c" "echo dep-{os.getpid()} > $out"]; }};
-        mid = derivation {{ name = "cairn-copy-mid"; system = builtins.currentSystem; builder = "/bin/sh";
-                            args = ["-c" "/bin/mkdir $out; echo ${{dep}} > $out/dep; /bin/ln -s ${{dep}} $out/link"]; }};
-      in derivation {{ name = "cairn-copy-top"; system = builtins.currentSystem; builder = "/bin/sh";
-                       args = ["-c" "/bin/mkdir -p $out/bin; echo ${{mid}} > $out/bin/mid; echo $out > $out/self"]; }}
-    ''')
-    top = nix("nix-build", "--option", "sandbox", "false", "--no-out-link", str(expr)).decode().strip()
-    key = tmp_path / "key.sec"
-    key.write_bytes(nix("nix", "key", "generate-secret", "--key-name", "cairn-test-1"))
+    top, _ = build_closure(tmp_path, f'''
+        dep = sh "cairn-copy-dep" "echo dep-{os.getpid()} > $out";
+        mid = sh "cairn-copy-mid" "/bin/mkdir $out; echo ${{dep}} > $out/dep; /bin/ln -s ${{dep}} $out/link";''',
+        'sh "cairn-copy-top" "/bin/mkdir -p $out/bin; echo ${mid} > $out/bin/mid; echo $out > $out/self"')
+    key, _ = new_key(tmp_path, "cairn-test-1")
     nix("nix", "store", "sign", "--key-file", str(key), "--recursive", top)
     theirs = {i["path"]: i for i in json.loads(nix("nix", "path-info", "--json", "--recursive", top))}
     assert len(theirs) == 3

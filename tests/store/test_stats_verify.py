@@ -17,7 +17,7 @@ from castore.digest import B3Digest
 from castore.local.engine import LocalEngine
 from store.signing import SecretKey
 from tests.conftest import make_zoo
-from tests.store.nixtool import interop, nix
+from tests.store.nixtool import build_closure, interop, new_key, nix
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 
@@ -123,18 +123,10 @@ def test_verify_refuses_to_guess_what_to_check(local):
 
 @interop
 def test_verify_checks_signatures_of_a_path_copied_from_nix(tmp_path, local):
-    expr = tmp_path / "signed.nix"
-    expr.write_text(f'''
-      let dep = derivation {{ name = "cairn-verify-dep"; system = builtins.currentSystem; builder = "/bin/sh";
-                              args = ["-c" "echo dep-{os.getpid()} > $out"]; }};
-      in derivation {{ name = "cairn-verify-top"; system = builtins.currentSystem; builder = "/bin/sh";
-                       args = ["-c" "/bin/mkdir $out; echo ${{dep}} > $out/dep"]; }}
-    ''')
-    top = nix("nix-build", "--option", "sandbox", "false", "--no-out-link", str(expr)).decode().strip()
-    key_file = tmp_path / "key.sec"
-    key_file.write_bytes(nix("nix", "key", "generate-secret", "--key-name", "cairn-test-1"))
+    top, _ = build_closure(tmp_path, f'dep = sh "cairn-verify-dep" "echo dep-{os.getpid()} > $out";',
+                           'sh "cairn-verify-top" "/bin/mkdir $out; echo ${dep} > $out/dep"')
+    key_file, right = new_key(tmp_path, "cairn-test-1")
     nix("nix", "store", "sign", "--key-file", str(key_file), "--recursive", top)
-    right = str(SecretKey.parse(key_file.read_text()).public_key())
     wrong = str(SecretKey.generate("cairn-test-1").public_key())
     cairn("copy", top, store=local)
 
