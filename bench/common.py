@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import shutil
 import subprocess
@@ -14,6 +15,17 @@ SHARED = ROOT.parent / "shared"
 CORPUS = Path(os.environ.get("CAIRN_CORPUS", ROOT / "bench" / "out" / "corpus"))
 CAIRN = str(Path(sys.executable).parent / "cairn")
 NIX_FLAGS = ["--extra-experimental-features", "nix-command"]
+
+
+def compile_cairn() -> None:
+    """Byte-compile Cairn as `pip install` does. The environment may set PYTHONDONTWRITEBYTECODE
+    and the checkout is installed editable, so otherwise every timed `cairn` run would first
+    compile its modules from source."""
+    for package in ("castore", "store", "nar_bridge", "fuse"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
+compile_cairn()
 
 
 def corpus_trees() -> list[Path]:
