@@ -21,7 +21,7 @@ from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
 from castore.local.engine import BLOBS, CHUNKS, EngineUser, LocalEngine
-from castore.local.frames import LARGE, Location
+from castore.local.frames import LARGE, ChunkRecord
 
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
@@ -76,7 +76,7 @@ class LocalBlobService(EngineUser, BlobService):
         chunks = chunk_bytes = single = 0
         for digest, raw in self._scan(CHUNKS):
             chunks += 1
-            chunk_bytes += Location.decode(raw).length
+            chunk_bytes += ChunkRecord.decode(raw).length
             single += digest not in listed
         index_bytes = os.path.getsize(os.path.join(engine.env.path(), "data.mdb"))
         return BlobUsage(chunked, single, chunks, chunk_bytes, engine.stored_bytes(), index_bytes)
@@ -88,18 +88,18 @@ class LocalBlobService(EngineUser, BlobService):
     def _verify_chunks(self, progress: Callable[[int, int], None] | None) -> Iterator[CorruptionError]:
         """Reads chunks in pack order, so each frame is decompressed about once (at the cost of
         holding every chunk's location in memory)."""
-        chunks = sorted(((Location.decode(raw), digest) for digest, raw in self._scan(CHUNKS)),
-                        key=lambda c: (c[0].pack, c[0].frame_offset, c[0].offset))
-        total = sum(location.length for location, _ in chunks)
+        chunks = sorted(((ChunkRecord.decode(raw), digest) for digest, raw in self._scan(CHUNKS)),
+                        key=lambda c: (c[0].location.pack, c[0].location.frame_offset, c[0].location.offset))
+        total = sum(record.length for record, _ in chunks)
         done = 0
-        for location, digest in chunks:
+        for record, digest in chunks:
             try:
                 self.engine.read_chunk(digest)
             except CorruptionError as e:
                 yield e
             except OSError as e:
-                yield CorruptionError(f"chunk {B3Digest(digest)} in pack {location.pack}: {e}")
-            done += location.length
+                yield CorruptionError(f"chunk {B3Digest(digest)} in pack {record.location.pack}: {e}")
+            done += record.length
             if progress:
                 progress(done, total)
 

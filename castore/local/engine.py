@@ -19,21 +19,29 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import Counter
 from typing import Iterable, Iterator
 
 import lmdb
+import zstandard
 
-from castore.errors import BackendError
+from castore.digest import B3Digest
+from castore.errors import BackendError, CorruptionError
+from castore.local import compaction, deltas
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
-from castore.local.frames import SMALL, FrameClass, FrameReader, FrameWriter, Location
+from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
 from castore.local.packs import PackFiles
 
 FORMAT = b"cairn-local-1"
 MAP_SIZE = 1 << 40  # address space only: the file grows as needed
 MAX_DBS = 16
-CHUNKS, BLOBS, META = "chunks", "blobs", "meta"
-CONTENT_ADDRESSED = frozenset({CHUNKS, BLOBS})
-"""Records whose value is fixed by their key: an existing one is never rewritten."""
+CHUNKS, BLOBS, META, SIMILAR = "chunks", "blobs", "meta", "similar"
+"""SIMILAR maps a sketch feature to a plain chunk that has it (see deltas.py)."""
+NEVER_REWRITTEN = frozenset({CHUNKS, BLOBS, SIMILAR})
+"""Records whose value is fixed by their key, or (SIMILAR) whose first value stays, so bases
+do not move under deltas."""
+STANDALONE_LEVEL = 3
+"""zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
 COMMIT_BYTES = 64 * 1024 * 1024
 COMMIT_RECORDS = 20_000
 """A batch commits early past either bound, keeping memory and unsynced data bounded."""
@@ -62,8 +70,14 @@ class LocalEngine:
     def __init__(self, path: str, params: ChunkingParams = DEFAULT_PARAMS) -> None:
         self.path = path
         self.params = params
-        os.makedirs(path, exist_ok=True)
-        self.env = lmdb.open(os.path.join(path, "meta"), map_size=MAP_SIZE, max_dbs=MAX_DBS)
+        meta = os.path.join(path, "meta")
+        os.makedirs(meta, exist_ok=True)
+        self._users = compaction.Users(meta)
+        try:
+            self.env = lmdb.open(meta, map_size=MAP_SIZE, max_dbs=MAX_DBS)
+        except BaseException:
+            self._users.release()
+            raise
         self._dbs: dict[str, lmdb._Database] = {}
         self._dbs_lock = threading.Lock()
         try:
@@ -72,6 +86,7 @@ class LocalEngine:
             self._check_format()
         except BaseException:
             self.env.close()
+            self._users.release()
             raise
         self.packs = PackFiles(os.path.join(path, "packs"))
         self._frames = FrameWriter(self.packs, self._chunks_written)
@@ -191,7 +206,7 @@ class LocalEngine:
         handles = {db: self.db(db) for db in records}  # opening one needs its own write txn
         with self.env.begin(write=True) as txn:
             for db, items in records.items():
-                overwrite = db not in CONTENT_ADDRESSED
+                overwrite = db not in NEVER_REWRITTEN
                 for key, value in items.items():
                     txn.put(key, value, db=handles[db], overwrite=overwrite)
 
@@ -201,22 +216,43 @@ class LocalEngine:
         """Store a chunk once; it becomes durable with the next commit.
 
         `kind` picks the frames it joins: LARGE for pieces of a chunked blob, SMALL otherwise.
+        A chunk much like a stored one is kept as a delta against it (see deltas.py).
         """
-        if self.chunk_location(digest) is not None:
+        if self.has_chunk(digest):
             return
         with self._lock:
             self._staged_bytes += len(data)
-        self._frames.add(digest, data, kind)
+        delta = self._delta(digest, data, kind) if len(data) >= deltas.MIN_SIZE else None
+        self._frames.add(digest, data, kind, delta)
+
+    def _delta(self, digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
+        """(base digest, payload) when a delta pays; otherwise None, and the chunk's features
+        are indexed so it can be a base itself."""
+        keys = deltas.features(data)
+        votes = Counter(base for base in (self.get(SIMILAR, k) for k in keys) if base is not None)
+        for base_digest, _ in votes.most_common(1):
+            try:
+                base = self.read_chunk(base_digest)
+            except CorruptionError:
+                base = None  # a damaged base is verify's to report, not a reason to fail this write
+            if base is not None:
+                payload = deltas.encode(data, base, kind.level)
+                alone = zstandard.ZstdCompressor(level=STANDALONE_LEVEL).compress(data)
+                if len(payload) < kind.delta_below * len(alone):
+                    return base_digest, payload
+            return None
+        self.stage(SIMILAR, ((k, digest) for k in keys))
+        return None
 
     def has_chunk(self, digest: bytes) -> bool:
-        return self._frames.pending(digest) is not None or self.chunk_location(digest) is not None
+        return self._frames.pending(digest) is not None or self.chunk_record(digest) is not None
 
     def chunk_length(self, digest: bytes) -> int | None:
         pending = self._frames.pending(digest)
         if pending is not None:
             return len(pending)
-        location = self.chunk_location(digest)
-        return None if location is None else location.length
+        record = self.chunk_record(digest)
+        return None if record is None else record.length
 
     def read_chunk(self, digest: bytes) -> bytes | None:
         """A chunk's bytes, verified against its digest; None when unknown."""
@@ -224,15 +260,33 @@ class LocalEngine:
         pending = self._frames.pending(digest)
         if pending is not None:
             return pending
-        location = self.chunk_location(digest)
-        return None if location is None else self._reader.read(digest, location)
+        record = self.chunk_record(digest)
+        if record is None:
+            return None
+        if record.base is None:
+            return self._reader.read(digest, record.location)
+        return self._read_delta(digest, record)
 
-    def chunk_location(self, digest: bytes) -> Location | None:
+    def _read_delta(self, digest: bytes, record: ChunkRecord) -> bytes:
+        base = self.read_chunk(record.base)
+        if base is None:
+            raise CorruptionError(f"chunk {B3Digest(digest)} is a delta against {B3Digest(record.base)}, "
+                                  "which is missing")
+        payload = self._reader.stored(digest, record.location)
+        try:
+            if zstandard.get_frame_parameters(payload).content_size != record.length:
+                raise zstandard.ZstdError(f"its frame does not claim the chunk's {record.length} bytes")
+            data = deltas.decode(payload, base)
+        except zstandard.ZstdError as e:
+            raise CorruptionError(f"delta of chunk {B3Digest(digest)} does not decompress: {e}") from None
+        return verified(digest, data, record.location)
+
+    def chunk_record(self, digest: bytes) -> ChunkRecord | None:
         raw = self.get(CHUNKS, digest)
-        return None if raw is None else Location.decode(raw)
+        return None if raw is None else ChunkRecord.decode(raw)
 
-    def _chunks_written(self, locations: dict[bytes, Location]) -> None:
-        self.stage(CHUNKS, ((d, loc.encode()) for d, loc in locations.items()))
+    def _chunks_written(self, records: dict[bytes, ChunkRecord]) -> None:
+        self.stage(CHUNKS, ((d, record.encode()) for d, record in records.items()))
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -247,13 +301,33 @@ class LocalEngine:
             if self._refs > 0:
                 return
             self._instances.pop((os.getpid(), self.path), None)
+        committed = False
         try:
             self.commit()
+            committed = True
         finally:
             self._frames.shutdown()
             self._reader.clear()
             self.packs.close()
+            self._close_index(compact=committed)
+
+    def _close_index(self, compact: bool) -> None:
+        """Close LMDB, compacting its file first if it is mostly free pages and no other
+        process has the store open (see compaction.py); a failed compaction changes nothing."""
+        meta = self.env.path()
+        copy = None
+        try:
+            if compact and self._users.alone() and compaction.worthwhile(self.env):
+                copy = compaction.compacted(self.env)
+        except (OSError, lmdb.Error):
+            copy = None
+        finally:
             self.env.close()
+        try:
+            if copy is not None:
+                compaction.install(copy, meta)
+        finally:
+            self._users.release()
 
 
 class EngineUser:

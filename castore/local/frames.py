@@ -26,16 +26,23 @@ from castore.local.packs import PackFiles
 
 @dataclass(frozen=True, slots=True)
 class FrameClass:
-    """How one kind of chunk is framed: zstd level and the frame's uncompressed bound."""
+    """How one kind of chunk is framed: zstd level and the frame's uncompressed bound.
+
+    `delta_below`: a chunk of this class is kept as a delta (see deltas.py) only when the
+    delta is smaller than this share of the chunk compressed alone.
+    """
 
     level: int
     bound: int
+    delta_below: float = 0.0
 
 
-SMALL = FrameClass(level=9, bound=8 * 1024 * 1024)
+SMALL = FrameClass(level=9, bound=8 * 1024 * 1024, delta_below=0.2)
 """Whole small files and directories: mostly text, and neighbours say the same thing, so
-big frames and a high level pay (~65 MB/s per core)."""
-LARGE = FrameClass(level=5, bound=4 * 1024 * 1024)
+big frames and a high level pay (~65 MB/s per core). The frame already finds much of what a
+delta would (Django 5.0's own files gain nothing from deltas at shares above 0.2), so only
+a delta of a fifth pays."""
+LARGE = FrameClass(level=5, bound=4 * 1024 * 1024, delta_below=0.8)
 """Pieces of chunked (large) files, mostly binaries: zstd levels 3-4 lose ~5% here and
 higher levels gain little for their time; a cold random read decompresses one frame (~3 ms).
 
@@ -43,12 +50,15 @@ Measured on the seven corpus trees (`cairn castore import` of each into one stor
 in MB, SMALL level/bound then LARGE level/bound): 5/2M 5/2M 26.87 (the single-class
 baseline), 9/8M 3/2M 27.04, 9/8M 5/2M 26.17, 7/4M 5/2M 26.55, 9/8M 6/2M 25.70,
 9/8M 5/4M 25.94, 12/8M 5/4M 25.89 (30% slower)."""
+DELTA = FrameClass(level=1, bound=4 * 1024 * 1024)
+"""Delta payloads: already zstd, so their frame only groups them (level 1 costs next to nothing)."""
 FRAME_CACHE_BYTES = 32 * 1024 * 1024
 MAX_FRAME = 64 * 1024 * 1024
 """No frame we write comes near this; a header claiming more is corrupt (and must not allocate it)."""
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 _LOCATION = struct.Struct("<IQIII")
+_DELTA = struct.Struct("<I32s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,36 @@ class Location:
         return cls(*_LOCATION.unpack(data))
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """What the chunks database says of a chunk: where its stored bytes are, and for a delta
+    (stored bytes shorter than the chunk), the plain chunk it refers to."""
+
+    location: Location
+    length: int
+    base: bytes | None = None
+
+    def encode(self) -> bytes:
+        plain = self.location.encode()
+        return plain if self.base is None else plain + _DELTA.pack(self.length, self.base)
+
+    @classmethod
+    def decode(cls, data: bytes) -> ChunkRecord:
+        location = Location.decode(data[:_LOCATION.size])
+        if len(data) == _LOCATION.size:
+            return cls(location, location.length)
+        length, base = _DELTA.unpack(data[_LOCATION.size:])
+        return cls(location, length, base)
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    digest: bytes
+    stored: bytes
+    length: int
+    base: bytes | None
+
+
 class FrameWriter:
     """Collects chunks into the open frame; full frames are compressed and appended by workers.
 
@@ -76,13 +116,13 @@ class FrameWriter:
     `on_written` has recorded its location, so there is no moment where it is nowhere.
     """
 
-    def __init__(self, packs: PackFiles, on_written: Callable[[dict[bytes, Location]], None], *,
+    def __init__(self, packs: PackFiles, on_written: Callable[[dict[bytes, ChunkRecord]], None], *,
                  workers: int = WORKERS) -> None:
         self._packs = packs
         self._on_written = on_written
         self._cond = threading.Condition()
-        self._open: dict[FrameClass, list[tuple[bytes, bytes]]] = {SMALL: [], LARGE: []}
-        self._open_size = {SMALL: 0, LARGE: 0}
+        self._open: dict[FrameClass, list[_Queued]] = {SMALL: [], LARGE: [], DELTA: []}
+        self._open_size = {SMALL: 0, LARGE: 0, DELTA: 0}
         self._pending: dict[bytes, bytes] = {}
         self._inflight: set[int] = set()
         self._next_seq = 0
@@ -91,15 +131,19 @@ class FrameWriter:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="cairn-frames")
         self._local = threading.local()
 
-    def add(self, digest: bytes, data: bytes, kind: FrameClass = SMALL) -> None:
-        """Queue a chunk for the pack (a chunk already pending is not queued twice)."""
+    def add(self, digest: bytes, data: bytes, kind: FrameClass = SMALL,
+            delta: tuple[bytes, bytes] | None = None) -> None:
+        """Queue a chunk for the pack (a chunk already pending is not queued twice); with
+        `delta` = (base digest, payload), the payload is stored in a DELTA frame instead."""
+        base, stored = delta if delta is not None else (None, data)
+        kind = DELTA if delta is not None else kind
         with self._cond:
             self._check()
             if digest in self._pending:
                 return
             self._pending[digest] = data
-            self._open[kind].append((digest, data))
-            self._open_size[kind] += len(data)
+            self._open[kind].append(_Queued(digest, stored, len(data), base))
+            self._open_size[kind] += len(stored)
             sealed = [self._seal(kind)] if self._open_size[kind] >= kind.bound else []
         for frame in sealed:
             self._submit(*frame)
@@ -130,7 +174,7 @@ class FrameWriter:
             raise BackendError(f"writing a pack frame failed ({self._failure}); "
                                "writes since the last commit are lost, reopen the store") from self._failure
 
-    def _seal(self, kind: FrameClass) -> tuple[int, FrameClass, list[tuple[bytes, bytes]]]:
+    def _seal(self, kind: FrameClass) -> tuple[int, FrameClass, list[_Queued]]:
         """Take the open frame of a class (caller holds the condition's lock)."""
         seq = self._next_seq
         self._next_seq += 1
@@ -138,7 +182,7 @@ class FrameWriter:
         self._inflight.add(seq)
         return seq, kind, chunks
 
-    def _submit(self, seq: int, kind: FrameClass, chunks: list[tuple[bytes, bytes]]) -> None:
+    def _submit(self, seq: int, kind: FrameClass, chunks: list[_Queued]) -> None:
         self._slots.acquire()
         try:
             self._pool.submit(self._write, seq, kind, chunks)
@@ -146,26 +190,27 @@ class FrameWriter:
             self._finish(seq, chunks, {}, e)
             raise
 
-    def _write(self, seq: int, kind: FrameClass, chunks: list[tuple[bytes, bytes]]) -> None:
+    def _write(self, seq: int, kind: FrameClass, chunks: list[_Queued]) -> None:
         try:
-            frame = self._compressor(kind).compress(b"".join(data for _, data in chunks))
+            frame = self._compressor(kind).compress(b"".join(c.stored for c in chunks))
             pack, frame_offset = self._packs.append(frame)
             locations, pos = {}, 0
-            for digest, data in chunks:
-                locations[digest] = Location(pack, frame_offset, len(frame), pos, len(data))
-                pos += len(data)
+            for c in chunks:
+                location = Location(pack, frame_offset, len(frame), pos, len(c.stored))
+                locations[c.digest] = ChunkRecord(location, c.length, c.base)
+                pos += len(c.stored)
         except BaseException as e:  # reported to every later writer, never swallowed
             self._finish(seq, chunks, {}, e)
         else:
             self._finish(seq, chunks, locations, None)
 
-    def _finish(self, seq: int, chunks: list[tuple[bytes, bytes]], locations: dict[bytes, Location],
+    def _finish(self, seq: int, chunks: list[_Queued], locations: dict[bytes, ChunkRecord],
                 failure: BaseException | None) -> None:
         with self._cond:
             if locations:
                 self._on_written(locations)
-            for digest, _ in chunks:
-                self._pending.pop(digest, None)
+            for c in chunks:
+                self._pending.pop(c.digest, None)
             self._inflight.discard(seq)
             if failure is not None and self._failure is None:
                 self._failure = failure
@@ -197,15 +242,16 @@ class FrameReader:
         self._local = threading.local()
 
     def read(self, digest: bytes, location: Location) -> bytes:
+        """A plain chunk, verified."""
+        return verified(digest, self.stored(digest, location), location)
+
+    def stored(self, digest: bytes, location: Location) -> bytes:
+        """The bytes stored for a chunk, as they are (a delta's payload), not verified."""
         try:
             frame = self._frame(location)
         except CorruptionError as e:
             raise CorruptionError(f"chunk {B3Digest(digest)}: {e}") from None
-        data = frame[location.offset:location.offset + location.length]
-        if len(data) != location.length or blake3.blake3(data).digest() != digest:
-            raise CorruptionError(f"chunk {B3Digest(digest)} in pack {location.pack} at frame offset "
-                                  f"{location.frame_offset} does not match its digest")
-        return data
+        return frame[location.offset:location.offset + location.length]
 
     def clear(self) -> None:
         with self._lock:
@@ -242,3 +288,11 @@ class FrameReader:
         if dctx is None:
             dctx = self._local.dctx = zstandard.ZstdDecompressor()
         return dctx
+
+
+def verified(digest: bytes, data: bytes, location: Location) -> bytes:
+    """`data` if it is the chunk `digest` names; CorruptionError (saying where it was) if not."""
+    if blake3.blake3(data).digest() != digest:
+        raise CorruptionError(f"chunk {B3Digest(digest)} in pack {location.pack} at frame offset "
+                              f"{location.frame_offset} does not match its digest")
+    return data

@@ -188,7 +188,7 @@ def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
     before = put(blobs, clean[0])
     target = put(blobs, victim)
     after = put(blobs, clean[1])
-    location = blobs.engine.chunk_location(target)
+    location = blobs.engine.chunk_record(target).location
     [pack] = packs_of(store_path)
     with open(pack, "r+b") as f:
         f.seek(location.frame_offset + location.frame_length // 2)
@@ -212,7 +212,7 @@ def test_a_chunk_whose_bytes_do_not_match_its_digest_is_never_returned(
 
     data = b"a" * 1000
     digest = put(blobs, data)
-    location = blobs.engine.chunk_location(digest)
+    location = blobs.engine.chunk_record(digest).location
     forged = zstandard.ZstdCompressor(level=5).compress(b"b" * 1000)
     blobs.close()
     [pack] = packs_of(store_path)

@@ -52,10 +52,11 @@ def flip_byte_of_chunk(store_dir: Path, data: bytes) -> None:
     """Corrupt the frame holding the chunk of `data` in its pack file."""
     engine = LocalEngine.open(str(store_dir))
     try:
-        location = engine.chunk_location(B3Digest.of(data))
+        record = engine.chunk_record(B3Digest.of(data))
     finally:
         engine.close()
-    assert location is not None
+    assert record is not None
+    location = record.location
     [pack] = (store_dir / "packs").glob(f"{location.pack:08d}.pack")
     with open(pack, "r+b") as f:
         f.seek(location.frame_offset + location.frame_length // 2)
