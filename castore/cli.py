@@ -1,11 +1,10 @@
-"""`cairn castore ...`: a thin layer over castore.api."""
+"""`cairn castore ...`: a thin layer over castore.api, imported by the verb that runs (other commands skip it)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from castore import api
 from castore.progress import byte_progress, human_bytes
 
 
@@ -35,6 +34,8 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from castore import api
+
     with api.open_castore(args.store) as store, byte_progress("importing") as progress:
         node, stats = api.import_path(store, args.path, progress=progress)
     print(api.describe_node(node))
@@ -46,12 +47,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from castore import api
+
     with api.open_castore(args.store) as store:
         api.export_node(store, api.resolve_root(store, args.root), args.dest)
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
+    from castore import api
+
     with api.open_castore(args.store) as store:
         for path, node in api.walk(store, api.resolve_root(store, args.root)):
             print(f"{api.describe_node(node, with_text=False)}\t{path.decode(errors='backslashreplace') or '.'}")
@@ -59,6 +64,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    from castore import api
     from castore.digest import B3Digest
     from castore.errors import NotFoundError
 

@@ -18,11 +18,11 @@ class B3Digest(bytes):
     __slots__ = ()
 
     def __new__(cls, value: bytes) -> B3Digest:
-        if isinstance(value, B3Digest):
+        if type(value) is B3Digest:
             return value
         if len(value) != DIGEST_SIZE:
             raise ValidationError(f"digest must be {DIGEST_SIZE} bytes, got {len(value)}")
-        return super().__new__(cls, value)
+        return bytes.__new__(cls, value)
 
     @classmethod
     def of(cls, data: bytes | memoryview) -> B3Digest:

@@ -1,30 +1,44 @@
 """Node kinds and Directory: validated at construction, canonical encoding, digest, size rule.
 
-The canonical encoding is the protobuf serialisation of a freshly built message
-(fields ascending, proto3 defaults omitted, lists sorted by name), so a digest never
-covers unknown fields from the wire.
+The canonical encoding (fields ascending, proto3 defaults omitted, lists sorted by name) is
+written by castore.wire, so a digest never covers unknown fields from the wire. Stored
+bytes are read back by its strict reader; protobuf (imported on first use) parses input in
+any other form and builds the messages gRPC sends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterable, TypeVar, Union
+from types import ModuleType
+from typing import TYPE_CHECKING, Iterable, TypeVar, Union
 
-from google.protobuf.message import DecodeError, Message
-
+from castore import wire
 from castore.digest import B3Digest
 from castore.errors import ValidationError
-from castore.proto import castore_pb2 as pb
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from castore.proto import castore_pb2 as pb
 
 U64_MAX = 2**64 - 1
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", bound="Message")
 MAX_NAME = 255
 MAX_TARGET = 4095
 
 
+def _pb() -> ModuleType:
+    """The generated protobuf module, loaded when a message is first built or parsed."""
+    from castore.proto import castore_pb2
+
+    return castore_pb2
+
+
 def validate_name(name: bytes, *, allow_empty: bool = False) -> None:
     """A directory entry name: 1..255 bytes, no '/', no NUL, not '.' or '..'."""
+    if 0 < len(name) <= MAX_NAME and b"/" not in name and b"\0" not in name and name != b"." and name != b"..":
+        return
     if not name:
         if allow_empty:
             return
@@ -33,8 +47,7 @@ def validate_name(name: bytes, *, allow_empty: bool = False) -> None:
         raise ValidationError(f"name longer than {MAX_NAME} bytes: {name[:32]!r}...")
     if b"/" in name or b"\0" in name:
         raise ValidationError(f"name contains '/' or NUL: {name!r}")
-    if name in (b".", b".."):
-        raise ValidationError(f"invalid name {name!r}")
+    raise ValidationError(f"invalid name {name!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,12 +57,16 @@ class DirectoryNode:
     size: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", B3Digest(self.digest))
+        if type(self.digest) is not B3Digest:
+            object.__setattr__(self, "digest", B3Digest(self.digest))
         if not 0 <= self.size <= U64_MAX:
             raise ValidationError(f"size out of range for {self.name!r}")
 
     def to_proto(self) -> pb.DirectoryNode:
-        return pb.DirectoryNode(name=self.name, digest=self.digest, size=self.size)
+        return _pb().DirectoryNode(name=self.name, digest=self.digest, size=self.size)
+
+    def encode(self) -> bytes:
+        return wire.encode_entry(self.name, self.digest, self.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +77,16 @@ class FileNode:
     executable: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "digest", B3Digest(self.digest))
+        if type(self.digest) is not B3Digest:
+            object.__setattr__(self, "digest", B3Digest(self.digest))
         if not 0 <= self.size <= U64_MAX:
             raise ValidationError(f"size out of range for {self.name!r}")
 
     def to_proto(self) -> pb.FileNode:
-        return pb.FileNode(name=self.name, digest=self.digest, size=self.size,
-                           executable=self.executable)
+        return _pb().FileNode(name=self.name, digest=self.digest, size=self.size, executable=self.executable)
+
+    def encode(self) -> bytes:
+        return wire.encode_entry(self.name, self.digest, self.size, self.executable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +101,24 @@ class SymlinkNode:
             raise ValidationError(f"symlink target of {self.name!r} contains NUL")
 
     def to_proto(self) -> pb.SymlinkNode:
-        return pb.SymlinkNode(name=self.name, target=self.target)
+        return _pb().SymlinkNode(name=self.name, target=self.target)
+
+    def encode(self) -> bytes:
+        return wire.encode_entry(self.name, self.target)
 
 
 Node = Union[DirectoryNode, FileNode, SymlinkNode]
+_KINDS = (DirectoryNode, FileNode, SymlinkNode)
+"""In the order of their field numbers in `Directory` and in the `Node` oneof."""
 
 
 def node_to_proto(node: Node) -> pb.Node:
     """Wrap a node in the `Node` oneof."""
     if isinstance(node, DirectoryNode):
-        return pb.Node(directory=node.to_proto())
+        return _pb().Node(directory=node.to_proto())
     if isinstance(node, FileNode):
-        return pb.Node(file=node.to_proto())
-    return pb.Node(symlink=node.to_proto())
+        return _pb().Node(file=node.to_proto())
+    return _pb().Node(symlink=node.to_proto())
 
 
 def node_from_proto(msg: pb.Node, *, allow_empty_name: bool = True) -> Node:
@@ -110,12 +135,24 @@ def node_from_proto(msg: pb.Node, *, allow_empty_name: bool = True) -> Node:
     return SymlinkNode(inner.name, inner.target)
 
 
+def _node_of(kind: int, fields: tuple[bytes, bytes, int, bool]) -> Node:
+    """A node from castore.wire's fields of a node message of `kind` (1, 2 or 3)."""
+    name, second, size, executable = fields
+    if kind == 2:
+        return FileNode(name, B3Digest(second), size, executable)
+    if kind == 1:
+        return DirectoryNode(name, B3Digest(second), size)
+    return SymlinkNode(name, second)
+
+
 def encode_node(node: Node) -> bytes:
-    return node_to_proto(node).SerializeToString()
+    return wire.length_delimited(_KINDS.index(type(node)) + 1, node.encode())
 
 
 def parse_message(message_class: type[M], data: bytes) -> M:
     """Parse protobuf bytes from outside; malformed input is a ValidationError."""
+    from google.protobuf.message import DecodeError
+
     msg = message_class()
     try:
         msg.ParseFromString(data)
@@ -125,7 +162,18 @@ def parse_message(message_class: type[M], data: bytes) -> M:
 
 
 def decode_node(data: bytes, *, allow_empty_name: bool = True) -> Node:
-    return node_from_proto(parse_message(pb.Node, data), allow_empty_name=allow_empty_name)
+    """A `Node`; canonical bytes are read without protobuf, any other form with it."""
+    try:
+        return decode_canonical_node(data, allow_empty_name=allow_empty_name)
+    except wire.NotCanonical:
+        return node_from_proto(parse_message(_pb().Node, data), allow_empty_name=allow_empty_name)
+
+
+def decode_canonical_node(data: bytes, *, allow_empty_name: bool = True) -> Node:
+    """A `Node` in its canonical encoding (as stored); wire.NotCanonical for any other form."""
+    kind, fields = wire.node(data)
+    validate_name(fields[0], allow_empty=allow_empty_name)
+    return _node_of(kind, fields)
 
 
 def rename(node: Node, name: bytes) -> Node:
@@ -144,23 +192,22 @@ class Directory:
     directories: tuple[DirectoryNode, ...] = ()
     files: tuple[FileNode, ...] = ()
     symlinks: tuple[SymlinkNode, ...] = ()
+    size: int = field(init=False, repr=False, compare=False)
+    """2 per entry plus each child directory's size: the reference code's rule."""
 
     def __post_init__(self) -> None:
-        seen: set[bytes] = set()
-        for kind, entries in (("directories", self.directories), ("files", self.files),
-                              ("symlinks", self.symlinks)):
-            previous = None
-            for entry in entries:
-                validate_name(entry.name)
-                if previous is not None and entry.name <= previous:
-                    why = "duplicate" if entry.name == previous else "unsorted"
-                    raise ValidationError(f"{why} name {entry.name!r} in {kind}")
-                if entry.name in seen:
-                    raise ValidationError(f"duplicate name {entry.name!r} across entry lists")
-                seen.add(entry.name)
-                previous = entry.name
-        if self.size > U64_MAX:
+        _check_names("directories", self.directories)
+        _check_names("files", self.files)
+        _check_names("symlinks", self.symlinks)
+        if (self.directories and (self.files or self.symlinks)) or (self.files and self.symlinks):
+            entries = self._entries()
+            if len({n.name for n in entries}) != len(entries):
+                raise ValidationError(f"duplicate name {_first_repeated(entries)!r} across entry lists")
+        size = 2 * (len(self.directories) + len(self.files) + len(self.symlinks)) + \
+            sum(d.size for d in self.directories)
+        if size > U64_MAX:
             raise ValidationError("directory size overflows u64")
+        object.__setattr__(self, "size", size)
 
     @classmethod
     def of(cls, nodes: Iterable[Node]) -> Directory:
@@ -175,7 +222,26 @@ class Directory:
     @classmethod
     def decode(cls, data: bytes) -> Directory:
         """Parse and validate a wire encoding (unknown fields are dropped)."""
-        return cls.from_proto(parse_message(pb.Directory, data))
+        try:
+            return cls.decode_canonical(data)
+        except wire.NotCanonical:
+            return cls.from_proto(parse_message(_pb().Directory, data))
+
+    @classmethod
+    def decode_canonical(cls, data: bytes, digest: B3Digest | None = None) -> Directory:
+        """The directory whose canonical encoding `data` is (as stored); wire.NotCanonical for
+        bytes in any other form, so they never pass for a directory with their digest.
+
+        `digest`, when the caller has verified it is the BLAKE3 of `data`, is kept, not recomputed.
+        """
+        dirs, files, links = wire.directory(data)
+        directory = cls(tuple([DirectoryNode(n, B3Digest(d), s) for n, d, s, _ in dirs]),
+                        tuple([FileNode(n, B3Digest(d), s, x) for n, d, s, x in files]),
+                        tuple([SymlinkNode(n, t) for n, t, _, _ in links]))
+        directory.__dict__["encoded"] = bytes(data)  # the cached properties' values
+        if digest is not None:
+            directory.__dict__["digest"] = B3Digest(digest)
+        return directory
 
     @classmethod
     def from_proto(cls, msg: pb.Directory) -> Directory:
@@ -186,29 +252,52 @@ class Directory:
         )
 
     def to_proto(self) -> pb.Directory:
-        return pb.Directory(directories=[d.to_proto() for d in self.directories],
-                            files=[f.to_proto() for f in self.files],
-                            symlinks=[s.to_proto() for s in self.symlinks])
+        return _pb().Directory(directories=[d.to_proto() for d in self.directories],
+                               files=[f.to_proto() for f in self.files],
+                               symlinks=[s.to_proto() for s in self.symlinks])
 
     @cached_property
     def encoded(self) -> bytes:
         """The canonical encoding; its BLAKE3 is the digest."""
-        return self.to_proto().SerializeToString()
+        return b"".join(wire.length_delimited(number, node.encode())
+                        for number, nodes in ((1, self.directories), (2, self.files), (3, self.symlinks))
+                        for node in nodes)
 
     @cached_property
     def digest(self) -> B3Digest:
         return B3Digest.of(self.encoded)
 
-    @cached_property
-    def size(self) -> int:
-        """2 per entry plus each child directory's size: the reference code's rule."""
-        entries = len(self.directories) + len(self.files) + len(self.symlinks)
-        return 2 * entries + sum(d.size for d in self.directories)
-
     def nodes(self) -> list[Node]:
         """All entries in NAR order: ascending by name across kinds."""
-        return sorted((*self.directories, *self.files, *self.symlinks), key=lambda n: n.name)
+        return sorted(self._entries(), key=_name)
+
+    def _entries(self) -> tuple[Node, ...]:
+        return (*self.directories, *self.files, *self.symlinks)
 
     def as_node(self, name: bytes = b"") -> DirectoryNode:
         """The DirectoryNode that points at this directory."""
         return DirectoryNode(name, self.digest, self.size)
+
+
+def _check_names(kind: str, entries: tuple[Node, ...]) -> None:
+    """Each name valid, and strictly ascending within its list."""
+    previous = None
+    for entry in entries:
+        name = entry.name
+        validate_name(name)
+        if previous is not None and name <= previous:
+            raise ValidationError(f"{'duplicate' if name == previous else 'unsorted'} name {name!r} in {kind}")
+        previous = name
+
+
+def _name(node: Node) -> bytes:
+    return node.name
+
+
+def _first_repeated(nodes: Iterable[Node]) -> bytes:
+    seen: set[bytes] = set()
+    for node in nodes:
+        if node.name in seen:
+            return node.name
+        seen.add(node.name)
+    raise AssertionError("no name repeats")

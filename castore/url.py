@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
@@ -28,7 +27,7 @@ def default_store_url() -> str:
     """$CAIRN_STORE, else a local store in the user's data directory."""
     if url := os.environ.get(ENV_STORE):
         return url
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return f"local://{os.path.join(os.path.abspath(data), 'cairn', 'store')}"
 
 

@@ -9,25 +9,21 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import subprocess
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from castore.errors import BackendError, NotFoundError, ValidationError
 from store.contentaddress import CAMethod, ContentAddress
-from store.nar.fs import fs_events
-from store.nar.ingest import ingest_nar
 from store.nar.render import render_nar
-from store.nar.writer import PiecesReader, write_nar
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.signing import Signature
 from store.storepath import StorePath, make_source_path
 from store.url import Store, open_store
 
-__all__ = ["Store", "open_store", "import_path", "dump", "path_info", "parse_store_path",
+__all__ = ["Store", "open_store", "import_path", "dump", "dump_to", "path_info", "parse_store_path",
            "copy_from_nix", "CopyResult"]
 
 
@@ -44,6 +40,10 @@ def import_path(store: Store, path: str | os.PathLike, *,
     read once and the NAR hash covers exactly the bytes stored. `progress(NAR bytes, 0)`
     is called as it goes (the total is not known in advance).
     """
+    from store.nar.fs import fs_events  # the writing side: not loaded for a dump
+    from store.nar.ingest import ingest_nar
+    from store.nar.writer import PiecesReader, write_nar
+
     name = os.path.basename(os.path.abspath(path))
     pieces = write_nar(fs_events(path))
     if progress:
@@ -76,6 +76,14 @@ def dump(store: Store, store_path: StorePath) -> Iterator[bytes]:
     return render_nar(store.castore, path_info(store, store_path).node)
 
 
+def dump_to(store: Store, store_path: StorePath, out: BinaryIO) -> None:
+    """Write the NAR of a store path to `out` (and flush it); the render ends before this returns."""
+    with contextlib.closing(dump(store, store_path)) as pieces:
+        for piece in pieces:
+            out.write(piece)
+    out.flush()
+
+
 @dataclass
 class CopyResult:
     copied: list[StorePath]
@@ -106,6 +114,9 @@ def copy_from_nix(store: Store, paths: list[StorePath], *,
 
 
 def _nix_path_infos(paths: list[StorePath]) -> list[dict]:
+    import json
+    import subprocess
+
     cmd = ["nix", "--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive",
            *(p.absolute for p in paths)]
     try:
@@ -145,6 +156,10 @@ def _references_first(by_path: dict[str, dict]) -> list[str]:
 
 
 def _copy_one(store: Store, path: StorePath, meta: dict) -> int:
+    import subprocess
+
+    from store.nar.ingest import ingest_nar
+
     nar_hash = NixHash.parse(meta["narHash"])
     with subprocess.Popen(["nix-store", "--dump", path.absolute], stdout=subprocess.PIPE) as proc:
         with store.castore.batch():

@@ -6,13 +6,11 @@ Errors reach the user as one line and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 
 from castore import cli as castore_cli
-from castore.api import describe_node
 from castore.errors import CastoreError
 from castore.progress import byte_progress, human_bytes
 from castore.url import default_store_url
@@ -106,15 +104,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     with open_store(args.store) as store:
-        pieces = api.dump(store, api.parse_store_path(args.path))
-        out = sys.stdout.buffer
-        for piece in pieces:
-            out.write(piece)
-        out.flush()
+        api.dump_to(store, api.parse_store_path(args.path), sys.stdout.buffer)
     return 0
 
 
 def cmd_path_info(args: argparse.Namespace) -> int:
+    import json
+
     paths = [api.parse_store_path(p) for p in args.paths]
     with open_store(args.store) as store:
         infos = [api.path_info(store, p) for p in paths]
@@ -128,6 +124,8 @@ def cmd_path_info(args: argparse.Namespace) -> int:
 
 def info_json(info) -> dict:
     """The fields of `nix path-info --json`, plus the castore root."""
+    from castore.api import describe_node
+
     out = {"path": info.store_path.absolute, "narHash": str(info.nar_hash), "narSize": info.nar_size,
            "references": [r.absolute for r in info.references],
            "signatures": [str(s) for s in info.signatures],
@@ -173,6 +171,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    import json
+
     from store.stats import store_stats
 
     with open_store(args.store) as store:

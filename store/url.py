@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from castore.url import CAStore, default_store_url, grpc_target, local_path, open_castore, scheme
@@ -45,11 +46,23 @@ class Store:
 
     castore: CAStore
     pathinfo: PathInfoService
-    extras: NarinfoExtrasService | None = None  # narinfo fields PathInfo cannot hold
+    extras_url: str | None = None
+    """Where `extras` are kept (see open_extras_service): opened on first use, as few commands need them."""
+    _extras: NarinfoExtrasService | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def extras(self) -> NarinfoExtrasService | None:
+        """Narinfo fields PathInfo cannot hold."""
+        with self._lock:
+            if self._extras is None and self.extras_url is not None:
+                self._extras = open_extras_service(self.extras_url)
+            return self._extras
 
     def close(self) -> None:
-        if self.extras is not None:
-            self.extras.close()
+        with self._lock:
+            if self._extras is not None:
+                self._extras.close()
         self.pathinfo.close()
         self.castore.close()
 
@@ -65,4 +78,4 @@ def open_store(url: str | None = None, *, blob_url: str | None = None, directory
     """Open all three services from one URL; the specific URLs override it."""
     castore = open_castore(url, blob_url=blob_url, directory_url=directory_url)
     pathinfo_url = pathinfo_url or url or default_store_url()
-    return Store(castore, open_pathinfo_service(pathinfo_url, castore), open_extras_service(pathinfo_url))
+    return Store(castore, open_pathinfo_service(pathinfo_url, castore), pathinfo_url)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterable, Iterator
 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
+
+READ_SIZE = 1 << 20
+"""Bytes asked of a reader at a time when a blob is read through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,21 @@ class BlobService(ABC):
         A chunk digest (from a chunk list) opens that single chunk.
         Data is verified against its digest before it is returned.
         """
+
+    def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
+        """Each blob's contents in turn, as verified pieces; None for a blob not held.
+
+        For a consumer that reads many blobs one after another, each to its end before it asks
+        for the next (a NAR render): a backend may fetch ahead of it. Default: open_read each
+        blob when its turn comes.
+        """
+        for digest in digests:
+            reader = self.open_read(digest)
+            if reader is None:
+                yield None
+                continue
+            with reader:
+                yield iter(functools.partial(reader.read, READ_SIZE), b"")
 
     @abstractmethod
     def open_write(self) -> BlobWriter: ...

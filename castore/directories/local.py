@@ -18,6 +18,7 @@ from castore.directories.service import DirectoryService
 from castore.errors import ValidationError
 from castore.local.engine import EngineUser
 from castore.nodes import Directory
+from castore.wire import NotCanonical
 
 
 class LocalDirectoryService(EngineUser, DirectoryService):
@@ -30,10 +31,9 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         if data is None:
             return None
         try:
-            directory = Directory.decode(data)
-        except ValidationError:
+            return Directory.decode_canonical(data, digest)
+        except (NotCanonical, ValidationError):
             return None
-        return directory if directory.digest == digest else None
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
         """Validate the whole closure, then store it in one commit (or this thread's open batch)."""

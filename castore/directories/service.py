@@ -32,9 +32,9 @@ class DirectoryService(ABC):
             directory = queue.popleft()
             yield directory
             for child in directory.directories:
-                if bytes(child.digest) in seen:
+                if child.digest in seen:
                     continue
-                seen.add(bytes(child.digest))
+                seen.add(child.digest)
                 found = self.get(child.digest)
                 if found is None:
                     raise NotFoundError(f"directory {child.digest} referenced but missing")

@@ -1,81 +1,16 @@
-"""NAR, the Nix ARchive: the event vocabulary shared by the streaming reader and writer.
+"""NAR, the Nix ARchive: reader and writer (events), castore ingest and render, the wire grammar.
 
-A NAR is a stream of events in this grammar (SPEC 5):
-
-    node = RegularFile | Symlink | DirectoryStart { Entry node } DirectoryEnd
-
-`reader.read_nar` turns bytes into events, `writer.write_nar` turns events into bytes,
-so `write_nar(read_nar(f))` re-encodes a NAR without holding any file in memory.
-A castore -> NAR renderer produces the same events from a Merkle tree.
+`reader.read_nar` turns bytes into events (see events.py), `writer.write_nar` turns events into
+bytes, so `write_nar(read_nar(f))` re-encodes a NAR without holding any file in memory.
+`ingest` stores a NAR in castore as it is read; `render` writes a castore tree back as a NAR,
+byte for byte what `nix-store --dump` gives. This module holds only what every side shares,
+so that loading one side does not load the others.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, Union
-
-from castore.errors import ValidationError
-from castore.nodes import MAX_TARGET, validate_name
-from store.errors import NarError
-
-U64_MAX = 2**64 - 1
+from typing import Protocol
 
 
 class SupportsRead(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RegularFile:
-    """A file node; `contents` yields exactly `size` bytes through read(n)."""
-
-    size: int
-    executable: bool
-    contents: SupportsRead
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.size <= U64_MAX:
-            raise ValidationError(f"file size {self.size} out of range")
-
-
-@dataclass(frozen=True, slots=True)
-class Symlink:
-    target: bytes
-
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.target) <= MAX_TARGET:
-            raise ValidationError(f"symlink target must be 1..{MAX_TARGET} bytes, got {len(self.target)}")
-        if b"\0" in self.target:
-            raise ValidationError(f"symlink target contains NUL: {self.target[:80]!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryStart:
-    """Opens a directory; Entry/node pairs follow, then DirectoryEnd."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """Names the node that follows; names within a directory strictly ascend by bytes."""
-
-    name: bytes
-
-    def __post_init__(self) -> None:
-        validate_name(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class DirectoryEnd:
-    """Closes the innermost open directory."""
-
-
-NarEvent = Union[RegularFile, Symlink, DirectoryStart, Entry, DirectoryEnd]
-DIRECTORY_START = DirectoryStart()
-DIRECTORY_END = DirectoryEnd()
-
-
-def check_entry_order(last: bytes | None, name: bytes) -> None:
-    """Entry names strictly ascend by bytes within a directory; `last` is None for the first."""
-    if last is not None and name <= last:
-        what = "duplicate" if name == last else "unsorted"
-        raise NarError(f"{what} entry name {name!r} after {last!r}")

@@ -12,7 +12,7 @@ from typing import Iterator
 
 from castore.errors import ValidationError
 from castore.ingest import describe_kind
-from store.nar import DIRECTORY_END, DIRECTORY_START, Entry, NarEvent, RegularFile, Symlink
+from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry, NarEvent, RegularFile, Symlink
 
 
 def fs_events(path: str | os.PathLike) -> Iterator[NarEvent]:

@@ -15,7 +15,8 @@ from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.nodes import Directory, FileNode, Node, SymlinkNode
 from castore.url import CAStore
-from store.nar import DirectoryEnd, DirectoryStart, Entry, RegularFile, SupportsRead, Symlink
+from store.nar import SupportsRead
+from store.nar.events import DirectoryEnd, DirectoryStart, Entry, RegularFile, Symlink
 from store.nar.reader import HashingReader, read_nar
 
 PIECE_SIZE = 1 << 20  # file contents move from the NAR to a blob writer in pieces of at most this

@@ -13,8 +13,9 @@ from typing import Callable, Generator, Iterator, TypeVar
 from castore.errors import ValidationError
 from castore.nodes import MAX_NAME, MAX_TARGET
 from store.errors import NarError
-from store.nar import (DIRECTORY_END, DIRECTORY_START, Entry, NarEvent, RegularFile, SupportsRead,
-                       Symlink, check_entry_order)
+from store.nar import SupportsRead
+from store.nar.events import (DIRECTORY_END, DIRECTORY_START, Entry, NarEvent, RegularFile, Symlink,
+                              check_entry_order)
 from store.nar.wire import (CLOSE, CONTENTS, EMPTY, ENTRY, MAX_TAG, NAR_HEADER, NODE, OPEN_NAME,
                             OPEN_TYPE, TARGET)
 

@@ -15,7 +15,10 @@ def u64(n: int) -> bytes:
 
 def padding(size: int) -> bytes:
     """The zero bytes that follow `size` bytes of a token."""
-    return bytes(-size % 8)
+    return _PADDING[size & 7]
+
+
+_PADDING = [bytes(-n % 8) for n in range(8)]
 
 
 def token(data: bytes) -> bytes:
@@ -53,4 +56,7 @@ def symlink_node(target: bytes) -> bytes:
 
 def entry_open(name: bytes) -> bytes:
     """Starts a directory entry; the child node follows, then CLOSE."""
-    return ENTRY + OPEN_NAME + token(name) + NODE
+    return _ENTRY_NAME + token(name) + NODE
+
+
+_ENTRY_NAME = ENTRY + OPEN_NAME

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Iterable, Iterator
 
 from store.errors import NarError
-from store.nar import (DirectoryEnd, DirectoryStart, Entry, NarEvent, RegularFile, Symlink,
-                       check_entry_order)
+from store.nar.events import (DirectoryEnd, DirectoryStart, Entry, NarEvent, RegularFile, Symlink,
+                              check_entry_order)
 from store.nar.wire import (CLOSE, DIRECTORY_OPEN, NAR_HEADER, entry_open, regular_header,
                             regular_trailer, symlink_node)
 

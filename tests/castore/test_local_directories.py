@@ -81,6 +81,18 @@ def test_a_blob_that_is_not_a_directory_is_not_returned_as_one(store_path: Path,
     assert dirs.get(digest) is None
 
 
+def test_a_blob_that_parses_as_a_directory_but_is_not_its_canonical_encoding_is_not_one(
+        store_path: Path, dirs: LocalDirectoryService) -> None:
+    leaf = tree()[0]
+    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    with blobs.open_write() as writer:
+        writer.write(leaf.encoded + b"\x7a\x00")  # an unknown field: protobuf would parse it
+        digest = writer.close()
+    blobs.close()
+    assert Directory.decode(leaf.encoded + b"\x7a\x00") == leaf
+    assert dirs.get(digest) is None
+
+
 def test_directories_survive_reopening_and_batches_commit_at_the_outermost_exit(store_path: Path) -> None:
     service = LocalDirectoryService(LocalEngine.open(str(store_path)))
     with service.batch():

@@ -19,7 +19,7 @@ from castore.nodes import FileNode, SymlinkNode
 from castore.url import CAStore, open_castore
 from store import nixbase32
 from store.errors import NarError
-from store.nar import DIRECTORY_END, DIRECTORY_START, Entry
+from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry
 from store.nar.ingest import PIECE_SIZE, ingest_nar
 from store.nar.render import calculate_nar, render_nar
 from store.nar.wire import NAR_HEADER, regular_header, regular_trailer

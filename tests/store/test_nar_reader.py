@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from castore.errors import ValidationError
 from store import nixbase32
 from store.errors import NarError
-from store.nar import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
+from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
 from store.nar.reader import BLOCK_SIZE, SKIP_SIZE, HashingReader, read_nar
 from store.nar.wire import (CLOSE, CONTENTS, DIRECTORY_OPEN, EMPTY, NAR_HEADER, OPEN_TYPE, symlink_node, token,
                             u64)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -13,11 +15,13 @@ from castore.blobs.memory import MemoryBlobService
 from castore.digest import B3Digest
 from castore.errors import NotFoundError
 from castore.ingest import import_path
-from castore.nodes import Directory, DirectoryNode
-from castore.url import CAStore
+from castore.nodes import Directory, DirectoryNode, FileNode
+from castore.url import CAStore, open_castore
 from store import nixbase32
-from store.nar import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
-from store.nar.render import calculate_nar, nar_events, render_nar
+from store.errors import NarError
+from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
+from store.nar.reader import read_nar
+from store.nar.render import calculate_nar, render_nar
 from tests.store.castores import ROOT_KINDS, RecordingDirectories, castore, make_root  # noqa: F401
 from tests.store.nixtool import interop, nix
 
@@ -44,14 +48,14 @@ def test_calculate_nar_equals_nix_hash_and_the_dump_size(castore, zoo: Path):
     assert nixbase32.encode(sha256) == nix("nix-hash", "--type", "sha256", "--base32", str(zoo)).decode().strip()
 
 
-def test_events_list_entries_in_name_order_across_kinds(tmp_path: Path):
+def test_entries_are_rendered_in_name_order_across_kinds(tmp_path: Path):
     store = CAStore(MemoryBlobService(), RecordingDirectories())
     root = tmp_path / "root"
     (root / "b-dir").mkdir(parents=True)
     (root / "a-file").write_bytes(b"a")
     (root / "c-link").symlink_to("a-file")
     node, _ = import_path(store, root)
-    events = list(nar_events(store, node))
+    events = list(read_nar(io.BytesIO(render(store, node))))
     assert [type(e) for e in events] == [type(DIRECTORY_START), Entry, RegularFile, Entry, type(DIRECTORY_START),
                                          type(DIRECTORY_END), Entry, Symlink, type(DIRECTORY_END)]
     assert [e.name for e in events if isinstance(e, Entry)] == [b"a-file", b"b-dir", b"c-link"]
@@ -102,3 +106,24 @@ def test_a_missing_directory_is_named():
     absent = Directory.of([DirectoryNode(b"child", B3Digest.of(b"nothing"), 0)]).as_node()
     with pytest.raises(NotFoundError, match=re.escape(f"directory {absent.digest}")):
         render(store, absent)
+
+
+@pytest.mark.parametrize("declared, why", [(5, "shorter"), (2, "longer")])
+def test_a_blob_whose_size_is_not_its_nodes_is_refused(declared: int, why: str):
+    store = CAStore(MemoryBlobService(), RecordingDirectories())
+    with store.blobs.open_write() as writer:
+        writer.write(b"abc")
+        digest = writer.close()
+    root = Directory.of([FileNode(b"f", digest, declared)])
+    store.directories.put([root])
+    with pytest.raises(NarError, match=why):
+        render(store, root.as_node())
+
+
+def test_a_render_closed_early_stops_reading(tmp_path: Path, zoo: Path):
+    with open_castore(f"local://{tmp_path}/store") as store:
+        node, _ = import_path(store, zoo)
+        pieces = render_nar(store, node)
+        next(pieces)
+        pieces.close()
+        assert [t for t in threading.enumerate() if t.name.startswith("cairn-read")] == []

@@ -11,7 +11,7 @@ import pytest
 
 from castore.errors import ValidationError
 from store.errors import NarError
-from store.nar import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
+from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
 from store.nar.wire import CLOSE, DIRECTORY_OPEN, NAR_HEADER, entry_open
 from store.nar.writer import FLUSH_SIZE, READ_SIZE, write_nar
 from tests.conftest import make_zoo

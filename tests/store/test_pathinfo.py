@@ -49,6 +49,22 @@ def test_proto_roundtrip_keeps_everything():
     assert list(msg.references) == [REF.digest, PATH.digest]
 
 
+@pytest.mark.parametrize("kw", [
+    {},
+    dict(references=(), deriver=None, ca=None),
+    dict(node=DirectoryNode(b"", EMPTY_DIGEST, 6)),
+    dict(node=SymlinkNode(b"", b"/nix/store/elsewhere")),
+])
+def test_decode_reads_every_field_of_the_stored_encoding(kw):
+    info = sample(**kw)
+    assert PathInfo.decode(info.encode()) == info
+
+
+def test_an_encoding_in_another_form_is_read_with_protobuf():
+    info = sample()
+    assert PathInfo.decode(info.encode() + b"\x7a\x00") == info  # an unknown field 15
+
+
 def corrupt(mutate) -> bytes:
     msg = sample().to_proto()
     mutate(msg)

@@ -6,7 +6,8 @@ import io
 from dataclasses import dataclass
 from typing import Iterator, Union
 
-from store.nar import DIRECTORY_END, DIRECTORY_START, DirectoryEnd, DirectoryStart, Entry, NarEvent, RegularFile, Symlink
+from store.nar.events import (DIRECTORY_END, DIRECTORY_START, DirectoryEnd, DirectoryStart, Entry,
+                              NarEvent, RegularFile, Symlink)
 
 
 @dataclass(frozen=True)
