@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import concurrent.futures
 import io
 import itertools
 import os
@@ -61,25 +60,26 @@ class LocalBlobService(EngineUser, BlobService):
         return None if chunks is None else BlobReader(self.engine, chunks)
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        """A one-chunk blob is read when its turn comes (one lookup); the chunks of every chunked
-        blob are read ahead by worker threads, two frames at a time (see read_frames_ahead), while
-        the consumer handles the blobs before them."""
+        """All chunk lists in one lookup, then every chunk through one engine.read_chunks, which
+        decompresses frames ahead of the consumer in worker threads."""
         engine = self.engine
         digests = list(digests)
-        lists = [None if (r := engine.get(BLOBS, d)) is None else decode_chunk_list(d, r) for d in digests]
-        with concurrent.futures.ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read") as pool:
-            ahead = read_frames_ahead(engine, [c for chunks in lists if chunks for c in chunks], pool)
-            try:
-                for digest, chunks in zip(digests, lists):
-                    if chunks is None:
-                        data = engine.read_chunk(digest)
-                        yield None if data is None else (data,)
-                    else:
-                        pieces = itertools.islice(ahead, len(chunks))
-                        yield pieces
-                        collections.deque(pieces, maxlen=0)  # what the consumer left unread
-            finally:
-                ahead.close()
+        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, engine.get_many(BLOBS, digests))]
+        flat: list[bytes] = []
+        for digest, listed in zip(digests, lists):
+            flat.extend([bytes(digest)] if listed is None else (bytes(c.digest) for c in listed))
+        chunks = engine.read_chunks(flat)
+        try:
+            for listed in lists:
+                if listed is None:  # not a chunked blob: one chunk, or not held
+                    data = next(chunks)
+                    yield None if data is None else (data,)
+                else:
+                    pieces = (_listed(meta, next(chunks)) for meta in listed)
+                    yield pieces
+                    collections.deque(pieces, maxlen=0)  # what the consumer left unread
+        finally:
+            chunks.close()
 
     def open_write(self) -> LocalBlobWriter:
         return LocalBlobWriter(self.engine)
@@ -278,62 +278,14 @@ class BlobReader(io.RawIOBase):
 
 
 def read_listed_chunk(engine: LocalEngine, meta: ChunkMeta) -> bytes:
-    """A chunk a blob's chunk list names, verified; its absence or another size is corruption."""
-    data = engine.read_chunk(meta.digest)
+    """A chunk a blob's chunk list names, verified."""
+    return _listed(meta, engine.read_chunk(meta.digest))
+
+
+def _listed(meta: ChunkMeta, data: bytes | None) -> bytes:
+    """`data` read for a chunk a blob's chunk list names: its absence or another size is corruption."""
     if data is None:
         raise CorruptionError(f"chunk {meta.digest} of a blob is missing from the store")
     if len(data) != meta.size:
         raise CorruptionError(f"chunk {meta.digest} has {len(data)} bytes, its blob lists {meta.size}")
     return data
-
-
-READ_WORKERS = 2
-"""Threads that read the frames of chunked blobs: zstd releases the GIL, so two decompress at once."""
-FRAMES_AHEAD = 4
-"""Frames of chunked blobs read ahead of the consumer (a frame is a few MiB): bounds the memory held."""
-
-
-def read_frames_ahead(engine: LocalEngine, chunks: list[ChunkMeta],
-                      pool: concurrent.futures.ThreadPoolExecutor) -> Generator[bytes, None, None]:
-    """The chunks in order, read by `pool` up to FRAMES_AHEAD frames ahead of the consumer (the
-    first are asked for at once, before the consumer wants them).
-
-    Consecutive chunks in one frame are read by one task (the first decompresses it, the rest
-    find it in the engine's cache), so each frame is decompressed once, and up to two at a time.
-    """
-    runs = iter(_frame_runs(engine, chunks))
-    pending = collections.deque(pool.submit(_read_run, engine, run) for run in itertools.islice(runs, FRAMES_AHEAD))
-    return _in_order(engine, pool, runs, pending)
-
-
-def _in_order(engine: LocalEngine, pool: concurrent.futures.ThreadPoolExecutor, runs: Iterator[list[ChunkMeta]],
-              pending: collections.deque[concurrent.futures.Future[list[bytes]]]) -> Generator[bytes, None, None]:
-    try:
-        while pending:
-            done = pending.popleft()
-            run = next(runs, None)
-            if run is not None:
-                pending.append(pool.submit(_read_run, engine, run))
-            yield from done.result()
-    finally:
-        for future in pending:
-            future.cancel()
-        concurrent.futures.wait(pending)  # none still reads once the consumer goes
-
-
-def _frame_runs(engine: LocalEngine, chunks: list[ChunkMeta]) -> list[list[ChunkMeta]]:
-    """The chunk list cut where the frame holding the chunks changes."""
-    runs: list[list[ChunkMeta]] = []
-    last = None
-    for meta in chunks:
-        record = engine.chunk_record(meta.digest)
-        frame = None if record is None else (record.location.pack, record.location.frame_offset)
-        if frame is None or frame != last:
-            runs.append([])
-        runs[-1].append(meta)
-        last = frame
-    return runs
-
-
-def _read_run(engine: LocalEngine, run: list[ChunkMeta]) -> list[bytes]:
-    return [read_listed_chunk(engine, meta) for meta in run]

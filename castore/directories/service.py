@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections import deque
 from typing import Iterable, Iterator
 
 from castore.digest import B3Digest
@@ -16,10 +15,14 @@ class DirectoryService(ABC):
     def get(self, digest: B3Digest) -> Directory | None:
         """One directory, or None when unknown."""
 
+    def get_many(self, digests: list[B3Digest]) -> list[Directory | None]:
+        """Several directories at once (a backend may fetch them together); None for unknown ones."""
+        return [self.get(d) for d in digests]
+
     def get_recursive(self, digest: B3Digest) -> Iterator[Directory]:
         """The closure breadth-first from the root, each digest once; empty when unknown.
 
-        A missing child below a known root raises NotFoundError.
+        A missing child below a known root raises NotFoundError. Each level is fetched with one get_many.
         """
         from castore.errors import NotFoundError
 
@@ -27,18 +30,19 @@ class DirectoryService(ABC):
         if root is None:
             return
         seen = {bytes(digest)}
-        queue = deque([root])
-        while queue:
-            directory = queue.popleft()
-            yield directory
-            for child in directory.directories:
-                if child.digest in seen:
-                    continue
-                seen.add(child.digest)
-                found = self.get(child.digest)
+        level = [root]
+        while level:
+            yield from level
+            wanted = []
+            for directory in level:
+                for child in directory.directories:
+                    if child.digest not in seen:
+                        seen.add(child.digest)
+                        wanted.append(child.digest)
+            level = self.get_many(wanted)
+            for child, found in zip(wanted, level):
                 if found is None:
-                    raise NotFoundError(f"directory {child.digest} referenced but missing")
-                queue.append(found)
+                    raise NotFoundError(f"directory {child} referenced but missing")
 
     @abstractmethod
     def put(self, directories: Iterable[Directory]) -> B3Digest:

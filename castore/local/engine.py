@@ -17,17 +17,19 @@ shared, reference-counted instance.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections import Counter
-from typing import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Sequence
 
 import lmdb
 import zstandard
 
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
-from castore.local import compaction, deltas
+from castore.local import compaction, deltas, readahead
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
 from castore.local.packs import PackFiles
@@ -40,6 +42,10 @@ CHUNKS, BLOBS, META, SIMILAR = "chunks", "blobs", "meta", "similar"
 NEVER_REWRITTEN = frozenset({CHUNKS, BLOBS, SIMILAR})
 """Records whose value is fixed by their key, or (SIMILAR) whose first value stays, so bases
 do not move under deltas."""
+READ_WORKERS = 2
+"""Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
+FRAMES_AHEAD = 4
+"""Frames read_chunks reads ahead of its consumer: bounds the memory it holds to a few frames."""
 STANDALONE_LEVEL = 3
 """zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
 COMMIT_BYTES = 64 * 1024 * 1024
@@ -91,6 +97,7 @@ class LocalEngine:
         self.packs = PackFiles(os.path.join(path, "packs"))
         self._frames = FrameWriter(self.packs, self._chunks_written)
         self._reader = FrameReader(self.packs)
+        self._read_pool: ThreadPoolExecutor | None = None
         self._refs = 0
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -141,6 +148,15 @@ class LocalEngine:
                     return value
         with self.env.begin(db=self.db(db), buffers=False) as txn:
             return txn.get(key)
+
+    def get_many(self, db: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Records for many keys, staged or committed: one LMDB transaction for all of them."""
+        with self._lock:
+            views = [view[db] for view in (self._staged, self._committing) if db in view]
+            found = [next((view[k] for view in views if k in view), None) for k in keys] if views \
+                else [None] * len(keys)
+        with self.env.begin(db=self.db(db), buffers=False) as txn:
+            return [txn.get(k) if v is None else v for k, v in zip(keys, found)]
 
     def contains(self, db: str, key: bytes) -> bool:
         return self.get(db, key) is not None
@@ -267,6 +283,47 @@ class LocalEngine:
             return self._reader.read(digest, record.location)
         return self._read_delta(digest, record)
 
+    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | None]:
+        """Many chunks in order, each verified, None for one unknown: one index transaction for
+        all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
+        each frame once for the neighbouring chunks that share it."""
+        records = self.get_many(CHUNKS, digests)
+        for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
+            yield from run
+
+    def _runs(self, digests: Sequence[bytes], records: list[bytes | None]) -> Iterator[functools.partial]:
+        """Tasks reading consecutive chunks of one frame (other chunks go alone)."""
+        run: list[tuple[bytes, ChunkRecord | None]] = []
+        frame = None
+        for digest, raw in zip(digests, records):
+            record = None if raw is None else ChunkRecord.decode(raw)
+            here = None if record is None or record.base is not None else \
+                (record.location.pack, record.location.frame_offset)
+            if run and (here is None or here != frame):
+                yield functools.partial(self._read_run, run)
+                run = []
+            run.append((digest, record))
+            frame = here
+        if run:
+            yield functools.partial(self._read_run, run)
+
+    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for digest, record in run:
+            if record is None:  # pending, written since the lookup, or unknown
+                out.append(self.read_chunk(digest))
+            elif record.base is None:
+                out.append(self._reader.read(digest, record.location))
+            else:
+                out.append(self._read_delta(digest, record))
+        return out
+
+    def _readers(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._read_pool is None:
+                self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
+            return self._read_pool
+
     def _read_delta(self, digest: bytes, record: ChunkRecord) -> bytes:
         base = self.read_chunk(record.base)
         if base is None:
@@ -307,6 +364,8 @@ class LocalEngine:
             committed = True
         finally:
             self._frames.shutdown()
+            if self._read_pool is not None:
+                self._read_pool.shutdown(wait=True)
             self._reader.clear()
             self.packs.close()
             self._close_index(compact=committed)

@@ -1,4 +1,4 @@
-"""read_many: many blobs in turn, the frames of chunked ones read ahead, verified, in order."""
+"""read_many: many blobs in turn, frames read ahead by the engine's readers, verified, in order."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_a_blob_the_consumer_leaves_unread_does_not_shift_the_next(blobs: BlobSe
     assert got == datas[:2] + datas[3:]
 
 
-def test_closing_early_stops_every_reading_thread(blobs: BlobService) -> None:
+def test_closing_early_leaves_nothing_reading_and_the_store_closes(blobs: BlobService) -> None:
     digests = [put(blobs, d) for d in contents()]
     many = blobs.read_many(digests)
     for i, pieces in enumerate(many):
@@ -77,6 +77,8 @@ def test_closing_early_stops_every_reading_thread(blobs: BlobService) -> None:
             next(iter(pieces))
             break
     many.close()
+    assert [b"".join(p) for p in blobs.read_many(digests[:2])] == contents()[:2]  # still usable
+    blobs.close()
     assert reading_threads() == []
 
 
@@ -100,8 +102,8 @@ def test_a_corrupt_frame_of_a_chunked_blob_raises_when_its_turn_comes(tmp_path: 
     with pytest.raises(CorruptionError):
         b"".join(next(many))
     many.close()
-    assert reading_threads() == []
     blobs.close()
+    assert reading_threads() == []
 
 
 def test_chunked_blobs_are_told_apart_by_their_chunk_list(tmp_path: Path) -> None:

@@ -1,0 +1,35 @@
+"""Results of tasks in order, computed by a thread pool a bounded number of tasks ahead.
+
+A reader that renders many chunks in order (a NAR, a tree walk) wants the next frames
+decompressed while it handles the current one: zstd and BLAKE3 release the GIL, so two
+workers keep both cores busy, and the bound keeps memory to a few frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import itertools
+from typing import Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def in_order(tasks: Iterator[Callable[[], T]], pool: concurrent.futures.Executor, ahead: int) -> Iterator[T]:
+    """Each task's result, in order; up to `ahead` tasks run before the consumer asks for them.
+
+    A consumer that stops early cancels what has not started and waits for what has, so
+    no worker still reads once the generator is closed.
+    """
+    pending = collections.deque(pool.submit(task) for task in itertools.islice(tasks, ahead))
+    try:
+        while pending:
+            done = pending.popleft()
+            task = next(tasks, None)
+            if task is not None:
+                pending.append(pool.submit(task))
+            yield done.result()
+    finally:
+        for future in pending:
+            future.cancel()
+        concurrent.futures.wait(pending)
