@@ -41,6 +41,7 @@ class StoreStats:
         if self.blobs:
             b = self.blobs
             out |= {"chunkedBlobs": b.chunked_blobs, "standaloneChunks": b.standalone_chunks, "chunks": b.chunks,
+                    "deltaChunks": b.delta_chunks,
                     "logicalBytes": b.chunk_bytes, "packBytes": b.pack_bytes,
                     "indexBytes": b.index_bytes, "storedBytes": b.stored_bytes,
                     "dedupRatio": self.dedup_ratio, "logicalRatio": self.logical_ratio,
@@ -56,7 +57,8 @@ class StoreStats:
             return out + ["blobs, chunks and stored bytes: unknown (the blob service cannot tell)"]
         return out + [
             f"chunked blobs  {b.chunked_blobs}",
-            f"chunks         {b.chunks} ({b.standalone_chunks} stand-alone: one-piece blobs, directories)",
+            f"chunks         {b.chunks} ({b.standalone_chunks} stand-alone: one-piece blobs, directories; "
+            f"{b.delta_chunks} stored as deltas)",
             f"logical bytes  {human_bytes(b.chunk_bytes)} (all chunks, each once)",
             f"stored bytes   {human_bytes(b.stored_bytes)} "
             f"({human_bytes(b.pack_bytes)} packs + {human_bytes(b.index_bytes)} index)",

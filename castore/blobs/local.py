@@ -96,13 +96,15 @@ class LocalBlobService(EngineUser, BlobService):
         for digest, record in self._scan(BLOBS):
             chunked += 1
             listed.update(bytes(c.digest) for c in decode_chunk_list(digest, record))
-        chunks = chunk_bytes = single = 0
+        chunks = chunk_bytes = single = deltas = 0
         for digest, raw in self._scan(CHUNKS):
+            record = ChunkRecord.decode(raw)
             chunks += 1
-            chunk_bytes += ChunkRecord.decode(raw).length
+            chunk_bytes += record.length
             single += digest not in listed
+            deltas += record.base is not None
         index_bytes = os.path.getsize(os.path.join(engine.env.path(), "data.mdb"))
-        return BlobUsage(chunked, single, chunks, chunk_bytes, engine.stored_bytes(), index_bytes)
+        return BlobUsage(chunked, single, chunks, deltas, chunk_bytes, engine.stored_bytes(), index_bytes)
 
     def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError]:
         self.engine.commit()

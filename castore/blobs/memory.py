@@ -36,7 +36,7 @@ class MemoryBlobService(BlobService):
         """Every blob is one stand-alone piece held as is: logical and stored bytes are the same."""
         with self._lock:
             size = sum(len(b) for b in self._blobs.values())
-            return BlobUsage(0, len(self._blobs), len(self._blobs), size, size, 0)
+            return BlobUsage(0, len(self._blobs), len(self._blobs), 0, size, size, 0)
 
     def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError]:
         with self._lock:

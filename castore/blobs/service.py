@@ -44,6 +44,8 @@ class BlobUsage:
     chunked_blobs: int
     standalone_chunks: int
     chunks: int
+    delta_chunks: int
+    """Chunks stored as deltas against a similar chunk (the local backend, see castore/local/deltas.py)."""
     chunk_bytes: int
     """Sum of chunk lengths: the logical, deduplicated size."""
     pack_bytes: int

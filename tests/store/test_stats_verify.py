@@ -68,6 +68,7 @@ def flip_byte_of_chunk(store_dir: Path, data: bytes) -> None:
 def test_stats_of_an_empty_store_count_nothing(local):
     figures = json.loads(cairn("stats", "--json", store=local)[1])
     assert figures["paths"] == figures["narBytes"] == figures["chunks"] == figures["chunkedBlobs"] == 0
+    assert figures["deltaChunks"] == 0
     assert figures["logicalBytes"] == figures["packBytes"] == 0
     assert figures["storedBytes"] == figures["indexBytes"] > 0
     assert figures["narRatio"] == 0
