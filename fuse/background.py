@@ -1,4 +1,4 @@
-"""Best-effort work ahead of demand (read-ahead, directory prefetch), in the mount's nursery.
+"""Best-effort work ahead of demand (read-ahead, tree walks), in the mount's nursery.
 
 Bounded twice: at most TASKS tasks wait or run (more requests are dropped, since demand
 reads fetch what they need anyway), and they share THREADS worker threads of their own,
@@ -25,12 +25,13 @@ class Background:
         self.limiter = trio.CapacityLimiter(THREADS)
         self._tasks = 0
 
-    def start(self, work: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run `work(*args)` unless enough is under way already."""
+    def start(self, work: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        """Run `work(*args)` unless enough is under way already; whether it was started."""
         if self._tasks >= TASKS:
-            return
+            return False
         self._tasks += 1
         self._nursery.start_soon(self._run, work, args)
+        return True
 
     async def _run(self, work: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:

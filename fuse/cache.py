@@ -52,6 +52,10 @@ class AsyncCache(Generic[K, V]):
         """Cached, or being fetched."""
         return key in self._items or key in self._pending or key in self._filling
 
+    def peek(self, key: K) -> V | None:
+        """The cached value, or None: never fetches."""
+        return self._items.get(key)
+
     async def get(self, key: K, fetch: Callable[[], V], limiter: trio.CapacityLimiter) -> V:
         """The cached value, or `fetch()` run in a worker thread under `limiter`."""
         waited_for_fill = False
@@ -80,7 +84,7 @@ class AsyncCache(Generic[K, V]):
         finally:
             del self._pending[key]
             pending.done.set()
-        self._store(key, value)
+        self.put(key, value)
         return value
 
     async def fill(self, items: Sequence[T], key: Callable[[T], K], fetch: Callable[[T], V],
@@ -107,9 +111,10 @@ class AsyncCache(Generic[K, V]):
                         del self._filling[k]
                     done.set()
             for k, value in values.items():
-                self._store(k, value)
+                self.put(k, value)
 
-    def _store(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V) -> None:
+        """Keep a value fetched elsewhere (a tree walk hands over what it fetched)."""
         weight = self._weigh(value)
         if key in self._items or weight > self._capacity:
             return  # a get fetched it while a batch did too; or it would evict everything

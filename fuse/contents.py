@@ -9,7 +9,7 @@ reader of BlobService, so a read at offset X fetches only the pieces covering X.
 Pieces are cached by what they are (a chunk digest, or a blob digest and offset), so
 files sharing chunks share the cache. Every fetch runs in a worker thread. Work ahead of
 demand runs in the background (fuse.background): the next pieces of a file read
-sequentially, and the small files of a directory just opened.
+sequentially here, and the first pieces of the files of a tree being walked (fuse.walk).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import io
 import itertools
 import operator
 from dataclasses import dataclass
-from typing import Iterable
 
 import trio
 
@@ -41,8 +40,6 @@ LAYOUT_PIECES = 1 << 20
 READAHEAD_BYTES = 8 << 20
 """How far ahead of a sequential reader pieces are fetched: several compressed frames of the
 local store, decompressed by the background threads while the reader consumes earlier ones."""
-PREFETCH_BYTES = 4 << 20
-"""Small files of one directory fetched ahead when it is opened, at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +73,19 @@ class Layout:
         return range(bisect.bisect_right(self.starts, start) - 1, bisect.bisect_left(self.starts, end))
 
 
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The start of a blob, fetched ahead of demand (see fuse.walk)."""
+
+    digest: B3Digest
+    layout: Layout | None
+    pieces: list[tuple[tuple[B3Digest, int], bytes]]
+
+    @property
+    def size(self) -> int:
+        return sum(len(data) for _, data in self.pieces)
+
+
 class BlobContents:
     def __init__(self, blobs: BlobService, limiter: trio.CapacityLimiter, background: Background) -> None:
         self._blobs = blobs
@@ -90,32 +100,51 @@ class BlobContents:
         if offset >= end:
             return b""
         try:
-            layout = await self._layout(node)
-            wanted = layout.covering(offset, end)
-            parts = await self._fetch_all([layout.pieces[i] for i in wanted])
+            if self.is_whole(node):  # most reads: one piece, no layout to look at
+                return (await self._piece(Piece(node.digest, 0, node.size)))[offset:end]
+            return await self._read_pieces(node, offset, end)
         except CastoreError as e:  # say which file, not only which chunk
             raise type(e)(f"reading {end - offset} bytes at {offset} of blob {node.digest}: {e}") from None
+
+    def read_ahead(self, node: FileNode, offset: int, length: int) -> bool:
+        """Fetch the pieces of offset..offset+length in the background; whether that was started."""
+        return self._background.start(self._fetch_ahead, node, offset, min(offset + length, node.size))
+
+    @staticmethod
+    def is_whole(node: FileNode) -> bool:
+        """Whether the file is one piece (most are)."""
+        return 0 < node.size <= WHOLE
+
+    def cached_whole(self, node: FileNode) -> bytes | None:
+        """The bytes of a file that is one piece, if they are in memory."""
+        return self._pieces.peek((node.digest, 0)) if self.is_whole(node) else None
+
+    def fetch_head(self, node: FileNode, size: int) -> Head:
+        """In a worker thread, ahead of demand: the pieces holding the first `size` bytes, and the
+        layout of a file that is not one piece."""
+        if self.is_whole(node):
+            piece = Piece(node.digest, 0, node.size)
+            return Head(node.digest, None, [(piece.key, self._fetch_piece(piece))])
+        layout = self._fetch_layout(node)
+        pieces = [layout.pieces[i] for i in layout.covering(0, min(size, node.size))]
+        return Head(node.digest, layout, [(p.key, self._fetch_piece(p)) for p in pieces])
+
+    def keep(self, head: Head) -> None:
+        """Keep what fetch_head fetched."""
+        if head.layout is not None:
+            self._layouts.put(head.digest, head.layout)
+        for key, data in head.pieces:
+            self._pieces.put(key, data)
+
+    async def _read_pieces(self, node: FileNode, offset: int, end: int) -> bytes:
+        layout = await self._layout(node)
+        wanted = layout.covering(offset, end)
+        parts = await self._fetch_all([layout.pieces[i] for i in wanted])
         if len(parts) == 1:
             begin = layout.starts[wanted[0]]
             return parts[0][offset - begin:end - begin]
         return b"".join(memoryview(data)[max(offset - begin, 0):end - begin]
                         for data, begin in zip(parts, (layout.starts[i] for i in wanted)))
-
-    def read_ahead(self, node: FileNode, offset: int, length: int) -> None:
-        """Fetch the pieces of offset..offset+length in the background."""
-        self._background.start(self._fetch_ahead, node, offset, min(offset + length, node.size))
-
-    def prefetch(self, files: Iterable[FileNode]) -> None:
-        """Fetch small files whole in the background: the files of a directory just opened are
-        usually read next (a NAR dump, a hash, a copy), and one thread call then serves many."""
-        pieces, total = [], 0
-        for f in files:
-            piece = Piece(f.digest, 0, f.size)
-            if 0 < f.size <= WHOLE and total < PREFETCH_BYTES and piece.key not in self._pieces:
-                pieces.append(piece)
-                total += f.size
-        if pieces:
-            self._background.start(self._fill, pieces)
 
     async def _fetch_ahead(self, node: FileNode, start: int, end: int) -> None:
         layout = await self._layout(node)
@@ -188,16 +217,23 @@ def _read_exactly(reader: io.RawIOBase, size: int) -> bytes:
 
 
 class OpenFile:
-    """One open() of a file: reads through BlobContents, and reads ahead when reading sequentially."""
+    """One open() of a file: reads through BlobContents, and reads ahead when reading sequentially.
+
+    Reading ahead is asked for again once the reader is halfway through what was asked for,
+    not at every read: one background task fetches many pieces.
+    """
 
     def __init__(self, contents: BlobContents, node: FileNode) -> None:
         self.node = node
         self._contents = contents
         self._next = 0
+        self._ahead = 0
 
     async def read(self, offset: int, size: int) -> bytes:
         end = offset + size
-        if offset == self._next and end < self.node.size:
-            self._contents.read_ahead(self.node, end, READAHEAD_BYTES)
+        if offset == self._next and end < self.node.size and self._ahead - end < READAHEAD_BYTES // 2:
+            start = max(end, self._ahead)
+            if self._contents.read_ahead(self.node, start, end + READAHEAD_BYTES - start):
+                self._ahead = end + READAHEAD_BYTES
         self._next = end
         return await self._contents.read(self.node, offset, size)

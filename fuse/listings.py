@@ -7,7 +7,6 @@ readdir nor lookup sorts or scans on the event loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import trio
 
@@ -15,7 +14,6 @@ from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import NotFoundError
 from castore.nodes import Node
-from fuse.background import Background
 from fuse.cache import AsyncCache
 
 CACHE_ENTRIES = 1 << 20
@@ -29,23 +27,20 @@ class Listing:
 
 
 class Listings:
-    def __init__(self, directories: DirectoryService, limiter: trio.CapacityLimiter,
-                 background: Background) -> None:
+    def __init__(self, directories: DirectoryService, limiter: trio.CapacityLimiter) -> None:
         self._directories = directories
         self._limiter = limiter
-        self._background = background
         self._cache: AsyncCache[B3Digest, Listing] = AsyncCache(CACHE_ENTRIES, lambda l: len(l.nodes) + 1)
 
     async def get(self, digest: B3Digest) -> Listing:
-        return await self._cache.get(digest, lambda: self._fetch(digest), self._limiter)
+        return await self._cache.get(digest, lambda: self.fetch(digest), self._limiter)
 
-    def prefetch(self, digests: Sequence[B3Digest]) -> None:
-        """Fetch these directories in the background: a tree being listed is usually walked."""
-        missing = [d for d in digests if d not in self._cache]
-        if missing:
-            self._background.start(self._cache.fill, missing, lambda d: d, self._fetch, self._background.limiter)
+    def put(self, digest: B3Digest, listing: Listing) -> None:
+        """Keep a listing fetched ahead of demand (see fuse.walk)."""
+        self._cache.put(digest, listing)
 
-    def _fetch(self, digest: B3Digest) -> Listing:
+    def fetch(self, digest: B3Digest) -> Listing:
+        """In a worker thread: the directory from the backend."""
         directory = self._directories.get(digest)
         if directory is None:
             raise NotFoundError(f"directory {digest} not found")

@@ -20,6 +20,7 @@ import trio
 from castore.errors import CastoreError
 from castore.nodes import DirectoryNode
 from castore.url import CAStore
+from fuse import loop
 from fuse.operations import Operations
 from fuse.options import MountOptions
 from fuse.roots import RootSource
@@ -58,7 +59,7 @@ async def _serve(castore: CAStore, root: DirectoryNode | RootSource, mountpoint:
             try:
                 nursery.start_soon(_terminate_on_signal, signals)
                 log.info("mounted at %s; unmount with SIGTERM, SIGINT or fusermount3 -u", mountpoint)
-                await pyfuse3.main()
+                await loop.main()
             finally:
                 pyfuse3.close(unmount=True)
                 nursery.cancel_scope.cancel()

@@ -3,6 +3,10 @@
 Handlers run on trio and never block it: every backend call goes to a worker thread
 (see fuse.cache). No request can kill the mount: unknown names give ENOENT, writes
 EROFS, and a backend failure EIO on that request alone, with a log line.
+
+Most requests are answered from memory: opening a directory starts a walk that fetches
+its tree ahead of the reader (fuse.walk), and opening a file whose contents are in memory
+hands them to the kernel's page cache, so its reads need no request (fuse.pagecache).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from fuse.background import Background
 from fuse.contents import BlobContents, OpenFile
 from fuse.inodes import Entry, InodeTable
 from fuse.listings import Listings
+from fuse.pagecache import PageCache
 from fuse.roots import RootSource
+from fuse.walk import TreeWalker
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +70,11 @@ class Operations(pyfuse3.Operations):
         self._limiter = trio.CapacityLimiter(BACKEND_THREADS)
         ahead = Background(nursery)
         self._inodes = InodeTable(root)
-        self._listings = Listings(directories, self._limiter, ahead)
+        self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
+        self._listings = Listings(directories, self._limiter)
         self._contents = BlobContents(blobs, self._limiter, ahead)
+        self._walker = TreeWalker(self._listings, self._contents, ahead)
+        self._page_cache = PageCache(self._contents)
         self._xattr = xattr
         self._handles = itertools.count(1)
         self._files: dict[int, OpenFile] = {}
@@ -103,7 +112,11 @@ class Operations(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENOTDIR)
 
     def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
-        return attributes(inode, self._inodes.entry(inode))
+        """Made once per inode (they never change): readdir answers with every entry's."""
+        attrs = self._attrs.get(inode)
+        if attrs is None:
+            attrs = self._attrs[inode] = attributes(inode, self._inodes.entry(inode))
+        return attrs
 
     # -- directories ---------------------------------------------------------------------
 
@@ -115,8 +128,7 @@ class Operations(pyfuse3.Operations):
             nodes = await trio.to_thread.run_sync(lambda: tuple(entry.list()), limiter=self._limiter)
         elif isinstance(entry, DirectoryNode):
             nodes = (await self._listings.get(entry.digest)).nodes
-            self._listings.prefetch([n.digest for n in nodes if isinstance(n, DirectoryNode)])
-            self._contents.prefetch(n for n in nodes if isinstance(n, FileNode))
+            self._walker.opened(entry)
         else:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         fh = next(self._handles)
@@ -143,6 +155,7 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EROFS)
         if not isinstance(entry, FileNode):
             raise pyfuse3.FUSEError(errno.EISDIR)
+        self._page_cache.offer(inode, entry)
         fh = next(self._handles)
         self._files[fh] = OpenFile(self._contents, entry)
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)  # contents never change

@@ -19,6 +19,7 @@ from castore.grpc_serve import serve
 from castore.grpc_server import castore_services
 from castore.local.engine import CHUNKS, LocalEngine
 from castore.url import open_castore
+from fuse.contents import WHOLE
 from store.grpc_server import pathinfo_services
 from store.url import open_store
 from tests.fuse.mounts import cairn, fuse_test, mounted
@@ -61,6 +62,26 @@ def test_random_reads_from_several_threads_match_the_original(tmp_path: Path) ->
 
         with ThreadPoolExecutor(8) as pool:
             assert sorted(pool.map(reader, range(8))) == list(range(8))
+
+
+def test_files_handed_to_the_kernel_at_open_read_back_exactly(tmp_path: Path) -> None:
+    """Small files a tree walk fetched go to the page cache with the open: page edges must hold."""
+    rng = random.Random(6)
+    files = {f"size-{n}": rng.randbytes(n) for n in (1, 4095, 4096, 4097, 65536, WHOLE - 1, WHOLE, WHOLE + 1)}
+    url, basename = import_tree(tmp_path, files)
+    mountpoint = tmp_path / "mnt"
+    with mounted(["mount", str(mountpoint), "--store", url], mountpoint) as mount:
+        root = mount.path(basename)
+        assert sorted(os.listdir(root)) == sorted(files)  # starts the walk that fetches them
+        time.sleep(0.5)
+        for name, data in files.items():
+            assert (root / name).read_bytes() == data, name
+            fd = os.open(root / name, os.O_RDONLY)
+            try:
+                for offset in (0, 1, 4095, 4096, len(data) - 1):
+                    assert os.pread(fd, 5000, offset) == data[offset:offset + 5000], (name, offset)
+            finally:
+                os.close(fd)
 
 
 def lose_chunks(store: Path, digests: list[B3Digest]) -> None:
