@@ -238,6 +238,7 @@ class FrameReader:
         self._cache_size = 0
         self._cache_bytes = cache_bytes
         self._lock = threading.Lock()
+        self._loading: dict[tuple[int, int], threading.Event] = {}
         self._local = threading.local()
 
     def read(self, digest: bytes, location: Location) -> bytes:
@@ -258,29 +259,46 @@ class FrameReader:
             self._cache_size = 0
 
     def _frame(self, location: Location) -> bytes:
+        """The decompressed frame, from the cache or decompressed once: a thread that misses on a
+        frame another thread is decompressing waits for it (readers ahead and FUSE walks often
+        want the same frame at once)."""
         key = (location.pack, location.frame_offset)
         with self._lock:
             frame = self._cache.get(key)
             if frame is not None:
                 self._cache.move_to_end(key)
                 return frame
-        compressed = self._packs.read(location.pack, location.frame_offset, location.frame_length)
+            loading = self._loading.get(key)
+            if loading is None:
+                self._loading[key] = threading.Event()
+        if loading is not None:
+            loading.wait()
+            with self._lock:
+                frame = self._cache.get(key)
+            return frame if frame is not None else self._decompressed(location)  # it failed: say why here too
         try:
-            claimed = zstandard.get_frame_parameters(compressed).content_size
-            if not 0 <= claimed <= MAX_FRAME:
-                raise zstandard.ZstdError(f"implausible content size {claimed}")
-            frame = self._decompressor().decompress(compressed)
-        except zstandard.ZstdError as e:
-            raise CorruptionError(f"frame at offset {location.frame_offset} of pack {location.pack} "
-                                  f"does not decompress: {e}") from None
-        with self._lock:
-            if key not in self._cache:
+            frame = self._decompressed(location)
+            with self._lock:
                 self._cache[key] = frame
                 self._cache_size += len(frame)
                 while self._cache_size > self._cache_bytes:
                     _, evicted = self._cache.popitem(last=False)
                     self._cache_size -= len(evicted)
-        return frame
+            return frame
+        finally:
+            with self._lock:
+                self._loading.pop(key).set()
+
+    def _decompressed(self, location: Location) -> bytes:
+        compressed = self._packs.read(location.pack, location.frame_offset, location.frame_length)
+        try:
+            claimed = zstandard.get_frame_parameters(compressed).content_size
+            if not 0 <= claimed <= MAX_FRAME:
+                raise zstandard.ZstdError(f"implausible content size {claimed}")
+            return self._decompressor().decompress(compressed)
+        except zstandard.ZstdError as e:
+            raise CorruptionError(f"frame at offset {location.frame_offset} of pack {location.pack} "
+                                  f"does not decompress: {e}") from None
 
     def _decompressor(self) -> zstandard.ZstdDecompressor:
         dctx = getattr(self._local, "dctx", None)

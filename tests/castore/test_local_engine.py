@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,32 @@ def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, 
     assert not reopened.has(B3Digest.of(b"lost"))
     assert reopened.open_read(kept).read() == b"before the disk filled up"
     reopened.close()
+
+
+def test_threads_missing_on_one_frame_decompress_it_once(tmp_path: Path) -> None:
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    chunks = [bytes([i]) * 5000 for i in range(8)]  # small neighbours: one frame
+    for data in chunks:
+        engine.add_chunk(B3Digest.of(data), data)
+    engine.close()
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    reader = engine._reader
+    calls = []
+    real = reader._decompressed
+
+    def slow(location):
+        calls.append(location)
+        time.sleep(0.2)  # long enough for every thread to miss on the frame
+        return real(location)
+
+    reader._decompressed = slow
+    got: dict[int, bytes | None] = {}
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, engine.read_chunk(B3Digest.of(chunks[i]))))
+               for i in range(len(chunks))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(chunks))] == chunks
+    assert len(calls) == 1
+    engine.close()
