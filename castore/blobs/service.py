@@ -102,7 +102,7 @@ class BlobService(ABC):
         """
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        """Each blob's contents in turn, as verified pieces; None for a blob not held.
+        """Each blob's contents in turn, as verified bytes-like pieces; None for a blob not held.
 
         For a consumer that reads many blobs one after another, each to its end before it asks
         for the next (a NAR render): a backend may fetch ahead of it. Default: open_read each

@@ -47,12 +47,12 @@ class LocalDirectoryService(EngineUser, DirectoryService):
 
 
 
-def _decoded(digest: B3Digest, data: bytes | None) -> Directory | None:
+def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:
     """The directory a chunk read for `digest` holds (verified against it); None when there is
     no chunk or it is a blob that is not a canonical directory."""
     if data is None:
         return None
     try:
-        return Directory.decode_canonical(data, digest)
+        return Directory.decode_canonical(bytes(data), digest)
     except (NotCanonical, ValidationError):
         return None

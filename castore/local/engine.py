@@ -280,13 +280,14 @@ class LocalEngine:
         if record is None:
             return None
         if record.base is None:
-            return self._reader.read(digest, record.location)
+            return bytes(self._reader.read(digest, record.location))
         return self._read_delta(digest, record)
 
-    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | None]:
+    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
         all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
-        each frame once for the neighbouring chunks that share it."""
+        each frame once for the neighbouring chunks that share it. Plain chunks come as views
+        into their frame, not copies."""
         records = self.get_many(CHUNKS, digests)
         for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
             yield from run
@@ -307,8 +308,8 @@ class LocalEngine:
         if run:
             yield functools.partial(self._read_run, run)
 
-    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | None]:
-        out: list[bytes | None] = []
+    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | memoryview | None]:
+        out: list[bytes | memoryview | None] = []
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
                 out.append(self.read_chunk(digest))

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 import blake3
 import zstandard
@@ -57,6 +57,7 @@ MAX_FRAME = 64 * 1024 * 1024
 """No frame we write comes near this; a header claiming more is corrupt (and must not allocate it)."""
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
+Buffer = TypeVar("Buffer", bytes, memoryview)
 _LOCATION = struct.Struct("<IQIII")
 _DELTA = struct.Struct("<I32s")
 
@@ -241,17 +242,18 @@ class FrameReader:
         self._loading: dict[tuple[int, int], threading.Event] = {}
         self._local = threading.local()
 
-    def read(self, digest: bytes, location: Location) -> bytes:
+    def read(self, digest: bytes, location: Location) -> memoryview:
         """A plain chunk, verified."""
         return verified(digest, self.stored(digest, location), location)
 
-    def stored(self, digest: bytes, location: Location) -> bytes:
-        """The bytes stored for a chunk, as they are (a delta's payload), not verified."""
+    def stored(self, digest: bytes, location: Location) -> memoryview:
+        """The bytes stored for a chunk, as they are (a delta's payload), not verified: a view
+        into the cached frame, since copying chunks out of frames costs as much as hashing them."""
         try:
             frame = self._frame(location)
         except CorruptionError as e:
             raise CorruptionError(f"chunk {B3Digest(digest)}: {e}") from None
-        return frame[location.offset:location.offset + location.length]
+        return memoryview(frame)[location.offset:location.offset + location.length]
 
     def clear(self) -> None:
         with self._lock:
@@ -307,7 +309,7 @@ class FrameReader:
         return dctx
 
 
-def verified(digest: bytes, data: bytes, location: Location) -> bytes:
+def verified(digest: bytes, data: Buffer, location: Location) -> Buffer:
     """`data` if it is the chunk `digest` names; CorruptionError (saying where it was) if not."""
     if blake3.blake3(data).digest() != digest:
         raise CorruptionError(f"chunk {B3Digest(digest)} in pack {location.pack} at frame offset "
