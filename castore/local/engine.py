@@ -242,23 +242,26 @@ class LocalEngine:
         self._frames.add(digest, data, kind, delta)
 
     def _delta(self, digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
-        """(base digest, payload) when a delta pays; otherwise None, and the chunk's features
-        are indexed so it can be a base itself."""
+        """(base digest, payload) when a delta pays. A chunk with no base close enough is indexed
+        by its features, so it can be a base itself."""
         keys = deltas.features(data)
         votes = Counter(base for base in (self.get(SIMILAR, k) for k in keys) if base is not None)
-        for base_digest, _ in votes.most_common(1):
-            try:
-                base = self.read_chunk(base_digest)
-            except CorruptionError:
-                base = None  # a damaged base is verify's to report, not a reason to fail this write
-            if base is not None:
-                payload = deltas.encode(data, base, kind.level)
-                alone = zstandard.ZstdCompressor(level=STANDALONE_LEVEL).compress(data)
-                if len(payload) < kind.delta_below * len(alone):
-                    return base_digest, payload
-            return None
+        best = votes.most_common(1)
+        if best and best[0][1] >= kind.delta_votes:
+            return self._delta_against(best[0][0], data, kind)
         self.stage(SIMILAR, ((k, digest) for k in keys))
         return None
+
+    def _delta_against(self, base_digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
+        try:
+            base = self.read_chunk(base_digest)
+        except CorruptionError:
+            return None  # a damaged base is verify's to report, not a reason to fail this write
+        if base is None:
+            return None
+        payload = deltas.encode(data, base, kind.level)
+        alone = zstandard.ZstdCompressor(level=STANDALONE_LEVEL).compress(data)
+        return (base_digest, payload) if len(payload) < kind.delta_below * len(alone) else None
 
     def has_chunk(self, digest: bytes) -> bool:
         return self._frames.pending(digest) is not None or self.chunk_record(digest) is not None

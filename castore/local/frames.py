@@ -29,19 +29,22 @@ class FrameClass:
     """How one kind of chunk is framed: zstd level and the frame's uncompressed bound.
 
     `delta_below`: a chunk of this class is kept as a delta (see deltas.py) only when the
-    delta is smaller than this share of the chunk compressed alone.
+    delta is smaller than this share of the chunk compressed alone; `delta_votes`: a delta is
+    tried only against a chunk that shares this many sketch features with it.
     """
 
     level: int
     bound: int
     delta_below: float = 0.0
+    delta_votes: int = 1
 
 
-SMALL = FrameClass(level=9, bound=8 * 1024 * 1024, delta_below=0.2)
+SMALL = FrameClass(level=9, bound=8 * 1024 * 1024, delta_below=0.2, delta_votes=2)
 """Whole small files and directories: mostly text, and neighbours say the same thing, so
 big frames and a high level pay (~65 MB/s per core). The frame already finds much of what a
 delta would (Django 5.0's own files gain nothing from deltas at shares above 0.2), so only
-a delta of a fifth pays."""
+a delta of a fifth pays; and files sharing one feature are mostly alike only in their
+boilerplate, so two are asked for (it saves as much, for a fraction of the trial encodings)."""
 LARGE = FrameClass(level=5, bound=4 * 1024 * 1024, delta_below=0.8)
 """Pieces of chunked (large) files, mostly binaries: zstd levels 3-4 lose ~5% here and
 higher levels gain little for their time; a cold random read decompresses one frame (~3 ms).
