@@ -106,6 +106,7 @@ class LocalEngine:
         self._committing: dict[str, dict[bytes, bytes]] = {}
         self._staged_records = 0
         self._staged_bytes = 0
+        self._wrote = False  # whether this process committed anything: only a writer compacts
 
     # -- LMDB --------------------------------------------------------------------------
 
@@ -220,6 +221,7 @@ class LocalEngine:
 
     def _write(self, records: dict[str, dict[bytes, bytes]]) -> None:
         handles = {db: self.db(db) for db in records}  # opening one needs its own write txn
+        self._wrote = True
         with self.env.begin(write=True) as txn:
             for db, items in records.items():
                 overwrite = db not in NEVER_REWRITTEN
@@ -372,11 +374,12 @@ class LocalEngine:
                 self._read_pool.shutdown(wait=True)
             self._reader.clear()
             self.packs.close()
-            self._close_index(compact=committed)
+            self._close_index(compact=committed and self._wrote)
 
     def _close_index(self, compact: bool) -> None:
-        """Close LMDB, compacting its file first if it is mostly free pages and no other
-        process has the store open (see compaction.py); a failed compaction changes nothing."""
+        """Close LMDB, compacting its file first if this process wrote, it is mostly free pages
+        and no other process has the store open (see compaction.py); a failed compaction changes
+        nothing. A process that only read leaves it as it is, so a read never pays for a rewrite."""
         meta = self.env.path()
         copy = None
         try:

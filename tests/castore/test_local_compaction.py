@@ -40,7 +40,7 @@ def test_the_last_close_compacts_a_mostly_free_index_and_keeps_every_record(tmp_
     engine.close()
 
 
-def test_no_compaction_while_another_process_has_the_store_open(tmp_path: Path) -> None:
+def test_no_compaction_while_another_process_has_the_store_open_nor_by_a_reader(tmp_path: Path) -> None:
     store = tmp_path / "s"
     LocalEngine.open(str(store)).close()
     holder = subprocess.Popen(
@@ -56,6 +56,8 @@ def test_no_compaction_while_another_process_has_the_store_open(tmp_path: Path) 
         assert index_bytes(store) == grown
     finally:
         holder.communicate("")
+    assert index_bytes(store) == grown  # the holder closed last, alone, but only read: no rewrite
     engine = LocalEngine.open(str(store))
     assert all(engine.get("blobs", k) == k[:8] for k in keys)
     engine.close()
+
