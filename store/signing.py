@@ -11,9 +11,6 @@ import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-import nacl.exceptions
-import nacl.signing
-
 from castore.errors import ValidationError
 from store import nixbase32
 from store.storepath import StorePath
@@ -104,8 +101,10 @@ class PublicKey:
         """True when `signature` is by this key (same name) over `message`."""
         if signature.key_name != self.name:
             return False
+        import nacl.exceptions
+
         try:
-            nacl.signing.VerifyKey(self.key).verify(message, signature.data)
+            _nacl().VerifyKey(self.key).verify(message, signature.data)
         except nacl.exceptions.BadSignatureError:
             return False
         return True
@@ -134,16 +133,16 @@ class SecretKey:
 
     @classmethod
     def generate(cls, name: str) -> SecretKey:
-        return cls(name, bytes(nacl.signing.SigningKey.generate()))
+        return cls(name, bytes(_nacl().SigningKey.generate()))
 
     def __str__(self) -> str:
         return _join_named(self.name, self.seed + self.public_key().key)
 
     def public_key(self) -> PublicKey:
-        return PublicKey(self.name, bytes(nacl.signing.SigningKey(self.seed).verify_key))
+        return PublicKey(self.name, bytes(_nacl().SigningKey(self.seed).verify_key))
 
     def sign(self, message: bytes) -> Signature:
-        return Signature(self.name, nacl.signing.SigningKey(self.seed).sign(message).signature)
+        return Signature(self.name, _nacl().SigningKey(self.seed).sign(message).signature)
 
 
 def verify_narinfo(info: NarInfo, trusted: Iterable[PublicKey]) -> bool:
@@ -151,3 +150,11 @@ def verify_narinfo(info: NarInfo, trusted: Iterable[PublicKey]) -> bool:
     message = info.fingerprint()
     keys = list(trusted)
     return any(key.verify(message, sig) for sig in info.signatures for key in keys)
+
+
+def _nacl():
+    """PyNaCl's signing module, loaded on first use: commands that never sign or verify (a dump)
+    do not pay its import."""
+    import nacl.signing
+
+    return nacl.signing
