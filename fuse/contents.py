@@ -10,6 +10,9 @@ Pieces are cached by what they are (a chunk digest, or a blob digest and offset)
 files sharing chunks share the cache. Every fetch runs in a worker thread. Work ahead of
 demand runs in the background (fuse.background): the next pieces of a file read
 sequentially here, and the first pieces of the files of a tree being walked (fuse.walk).
+Chunks read ahead go through BlobService.read_many in one call, so the backend reads
+ahead within them (the local store decompresses the next frames in threads of its own)
+while each chunk reaches the cache as soon as it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 import itertools
 import operator
 from dataclasses import dataclass
+from typing import Generator
 
 import trio
 
@@ -56,17 +60,19 @@ class Piece:
 
 
 class Layout:
-    """The pieces of one blob, in order, and where each begins in it."""
+    """The pieces of one blob, in order, and where each begins in it; `chunked` when they are
+    whole chunks (blobs of their own) rather than windows of the blob."""
 
-    __slots__ = ("pieces", "starts")
+    __slots__ = ("pieces", "starts", "chunked")
 
-    def __init__(self, pieces: tuple[Piece, ...]) -> None:
+    def __init__(self, pieces: tuple[Piece, ...], chunked: bool) -> None:
         self.pieces = pieces
         self.starts = list(itertools.accumulate((p.size for p in pieces), initial=0))
+        self.chunked = chunked
 
     @classmethod
     def windows(cls, digest: B3Digest, size: int) -> Layout:
-        return cls(tuple(Piece(digest, s, min(WINDOW, size - s)) for s in range(0, size, WINDOW)))
+        return cls(tuple(Piece(digest, s, min(WINDOW, size - s)) for s in range(0, size, WINDOW)), False)
 
     def covering(self, start: int, end: int) -> range:
         """Indices of the pieces holding bytes start..end-1."""
@@ -148,10 +154,9 @@ class BlobContents:
 
     async def _fetch_ahead(self, node: FileNode, start: int, end: int) -> None:
         layout = await self._layout(node)
-        await self._fill([layout.pieces[i] for i in layout.covering(start, end)])
-
-    async def _fill(self, pieces: list[Piece]) -> None:
-        await self._pieces.fill(pieces, operator.attrgetter("key"), self._fetch_piece, self._background.limiter)
+        fetch = self._fetch_chunks if layout.chunked else self._fetch_each
+        await self._pieces.fill([layout.pieces[i] for i in layout.covering(start, end)], operator.attrgetter("key"),
+                                fetch, self._background.limiter)
 
     async def _layout(self, node: FileNode) -> Layout:
         if node.size <= WHOLE:
@@ -159,24 +164,29 @@ class BlobContents:
         return await self._layouts.get(node.digest, lambda: self._fetch_layout(node), self._limiter)
 
     async def _fetch_all(self, pieces: list[Piece]) -> list[bytes]:
-        """The pieces' bytes, fetched concurrently; the first error is raised."""
-        if len(pieces) == 1:
-            return [await self._piece(pieces[0])]
-        results: list[bytes] = [b""] * len(pieces)
-        errors: list[Exception] = []
+        """The pieces' bytes, the missing ones fetched concurrently; the first error is raised.
 
-        async def fetch(i: int) -> None:
-            try:
-                results[i] = await self._piece(pieces[i])
-            except Exception as e:
-                errors.append(e)
+        Pieces read ahead are mostly all cached: then no task is started and no checkpoint passed,
+        so the reply goes out without a turn of the scheduler."""
+        results = [self._pieces.get_cached(p.key) for p in pieces]
+        missing = [i for i, data in enumerate(results) if data is None]
+        if len(missing) == 1:
+            results[missing[0]] = await self._piece(pieces[missing[0]])
+        elif missing:
+            errors: list[Exception] = []
 
-        async with trio.open_nursery() as nursery:
-            for i in range(len(pieces)):
-                nursery.start_soon(fetch, i)
-        if errors:
-            raise errors[0]
-        return results
+            async def fetch(i: int) -> None:
+                try:
+                    results[i] = await self._piece(pieces[i])
+                except Exception as e:
+                    errors.append(e)
+
+            async with trio.open_nursery() as nursery:
+                for i in missing:
+                    nursery.start_soon(fetch, i)
+            if errors:
+                raise errors[0]
+        return results  # type: ignore[return-value]  # none is None any more
 
     async def _piece(self, piece: Piece) -> bytes:
         return await self._pieces.get(piece.key, lambda: self._fetch_piece(piece), self._limiter)
@@ -191,7 +201,7 @@ class BlobContents:
             raise CorruptionError(f"blob {node.digest} has {stat.size} bytes, its file node says {node.size}")
         if not stat.chunks:
             return Layout.windows(node.digest, node.size)
-        return Layout(tuple(Piece(c.digest, 0, c.size) for c in stat.chunks))
+        return Layout(tuple(Piece(c.digest, 0, c.size) for c in stat.chunks), True)
 
     def _fetch_piece(self, piece: Piece) -> bytes:
         reader = self._blobs.open_read(piece.source)
@@ -205,6 +215,25 @@ class BlobContents:
             raise CorruptionError(f"blob {piece.source} ended {piece.size - len(data)} bytes early "
                                   f"(reading {piece.size} at {piece.start})")
         return data
+
+
+    def _fetch_chunks(self, pieces: list[Piece]) -> Generator[bytes | None, None, None]:
+        """Whole chunks in order, through one read_many; None for one missing or of the wrong size."""
+        chunks = self._blobs.read_many([p.source for p in pieces])
+        try:
+            for piece, parts in zip(pieces, chunks):
+                data = None if parts is None else b"".join(parts)  # a copy: a view would pin its whole frame
+                yield data if data is not None and len(data) == piece.size else None
+        finally:
+            chunks.close()  # stops the backend's reading ahead
+
+    def _fetch_each(self, pieces: list[Piece]) -> Generator[bytes | None, None, None]:
+        """Pieces in order, one backend call each; None for one that failed."""
+        for piece in pieces:
+            try:
+                yield self._fetch_piece(piece)
+            except Exception:
+                yield None
 
 
 def _read_exactly(reader: io.RawIOBase, size: int) -> bytes:

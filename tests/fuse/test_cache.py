@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable, Generator
 
 import pytest
 import trio
 
 from fuse.cache import FILL_PATIENCE, AsyncCache
+
+
+def each(fetch: Callable[[str], bytes]) -> Callable[[list[str]], Generator[bytes | None, None, None]]:
+    """A fill's fetch that fetches the items one by one, None for one that fails."""
+    def fetch_all(items: list[str]) -> Generator[bytes | None, None, None]:
+        for item in items:
+            try:
+                yield fetch(item)
+            except LookupError:
+                yield None
+    return fetch_all
 
 
 def test_concurrent_misses_share_one_fetch_and_hits_need_none() -> None:
@@ -88,12 +100,31 @@ def test_a_slow_item_in_a_batch_does_not_hold_up_the_others() -> None:
         cache: AsyncCache[str, bytes] = AsyncCache(100, len)
         limiter = trio.CapacityLimiter(4)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(cache.fill, ["slow", "quick"], lambda i: i, fetch, trio.CapacityLimiter(1))
+            nursery.start_soon(cache.fill, ["slow", "quick"], lambda i: i, each(fetch), trio.CapacityLimiter(1))
             await trio.sleep(0.01)
             assert "quick" in cache  # being fetched by the batch
             with trio.fail_after(FILL_PATIENCE + 1):
                 assert await cache.get("quick", lambda: fetch("quick"), limiter) == b"quick"
         assert "slow" in cache
+
+    trio.run(main)
+
+
+def test_a_filled_item_is_kept_before_the_fill_ends() -> None:
+    def fetch(item: str) -> bytes:
+        if item == "slow":
+            time.sleep(2)
+        return item.encode()
+
+    async def main() -> None:
+        cache: AsyncCache[str, bytes] = AsyncCache(100, len)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cache.fill, ["quick", "slow"], lambda i: i, each(fetch), trio.CapacityLimiter(1))
+            with trio.fail_after(1):
+                while cache.peek("quick") is None:
+                    await trio.sleep(0.01)
+            assert cache.peek("slow") is None and "slow" in cache  # still being fetched
+        assert cache.peek("slow") == b"slow"
 
     trio.run(main)
 
@@ -107,7 +138,7 @@ def test_a_batch_fills_what_it_can(items: list[str]) -> None:
 
     async def main() -> None:
         cache: AsyncCache[str, bytes] = AsyncCache(100, len)
-        await cache.fill(items, lambda i: i, fetch, trio.CapacityLimiter(1))
+        await cache.fill(items, lambda i: i, each(fetch), trio.CapacityLimiter(1))
         assert "a" in cache and "gone" not in cache
 
     trio.run(main)
