@@ -46,6 +46,8 @@ READ_WORKERS = 2
 """Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
 FRAMES_AHEAD = 4
 """Frames read_chunks reads ahead of its consumer: bounds the memory it holds to a few frames."""
+MAX_DELTA_DEPTH = 8
+"""Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
 """zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
 COMMIT_BYTES = 64 * 1024 * 1024
@@ -277,6 +279,9 @@ class LocalEngine:
 
     def read_chunk(self, digest: bytes) -> bytes | None:
         """A chunk's bytes, verified against its digest; None when unknown."""
+        return self._read(digest, 0)
+
+    def _read(self, digest: bytes, deltas_above: int) -> bytes | None:
         # Pending first: a chunk leaves `pending` only after its location is staged.
         pending = self._frames.pending(digest)
         if pending is not None:
@@ -286,7 +291,7 @@ class LocalEngine:
             return None
         if record.base is None:
             return bytes(self._reader.read(digest, record.location))
-        return self._read_delta(digest, record)
+        return self._read_delta(digest, record, deltas_above + 1)
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
@@ -298,13 +303,13 @@ class LocalEngine:
             yield from run
 
     def _runs(self, digests: Sequence[bytes], records: list[bytes | None]) -> Iterator[functools.partial]:
-        """Tasks reading consecutive chunks of one frame (other chunks go alone)."""
+        """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
+        deltas, whose bases are read as the task comes to them); unknown chunks go alone."""
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
         for digest, raw in zip(digests, records):
             record = None if raw is None else ChunkRecord.decode(raw)
-            here = None if record is None or record.base is not None else \
-                (record.location.pack, record.location.frame_offset)
+            here = None if record is None else (record.location.pack, record.location.frame_offset)
             if run and (here is None or here != frame):
                 yield functools.partial(self._read_run, run)
                 run = []
@@ -321,7 +326,7 @@ class LocalEngine:
             elif record.base is None:
                 out.append(self._reader.read(digest, record.location))
             else:
-                out.append(self._read_delta(digest, record))
+                out.append(self._read_delta(digest, record, 1))
         return out
 
     def _readers(self) -> ThreadPoolExecutor:
@@ -330,8 +335,12 @@ class LocalEngine:
                 self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
             return self._read_pool
 
-    def _read_delta(self, digest: bytes, record: ChunkRecord) -> bytes:
-        base = self.read_chunk(record.base)
+    def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int) -> bytes:
+        """A delta chunk, verified. Its base is a plain chunk, unless two processes stored one
+        chunk at once and the delta's record won: a chain, so its length is bounded."""
+        if depth > MAX_DELTA_DEPTH:
+            raise CorruptionError(f"chunk {B3Digest(digest)} is a delta more than {MAX_DELTA_DEPTH} deep")
+        base = self._read(record.base, depth)
         if base is None:
             raise CorruptionError(f"chunk {B3Digest(digest)} is a delta against {B3Digest(record.base)}, "
                                   "which is missing")

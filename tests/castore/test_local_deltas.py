@@ -10,7 +10,7 @@ import pytest
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.engine import LocalEngine
-from castore.local.frames import LARGE, SMALL
+from castore.local.frames import LARGE, SMALL, ChunkRecord
 
 
 def binary_like(size: int, seed: int) -> bytes:
@@ -92,3 +92,21 @@ def test_a_delta_whose_base_is_damaged_is_reported_not_returned(tmp_path: Path) 
     reopened.commit()
     assert reopened.read_chunk(B3Digest.of(other)) == other
     reopened.close()
+
+
+def test_a_cycle_of_deltas_is_reported_as_corruption(tmp_path: Path) -> None:
+    engine = LocalEngine.open(str(tmp_path / "s"))
+    base = binary_like(64 * 1024, seed=8)
+    near = patched(base, 4096, seed=9)
+    for data in (base, near):
+        engine.add_chunk(B3Digest.of(data), data, LARGE)
+        engine.commit()
+    record = engine.chunk_record(B3Digest.of(near))
+    assert record.base == B3Digest.of(base)
+    # Forge the base into a delta against the chunk that refers to it: a cycle.
+    forged = ChunkRecord(record.location, len(base), bytes(B3Digest.of(near)))
+    with engine.env.begin(db=engine.db("chunks"), write=True) as txn:
+        txn.put(B3Digest.of(base), forged.encode())
+    with pytest.raises(CorruptionError, match="deep"):
+        engine.read_chunk(B3Digest.of(near))
+    engine.close()
