@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 
 import lmdb
 
@@ -69,6 +68,8 @@ def worthwhile(env: lmdb.Environment) -> bool:
 
 def compacted(env: lmdb.Environment) -> str:
     """A compact, synced copy of the index next to it (the caller closes `env` and installs it)."""
+    import shutil  # only a compaction needs it, and every command opens the engine
+
     staging = os.path.join(env.path(), "compact.tmp")
     shutil.rmtree(staging, ignore_errors=True)  # left by a crash mid-copy
     os.mkdir(staging)
