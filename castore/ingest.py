@@ -2,7 +2,8 @@
 
 The walk runs in the calling thread inside one batch, so the store syncs once; the
 local backend compresses in its own worker threads (zstd and BLAKE3 release the GIL),
-which keeps both cores busy. Directories are put leaves-first in one closure at the end.
+which keeps both cores busy; to a remote one, small files go many at a time (see
+castore.uploads). Directories are put leaves-first in one closure at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 from castore.nodes import Directory, FileNode, Node, SymlinkNode
+from castore.uploads import SMALL, Uploads
 from castore.url import CAStore
 
 READ_SIZE = 1 << 20
@@ -65,15 +67,17 @@ class Importer:
         self.stats.stored_before = self.store.blobs.stored_bytes()
         root = os.fsencode(path)
         directories: list[Directory] = []
-        with self.store.batch():
-            node = self._import(b"", root, os.lstat(root), directories)
+        with self.store.batch(), Uploads(self.store.blobs) as uploads:
+            node = self._import(b"", root, os.lstat(root), directories, uploads)
+            uploads.wait()  # every blob stored before a directory names it
             if directories:
                 self.store.directories.put(directories)
         self.stats.stored_after = self.store.blobs.stored_bytes()
         self.stats.seconds = time.monotonic() - start
         return node
 
-    def _import(self, name: bytes, path: bytes, st: os.stat_result, directories: list[Directory]) -> Node:
+    def _import(self, name: bytes, path: bytes, st: os.stat_result, directories: list[Directory],
+                uploads: Uploads) -> Node:
         """The node for `path`; directories below it are appended leaves first."""
         mode = st.st_mode
         if stat.S_ISLNK(mode):
@@ -82,14 +86,22 @@ class Importer:
         if stat.S_ISREG(mode):
             self.stats.files += 1
             before = self.stats.bytes
-            digest = upload_file(self.store.blobs, path, self._advance)
+            if st.st_size <= SMALL:
+                with open(path, "rb") as f:
+                    data = f.read(SMALL + 1)
+                if len(data) > SMALL:  # never hold more than SMALL of it in memory
+                    raise ValidationError(f"{os.fsdecode(path)} grew while it was imported")
+                self._advance(len(data))
+                digest = uploads.put(data)
+            else:
+                digest = upload_file(self.store.blobs, path, self._advance)
             return FileNode(name, digest, self.stats.bytes - before, bool(mode & stat.S_IXUSR))
         if stat.S_ISDIR(mode):
             self.stats.directories += 1
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
             directory = Directory.of(self._import(os.fsencode(e.name), os.fsencode(e.path),
-                                                  e.stat(follow_symlinks=False), directories)
+                                                  e.stat(follow_symlinks=False), directories, uploads)
                                      for e in entries)
             directories.append(directory)
             return directory.as_node(name)

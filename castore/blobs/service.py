@@ -86,6 +86,10 @@ class BlobWriter(ABC):
 class BlobService(ABC):
     """Blobs addressed by the BLAKE3 of their contents; chunking never changes a digest."""
 
+    concurrent_writes = False
+    """Whether many writes in flight at once finish sooner than one after another (a remote
+    service that syncs each before it answers); see castore.uploads."""
+
     @abstractmethod
     def has(self, digest: B3Digest) -> bool: ...
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.nodes import Directory, FileNode, Node, SymlinkNode
+from castore.uploads import SMALL, Uploads
 from castore.url import CAStore
 from store.nar import SupportsRead
 from store.nar.events import DirectoryEnd, DirectoryStart, Entry, RegularFile, Symlink
@@ -41,7 +42,7 @@ def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
     open_dirs: list[tuple[bytes, list[Node]]] = []  # per open directory: its name and its children
     name = b""  # the name of the node the next event describes; the root's is empty
     root: Node | None = None
-    with store.batch():
+    with store.batch(), Uploads(store.blobs) as uploads:
         for event in read_nar(hashing):
             if isinstance(event, Entry):
                 name = event.name
@@ -50,7 +51,7 @@ def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
                 open_dirs.append((name, []))
                 continue
             if isinstance(event, RegularFile):
-                node: Node = FileNode(name, _upload(store.blobs, event), event.size, event.executable)
+                node: Node = FileNode(name, _upload(store.blobs, uploads, event), event.size, event.executable)
             elif isinstance(event, Symlink):
                 node = SymlinkNode(name, event.target)
             else:
@@ -64,14 +65,28 @@ def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
             else:
                 root = node
         assert root is not None  # read_nar ends only after a complete root node
+        uploads.wait()  # every blob stored before a directory names it
         if directories:
             store.directories.put(directories)
     return NarIngestResult(root, hashing.size, hashing.sha256)
 
 
-def _upload(blobs: BlobService, event: RegularFile) -> B3Digest:
-    """Stream one file's contents into a new blob; an error part-way aborts the writer."""
+def _upload(blobs: BlobService, uploads: Uploads, event: RegularFile) -> B3Digest:
+    """One file's contents as a new blob: a small file whole through `uploads`, a larger one
+    streamed (an error part-way aborts the writer)."""
+    if event.size <= SMALL:
+        return uploads.put(_read_whole(event))
     with blobs.open_write() as writer:
         while piece := event.contents.read(PIECE_SIZE):
             writer.write(piece)
         return writer.close()
+
+
+def _read_whole(event: RegularFile) -> bytes:
+    """A small file's contents (the NAR reader raises NarError if they end early)."""
+    parts = []
+    left = event.size
+    while left and (piece := event.contents.read(min(left, PIECE_SIZE))):
+        parts.append(piece)
+        left -= len(piece)
+    return b"".join(parts)

@@ -16,10 +16,6 @@ from castore.blobs.service import BlobStat, ChunkMeta
 from castore.digest import B3Digest
 from castore.directories.memory import MemoryDirectoryService
 from castore.grpc_serve import RunningServer, serve
-from castore.blobs.memory import MemoryBlobService
-from castore.blobs.service import BlobStat, ChunkMeta
-from castore.digest import B3Digest
-from castore.directories.memory import MemoryDirectoryService
 from castore.grpc_server import castore_services
 from castore.url import CAStore, open_castore
 
