@@ -1,8 +1,9 @@
 """The local directory backend: canonical encodings stored as chunks of the engine.
 
 A directory's digest is the BLAKE3 of its encoding, exactly as a chunk's, so directories
-share the chunk path: compressed with their neighbours in pack frames (a tree's many small
-directories compress well together and keep the LMDB index small), verified on every
+share the chunk path: compressed with their neighbours in frames of their own (a tree's many
+small directories compress well together, keep the LMDB index small, and are fetched without
+decompressing file contents), verified on every
 read, made durable by the same commit. Content addressing makes this unambiguous: a
 stored chunk whose bytes decode to a canonical directory with that digest is that
 directory.
@@ -17,6 +18,7 @@ from castore.directories.closure import ClosureValidator
 from castore.directories.service import DirectoryService
 from castore.errors import ValidationError
 from castore.local.engine import EngineUser
+from castore.local.frames import DIRECTORIES
 from castore.nodes import Directory
 from castore.wire import NotCanonical
 
@@ -41,7 +43,7 @@ class LocalDirectoryService(EngineUser, DirectoryService):
             validator.add(directory)
         root, order = validator.finish()
         for directory in order:
-            self.engine.add_chunk(directory.digest, directory.encoded)
+            self.engine.add_chunk(directory.digest, directory.encoded, DIRECTORIES)
         self.engine.settle()
         return root
 

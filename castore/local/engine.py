@@ -235,14 +235,15 @@ class LocalEngine:
     def add_chunk(self, digest: bytes, data: bytes, kind: FrameClass = SMALL) -> None:
         """Store a chunk once; it becomes durable with the next commit.
 
-        `kind` picks the frames it joins: LARGE for pieces of a chunked blob, SMALL otherwise.
-        A chunk much like a stored one is kept as a delta against it (see deltas.py).
+        `kind` picks the frames it joins: LARGE for pieces of a chunked blob, DIRECTORIES for
+        directories, SMALL otherwise. A chunk much like a stored one is kept as a delta against
+        it (see deltas.py) if its class takes deltas.
         """
         if self.has_chunk(digest):
             return
         with self._lock:
             self._staged_bytes += len(data)
-        delta = self._delta(digest, data, kind) if len(data) >= deltas.MIN_SIZE else None
+        delta = self._delta(digest, data, kind) if kind.delta_below and len(data) >= deltas.MIN_SIZE else None
         self._frames.add(digest, data, kind, delta)
 
     def _delta(self, digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:

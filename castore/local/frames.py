@@ -53,6 +53,10 @@ Measured on the seven corpus trees (`cairn castore import` of each into one stor
 in MB, SMALL level/bound then LARGE level/bound): 5/2M 5/2M 26.87 (the single-class
 baseline), 9/8M 3/2M 27.04, 9/8M 5/2M 26.17, 7/4M 5/2M 26.55, 9/8M 6/2M 25.70,
 9/8M 5/4M 25.94, 12/8M 5/4M 25.89 (30% slower)."""
+DIRECTORIES = FrameClass(level=9, bound=1024 * 1024)
+"""Directory encodings, apart from file contents: fetching a tree's directories (a NAR's
+layout, a mount's walk) then decompresses only directory frames, not the 8 MiB of small
+files a directory would share a SMALL frame with. Never deltas (delta_below 0)."""
 DELTA = FrameClass(level=1, bound=4 * 1024 * 1024)
 """Delta payloads: already zstd, so their frame only groups them (level 1 costs next to nothing)."""
 FRAME_CACHE_BYTES = 32 * 1024 * 1024
@@ -125,8 +129,8 @@ class FrameWriter:
         self._packs = packs
         self._on_written = on_written
         self._cond = threading.Condition()
-        self._open: dict[FrameClass, list[_Queued]] = {SMALL: [], LARGE: [], DELTA: []}
-        self._open_size = {SMALL: 0, LARGE: 0, DELTA: 0}
+        self._open: dict[FrameClass, list[_Queued]] = {kind: [] for kind in (SMALL, LARGE, DIRECTORIES, DELTA)}
+        self._open_size = dict.fromkeys(self._open, 0)
         self._pending: dict[bytes, bytes] = {}
         self._inflight: set[int] = set()
         self._next_seq = 0

@@ -103,3 +103,17 @@ def test_directories_survive_reopening_and_batches_commit_at_the_outermost_exit(
     for n, root in enumerate(roots):
         assert list(service.get_recursive(root))[-1] == tree(n)[0]
     service.close()
+
+
+def test_directories_are_framed_apart_from_file_contents(store_path: Path, dirs: LocalDirectoryService) -> None:
+    """Fetching a tree's directories must not decompress the small files stored beside them."""
+    engine = dirs.engine
+    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    with engine.batch():
+        with blobs.open_write() as writer:
+            writer.write(b"contents")
+            blob = writer.close()
+        root = dirs.put(tree())
+    blobs.close()
+    frame = {d: engine.chunk_record(d).location[:2] for d in (blob, root, tree()[0].digest)}
+    assert frame[root] == frame[tree()[0].digest] != frame[blob]
