@@ -13,13 +13,13 @@ def add_commands(sub: argparse._SubParsersAction, castore_verbs: argparse._SubPa
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")
     _add_options(p)
-    p.set_defaults(func=cmd_mount)
+    p.set_defaults(func=cmd_mount, serves=True)
 
     p = castore_verbs.add_parser("mount", parents=[store_args], help="mount one directory read-only, fetched on demand")
     p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     _add_options(p)
-    p.set_defaults(func=cmd_castore_mount)
+    p.set_defaults(func=cmd_castore_mount, serves=True)
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:

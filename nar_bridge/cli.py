@@ -22,7 +22,7 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
     p.add_argument("--state-dir", metavar="DIR",
                    help="where uploads awaiting their narinfo and build logs are kept "
                         "(default: beside a local store, in memory for memory://)")
-    p.set_defaults(func=cmd_nar_bridge)
+    p.set_defaults(func=cmd_nar_bridge, serves=True)
 
 
 def cmd_nar_bridge(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ Errors reach the user as one line and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -30,14 +29,14 @@ def _store_args() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cairn", description="A content-addressed store for the Nix world.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (daemon, mounts, nar-bridge)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_args = _store_args()
 
     p = sub.add_parser("daemon", parents=[store_args], help="serve the store over gRPC")
     p.add_argument("--listen", metavar="URL", required=True,
                    help="grpc+unix:///abs/socket or grpc+http://host:port")
-    p.set_defaults(func=cmd_daemon)
+    p.set_defaults(func=cmd_daemon, serves=True)
 
     p = sub.add_parser("import", parents=[store_args], help="add files or trees like `nix-store --add`")
     p.add_argument("paths", nargs="+", metavar="PATH")
@@ -209,8 +208,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if getattr(args, "serves", False):
+        _log_to_stderr(args.verbose)
     try:
         return args.func(args)
     except BrokenPipeError:
@@ -223,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cairn: interrupted", file=sys.stderr)
         return 130
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Only the long-running services log, so only they load logging (10 ms a start here)."""
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def _one_line(e: BaseException) -> str:

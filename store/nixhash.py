@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from castore.errors import ValidationError
 from store import nixbase32
+
+if TYPE_CHECKING:
+    import hashlib
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
@@ -25,9 +28,11 @@ class HashAlgo(Enum):
 
     @property
     def size(self) -> int:
-        return hashlib.new(self.value).digest_size
+        return _SIZES[self.value]
 
     def new(self) -> hashlib._Hash:
+        import hashlib  # OpenSSL takes 4 ms to load: reading a PathInfo needs only the sizes
+
         return hashlib.new(self.value)
 
     @classmethod
@@ -36,6 +41,9 @@ class HashAlgo(Enum):
             return cls(name)
         except ValueError:
             raise ValidationError(f"unknown hash algorithm {name!r}") from None
+
+
+_SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ compute that digest the way C++ Nix does for every content-addressed kind.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Iterable
@@ -75,6 +74,8 @@ class StorePath:
 
 def make_store_path(type_: str, inner: NixHash, name: str) -> StorePath:
     """Nix's makeStorePath: sha256 of `<type>:<algo>:<hex>:/nix/store:<name>`, folded to 20 bytes."""
+    import hashlib  # OpenSSL takes 4 ms to load: parsing a path needs none of it
+
     h = hashlib.sha256(f"{type_}:{inner.base16()}:{STORE_DIR}:{name}".encode()).digest()
     out = bytearray(DIGEST_SIZE)
     for i, b in enumerate(h):

@@ -9,9 +9,9 @@ from pathlib import Path
 from store import api
 
 NOT_FOR_DUMP = ("google.protobuf", "grpc", "aiohttp", "rich", "trio", "pyfuse3", "nar_bridge.app", "fuse.mount",
-                "castore.ingest", "store.nar.ingest", "store.nar.reader", "store.narinfo")
+                "castore.ingest", "store.nar.ingest", "store.nar.reader", "store.narinfo", "_hashlib")
 """Protobuf (stored records are read by castore.wire), the servers, the mount, the progress bar,
-and the writing side."""
+the writing side, and OpenSSL (a NAR is read back, not hashed)."""
 
 PROGRAM = """
 import sys
