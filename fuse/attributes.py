@@ -8,11 +8,14 @@ kernel may keep entries and attributes for as long as it likes.
 from __future__ import annotations
 
 import stat
+from typing import TYPE_CHECKING
 
 import pyfuse3
 
 from castore.nodes import DirectoryNode, FileNode, SymlinkNode
-from fuse.inodes import Entry
+
+if TYPE_CHECKING:
+    from fuse.inodes import Entry
 
 CACHE_SECONDS = 24 * 3600.0
 """How long the kernel may trust an entry or its attributes: content is immutable."""

@@ -20,6 +20,7 @@ from typing import Hashable, Union
 import pyfuse3
 
 from castore.nodes import DirectoryNode, FileNode, Node
+from fuse.attributes import attributes
 from fuse.roots import RootSource
 
 ROOT_INODE = pyfuse3.ROOT_INODE
@@ -28,16 +29,22 @@ Entry = Union[Node, RootSource]
 """What an inode shows: a castore node, or (for the root of a store mount) a RootSource."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Record:
+    """Never changed once made (a frozen dataclass would cost twice as much to make, once per inode)."""
+
     entry: Entry
     parent: int
+    attributes: pyfuse3.EntryAttributes
 
 
 class InodeTable:
+    """Each inode's entry, the directory it was first found in, and its attributes, made with the
+    number: every number is given out by a lookup or a readdir, which both answer with them."""
+
     def __init__(self, root: DirectoryNode | RootSource) -> None:
-        self._records: dict[int, _Record] = {ROOT_INODE: _Record(root, ROOT_INODE)}
-        self._numbers: dict[Hashable, int] = {}
+        self._records: dict[int, _Record] = {ROOT_INODE: _Record(root, ROOT_INODE, attributes(ROOT_INODE, root))}
+        self._by_key: dict[Hashable, pyfuse3.EntryAttributes] = {}
         self._next = ROOT_INODE + 1
 
     def entry(self, inode: int) -> Entry:
@@ -48,15 +55,19 @@ class InodeTable:
         """The directory `inode` was first found in (the root for the root)."""
         return self._record(inode).parent
 
-    def add(self, parent: int, node: Node) -> int:
-        """The inode of `node` found in directory `parent`: the same one every time."""
+    def attributes(self, inode: int) -> pyfuse3.EntryAttributes:
+        """What stat shows of `inode` (it never changes)."""
+        return self._record(inode).attributes
+
+    def add(self, parent: int, node: Node) -> pyfuse3.EntryAttributes:
+        """The attributes of the inode of `node` found in directory `parent`: the same inode every time."""
         key = _key(parent, node)
-        inode = self._numbers.get(key)
-        if inode is None:
-            inode = self._numbers[key] = self._next
-            self._next += 1
-            self._records[inode] = _Record(node, parent)
-        return inode
+        attrs = self._by_key.get(key)
+        if attrs is None:
+            inode, self._next = self._next, self._next + 1
+            attrs = self._by_key[key] = attributes(inode, node)
+            self._records[inode] = _Record(node, parent, attrs)
+        return attrs
 
     def _record(self, inode: int) -> _Record:
         """ENOENT for a number this mount never gave out."""

@@ -32,6 +32,10 @@ class Listings:
         self._limiter = limiter
         self._cache: AsyncCache[B3Digest, Listing] = AsyncCache(CACHE_ENTRIES, lambda l: len(l.nodes) + 1)
 
+    def cached(self, digest: B3Digest) -> Listing | None:
+        """The listing if it is in memory, without a checkpoint or a coroutine: most requests' case."""
+        return self._cache.get_cached(digest)
+
     async def get(self, digest: B3Digest) -> Listing:
         return await self._cache.get(digest, lambda: self.fetch(digest), self._limiter)
 

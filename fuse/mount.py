@@ -8,6 +8,7 @@ not connected"); `fusermount3 -u` clears it and the mount point can be used agai
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import signal
@@ -27,6 +28,9 @@ from fuse.roots import RootSource
 
 log = logging.getLogger(__name__)
 
+GC_THRESHOLD = 10_000
+"""Allocations between collections of the youngest generation (Python's default: 700)."""
+
 
 class MountError(CastoreError):
     """A mount point that cannot be used, said in one line."""
@@ -36,8 +40,18 @@ def mount(castore: CAStore, root: DirectoryNode | RootSource, mountpoint: str, o
     """Serve `root` at `mountpoint` until unmounted or signalled; the exit status (0)."""
     mountpoint = os.path.abspath(mountpoint)
     _check_mountpoint(mountpoint)
+    _collect_less()
     trio.run(_serve, castore, root, mountpoint, options)
     return 0
+
+
+def _collect_less() -> None:
+    """A mount allocates mostly what lives as long as it does (inodes, listings) and almost no
+    garbage in cycles, so the default collections find next to nothing, yet took 2% of a tree
+    walk and paused requests for up to 30 ms. What is loaded by now is frozen: no full
+    collection goes over it again."""
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 10, 10)
 
 
 def _fuse_options(options: MountOptions) -> set[str]:

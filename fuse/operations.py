@@ -25,7 +25,6 @@ from castore.blobs.service import BlobService
 from castore.directories.service import DirectoryService
 from castore.errors import CastoreError
 from castore.nodes import DirectoryNode, FileNode, Node, SymlinkNode
-from fuse.attributes import attributes
 from fuse.background import Background
 from fuse.contents import BlobContents, OpenFile
 from fuse.inodes import Entry, InodeTable
@@ -70,7 +69,6 @@ class Operations(pyfuse3.Operations):
         self._limiter = trio.CapacityLimiter(BACKEND_THREADS)
         ahead = Background(nursery)
         self._inodes = InodeTable(root)
-        self._attrs: dict[int, pyfuse3.EntryAttributes] = {}
         self._listings = Listings(directories, self._limiter)
         self._contents = BlobContents(blobs, self._limiter, ahead)
         self._walker = TreeWalker(self._listings, self._contents, ahead)
@@ -85,17 +83,17 @@ class Operations(pyfuse3.Operations):
     @_guarded
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         if name == b".":
-            return self._attributes(parent_inode)
+            return self._inodes.attributes(parent_inode)
         if name == b"..":
-            return self._attributes(self._inodes.parent(parent_inode))
+            return self._inodes.attributes(self._inodes.parent(parent_inode))
         node = await self._find(self._inodes.entry(parent_inode), name)
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        return self._attributes(self._inodes.add(parent_inode, node))
+        return self._inodes.add(parent_inode, node)
 
     @_guarded
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._attributes(inode)
+        return self._inodes.attributes(inode)
 
     @_guarded
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
@@ -111,24 +109,21 @@ class Operations(pyfuse3.Operations):
             return (await self._listings.get(entry.digest)).by_name.get(name)
         raise pyfuse3.FUSEError(errno.ENOTDIR)
 
-    def _attributes(self, inode: int) -> pyfuse3.EntryAttributes:
-        """Made once per inode (they never change): readdir answers with every entry's."""
-        attrs = self._attrs.get(inode)
-        if attrs is None:
-            attrs = self._attrs[inode] = attributes(inode, self._inodes.entry(inode))
-        return attrs
-
     # -- directories ---------------------------------------------------------------------
 
     @_guarded
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        """A snapshot of the entries, so readdir's offsets stay valid for this handle."""
+        """A snapshot of the entries, so readdir's offsets stay valid for this handle.
+
+        Ahead of a reader walking a tree its listings are in memory already (fuse.walk): then
+        nothing is awaited."""
         entry = self._inodes.entry(inode)
-        if isinstance(entry, RootSource):
-            nodes = await trio.to_thread.run_sync(lambda: tuple(entry.list()), limiter=self._limiter)
-        elif isinstance(entry, DirectoryNode):
-            nodes = (await self._listings.get(entry.digest)).nodes
+        if isinstance(entry, DirectoryNode):
+            listing = self._listings.cached(entry.digest) or await self._listings.get(entry.digest)
+            nodes = listing.nodes
             self._walker.opened(entry)
+        elif isinstance(entry, RootSource):
+            nodes = await trio.to_thread.run_sync(lambda: tuple(entry.list()), limiter=self._limiter)
         else:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         fh = next(self._handles)
@@ -138,9 +133,10 @@ class Operations(pyfuse3.Operations):
     @_guarded
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         parent, nodes = self._dirs[fh]
+        add, reply = self._inodes.add, pyfuse3.readdir_reply
         for i in range(start_id, len(nodes)):
-            inode = self._inodes.add(parent, nodes[i])
-            if not pyfuse3.readdir_reply(token, nodes[i].name, self._attributes(inode), i + 1):
+            node = nodes[i]
+            if not reply(token, node.name, add(parent, node), i + 1):
                 return
 
     async def releasedir(self, fh: int) -> None:
