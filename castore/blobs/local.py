@@ -21,9 +21,8 @@ from castore.blobs.service import BlobService, BlobStat, BlobUsage, BlobWriter, 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
-from castore.local.engine import BLOBS, CHUNKS, LOOKUP_BATCH, EngineUser, LocalEngine
+from castore.local.engine import BLOBS, CHUNKS, EngineUser, LocalEngine
 from castore.local.frames import LARGE, ChunkRecord
-from castore.local.readahead import batched
 
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
@@ -39,8 +38,6 @@ def encode_chunk_list(size: int, chunks: list[tuple[bytes, int]]) -> bytes:
 def decode_chunk_list(digest: bytes, data: bytes) -> list[ChunkMeta]:
     (size,) = _SIZE.unpack_from(data)
     chunks = [ChunkMeta(B3Digest(d), n) for d, n in _ENTRY.iter_unpack(memoryview(data)[_SIZE.size:])]
-    if not chunks:  # a blob of one chunk has no list; read_many relies on every list naming one
-        raise CorruptionError(f"chunk list of blob {B3Digest(digest)} names no chunks")
     if sum(c.size for c in chunks) != size:
         raise CorruptionError(f"chunk list of blob {B3Digest(digest)} does not add up to its size {size}")
     return chunks
@@ -63,32 +60,22 @@ class LocalBlobService(EngineUser, BlobService):
         return None if chunks is None else BlobReader(self.engine, chunks)
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        """Every chunk through one engine.read_chunks, which decompresses frames ahead of the
-        consumer in worker threads. `digests` is taken lazily, LOOKUP_BATCH chunk lists per
-        index transaction, as the read-ahead reaches it: a caller can produce it (lay a NAR
-        out) while earlier blobs are read."""
+        """All chunk lists in one lookup, then every chunk through one engine.read_chunks, which
+        decompresses frames ahead of the consumer in worker threads."""
         engine = self.engine
-        lists: collections.deque[list[ChunkMeta] | None] = collections.deque()
-
-        def chunk_digests() -> Iterator[bytes]:
-            for batch in batched(digests, LOOKUP_BATCH):
-                for digest, raw in zip(batch, engine.get_many(BLOBS, batch)):
-                    listed = None if raw is None else decode_chunk_list(digest, raw)
-                    lists.append(listed)  # before its chunks: read_chunks asks for them ahead of us
-                    if listed is None:  # not a chunked blob: one chunk, or not held
-                        yield bytes(digest)
-                    else:
-                        yield from (bytes(c.digest) for c in listed)
-
-        chunks = engine.read_chunks(chunk_digests())
+        digests = list(digests)
+        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, engine.get_many(BLOBS, digests))]
+        flat: list[bytes] = []
+        for digest, listed in zip(digests, lists):
+            flat.extend([bytes(digest)] if listed is None else (bytes(c.digest) for c in listed))
+        chunks = engine.read_chunks(flat)
         try:
-            for first in chunks:  # a blob's first chunk; its list was queued as it was asked for
-                listed = lists.popleft()
-                if listed is None:
-                    yield None if first is None else (first,)
+            for listed in lists:
+                if listed is None:  # not a chunked blob: one chunk, or not held
+                    data = next(chunks)
+                    yield None if data is None else (data,)
                 else:
-                    rest = (_listed(meta, next(chunks, None)) for meta in listed[1:])
-                    pieces = itertools.chain((_listed(listed[0], first),), rest)
+                    pieces = (_listed(meta, next(chunks)) for meta in listed)
                     yield pieces
                     collections.deque(pieces, maxlen=0)  # what the consumer left unread
         finally:

@@ -30,7 +30,6 @@ import zstandard
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local import compaction, deltas, readahead
-from castore.local.readahead import batched
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
 from castore.local.packs import PackFiles
@@ -47,13 +46,6 @@ READ_WORKERS = 2
 """Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
 FRAMES_AHEAD = 4
 """Frames read_chunks reads ahead of its consumer: bounds the memory it holds to a few frames."""
-LOOKUP_BATCH = 256
-"""Chunks looked up per index transaction by read_chunks."""
-RUN_CHUNKS, RUN_BYTES = 64, 1 << 20
-"""A read task's most chunks and bytes: a frame's many small chunks become several tasks."""
-TASKS_AHEAD = 32
-"""Read tasks read_chunks runs ahead at most: with FRAMES_AHEAD, bounds what it holds
-(FRAMES_AHEAD frames and TASKS_AHEAD * RUN_BYTES of chunks, deltas decoded included)."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
@@ -302,38 +294,30 @@ class LocalEngine:
             return bytes(self._reader.read(digest, record.location))
         return self._read_delta(digest, record, deltas_above + 1)
 
-    def read_chunks(self, digests: Iterable[bytes]) -> Iterator[bytes | memoryview | None]:
-        """Many chunks in order, each verified, None for one unknown. `digests` may be lazy: it
-        is looked up LOOKUP_BATCH at a time (one index transaction each) as the read-ahead
-        needs them, so a producer (a NAR's layout) runs while worker threads decompress the
-        frames FRAMES_AHEAD ahead of the consumer, each frame once for the neighbouring chunks
-        that share it. Plain chunks come as views into their frame, not copies."""
-        runs = self._runs(self._records(digests))
-        for run in readahead.in_order(runs, self._readers(), FRAMES_AHEAD, TASKS_AHEAD):
+    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
+        """Many chunks in order, each verified, None for one unknown: one index transaction for
+        all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
+        each frame once for the neighbouring chunks that share it. Plain chunks come as views
+        into their frame, not copies."""
+        records = self.get_many(CHUNKS, digests)
+        for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
             yield from run
 
-    def _records(self, digests: Iterable[bytes]) -> Iterator[tuple[bytes, ChunkRecord | None]]:
-        for batch in batched(digests, LOOKUP_BATCH):
-            for digest, raw in zip(batch, self.get_many(CHUNKS, batch)):
-                yield digest, None if raw is None else ChunkRecord.decode(raw)
-
-    def _runs(self, records: Iterable[tuple[bytes, ChunkRecord | None]]) -> Iterator[tuple[functools.partial, bool]]:
+    def _runs(self, digests: Sequence[bytes], records: list[bytes | None]) -> Iterator[functools.partial]:
         """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
-        deltas, whose bases are read as the task comes to them), up to RUN_CHUNKS or RUN_BYTES so the
-        first can start early; unknown chunks go alone. Each says whether it opens a frame."""
+        deltas, whose bases are read as the task comes to them); unknown chunks go alone."""
         run: list[tuple[bytes, ChunkRecord | None]] = []
-        frame = opened = None
-        size = 0
-        for digest, record in records:
+        frame = None
+        for digest, raw in zip(digests, records):
+            record = None if raw is None else ChunkRecord.decode(raw)
             here = None if record is None else (record.location.pack, record.location.frame_offset)
-            if run and (here is None or here != frame or len(run) == RUN_CHUNKS or size >= RUN_BYTES):
-                yield functools.partial(self._read_run, run), frame != opened
-                opened, run, size = frame, [], 0
+            if run and (here is None or here != frame):
+                yield functools.partial(self._read_run, run)
+                run = []
             run.append((digest, record))
             frame = here
-            size += 0 if record is None else record.length
         if run:
-            yield functools.partial(self._read_run, run), frame != opened
+            yield functools.partial(self._read_run, run)
 
     def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | memoryview | None]:
         out: list[bytes | memoryview | None] = []

@@ -2,10 +2,9 @@
 
 The directory closure is fetched with one recursive get (one round trip to a remote
 service) and laid out as the NAR's grammar around its files; the files' contents are
-asked of the blob service in NAR order with one read_many, which takes the layout as it
-is produced, so a backend fetches ahead while the rest is laid out and earlier pieces are
-written. Memory stays bounded by the pieces in flight and the layout (a few bytes per
-entry), not by the contents.
+then asked of the blob service in NAR order with one read_many, so a backend can fetch
+ahead while earlier pieces are written. Memory stays bounded by the pieces in flight and
+the layout (a few bytes per entry), not by the contents.
 
 Every node was validated when it was built (names, their order, targets), so the layout
 needs no grammar checks; file contents are checked against their declared sizes.
@@ -13,7 +12,6 @@ needs no grammar checks; file contents are checked against their declared sizes.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 from typing import Iterable, Iterator
 
@@ -28,29 +26,24 @@ FLUSH_SIZE = 1 << 16
 """Grammar and small files are gathered into pieces of about this size; larger contents pass as read."""
 
 
+Layout = tuple[list[tuple[bytes, FileNode]], bytes]
+"""A NAR without its file contents: each file with the grammar before it, then what follows the last."""
+
+
 def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     """The NAR of `node` in pieces (grammar and small files gathered to about FLUSH_SIZE, larger
     contents as read); raises NotFoundError naming a missing blob or directory, NarError when a
     blob's size is not its node's."""
-    laid_out: collections.deque[tuple[bytes, FileNode | None]] = collections.deque()
-
-    def digests() -> Iterator[B3Digest]:
-        for grammar, file in _lay_out(_Closure(store, node), node):
-            laid_out.append((grammar, file))  # before its digest: read_many may ask for it ahead
-            if file is not None:
-                yield file.digest
-
-    with contextlib.closing(store.blobs.read_many(digests())) as contents:
-        yield from _pieces(laid_out, contents)
+    files, tail = _lay_out(_Closure(store, node), node)
+    with contextlib.closing(store.blobs.read_many(file.digest for _, file in files)) as contents:
+        yield from _pieces(files, tail, contents)
 
 
-def _pieces(laid_out: collections.deque[tuple[bytes, FileNode | None]],
+def _pieces(files: list[tuple[bytes, FileNode]], tail: bytes,
             contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
-    for pieces in contents:
-        grammar, file = laid_out.popleft()
-        assert file is not None  # the last grammar follows the last file's contents
+    for (grammar, file), pieces in zip(files, contents):
         if pieces is None:
             raise NotFoundError(f"blob {file.digest} of {file.name!r} not found")
         pending.append(grammar)
@@ -73,22 +66,20 @@ def _pieces(laid_out: collections.deque[tuple[bytes, FileNode | None]],
         if size >= FLUSH_SIZE:
             yield b"".join(pending)
             pending, size = [], 0
-    tail, _ = laid_out.popleft()
     pending.append(tail)
     yield b"".join(pending)
 
 
-def _lay_out(closure: _Closure, root: Node) -> Iterator[tuple[bytes, FileNode | None]]:
-    """The NAR without its file contents, in order: each file with the grammar before it, then
-    the grammar after the last file (with None). A generator, so the contents of the first
-    files are read while the rest is laid out; an explicit stack, so depth costs no recursion."""
+def _lay_out(closure: _Closure, root: Node) -> Layout:
+    """Walks the tree with an explicit stack, so depth costs no recursion."""
+    files: list[tuple[bytes, FileNode]] = []
     grammar = [NAR_HEADER]
     open_dirs: list[Iterator[Node]] = []  # per open directory, its entries not yet visited
     node = root
     while True:
         if isinstance(node, FileNode):
             grammar.append(regular_header(node.size, node.executable))
-            yield b"".join(grammar), node
+            files.append((b"".join(grammar), node))
             grammar = [regular_trailer(node.size)]
         elif isinstance(node, DirectoryNode):
             grammar.append(DIRECTORY_OPEN)
@@ -107,8 +98,7 @@ def _lay_out(closure: _Closure, root: Node) -> Iterator[tuple[bytes, FileNode | 
             grammar.append(CLOSE)  # the directory
             complete = True
         else:
-            yield b"".join(grammar), None
-            return
+            return files, b"".join(grammar)
 
 
 def calculate_nar(store: CAStore, node: Node) -> tuple[int, bytes]:

@@ -10,12 +10,12 @@ from typing import Iterator
 
 import pytest
 
-from castore.blobs.local import LocalBlobService, encode_chunk_list
+from castore.blobs.local import LocalBlobService
 from castore.blobs.memory import MemoryBlobService
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
-from castore.local.engine import BLOBS, LOOKUP_BATCH, LocalEngine
+from castore.local.engine import BLOBS, LocalEngine
 from castore.local.packs import SUFFIX
 
 MiB = 1 << 20
@@ -114,38 +114,4 @@ def test_chunked_blobs_are_told_apart_by_their_chunk_list(tmp_path: Path) -> Non
     [chunk] = blobs.stat(digest).chunks[:1]
     got = [b"".join(pieces) for pieces in blobs.read_many([digest, chunk.digest])]
     assert got == [large, large[:chunk.size]]  # a chunk digest reads that chunk
-    blobs.close()
-
-
-def test_digests_are_taken_as_the_read_ahead_needs_them(tmp_path: Path) -> None:
-    """A NAR's layout feeds read_many as it is produced: the first blob comes long before the
-    last digest is asked for, and all come right."""
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path)))
-    datas = [b"blob %d" % i for i in range(12 * LOOKUP_BATCH)]
-    for group in range(6):  # each commit seals a frame: six frames of small blobs, interleaved
-        with blobs.batch():
-            for data in datas[group::6]:
-                put(blobs, data)
-    digests = [B3Digest.of(d) for d in datas]
-    asked = 0
-
-    def produced() -> Iterator[B3Digest]:
-        nonlocal asked
-        for digest in digests:
-            asked += 1
-            yield digest
-
-    many = blobs.read_many(produced())
-    assert b"".join(next(many)) == datas[0]
-    assert asked < len(digests)
-    assert [b"".join(p) for p in many] == datas[1:]
-    blobs.close()
-
-
-def test_a_chunk_list_naming_no_chunks_is_corruption(tmp_path: Path) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path)))
-    forged = B3Digest.of(b"forged")
-    blobs.engine.put(BLOBS, [(forged, encode_chunk_list(0, []))])
-    with pytest.raises(CorruptionError, match="names no chunks"):
-        list(blobs.read_many([forged]))
     blobs.close()
