@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import grpc
 import pytest
@@ -205,6 +205,11 @@ from castore.grpc_server import BlobServicer, add_service, castore_services
 from castore.url import open_castore
 logging.basicConfig(level=logging.INFO)
 store = open_castore("memory://")
+open_write = store.blobs.open_write
+def announced():  # the test signals once a Put is running here, not merely sent
+    print("put started", file=sys.stderr, flush=True)
+    return open_write()
+store.blobs.open_write = announced
 sys.exit(run_daemon(sys.argv[1], [castore_services(store.blobs, store.directories)]))
 """
 
@@ -218,14 +223,25 @@ def test_daemon_finishes_calls_in_flight_and_exits_0_on_signal(unix_url: str, sh
             _wait_until_serving(client, daemon)
             writer = client.blobs.open_write()
             writer.write(b"x" * 3_000_000)  # a Put in flight when the signal arrives
+            said = _lines_until(daemon.stderr, "put started")
             daemon.send_signal(sig)
             time.sleep(0.3)
             assert writer.close() == B3Digest.of(b"x" * 3_000_000)
         assert daemon.wait(timeout=20) == 0
     finally:
         daemon.kill()
-    assert f"listening on {unix_url}" in daemon.stderr.read()
+    assert f"listening on {unix_url}" in said + daemon.stderr.read()
     assert not (short_dir / "castore.sock").exists()
+
+
+def _lines_until(stream: IO[str], marker: str) -> str:
+    """What `stream` says up to and including the first line holding `marker`."""
+    said = ""
+    while marker not in said:
+        line = stream.readline()
+        assert line, f"the daemon ended before saying {marker!r}: {said}"
+        said += line
+    return said
 
 
 def _wait_until_serving(client: CAStore, daemon: subprocess.Popen) -> None:
