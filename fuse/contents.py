@@ -107,7 +107,8 @@ class BlobContents:
             return b""
         try:
             if self.is_whole(node):  # most reads: one piece, no layout to look at
-                return (await self._piece(Piece(node.digest, 0, node.size)))[offset:end]
+                whole = await self._pieces.get((node.digest, 0), lambda: self._fetch_whole(node), self._limiter)
+                return whole[offset:end]
             return await self._read_pieces(node, offset, end)
         except CastoreError as e:  # say which file, not only which chunk
             raise type(e)(f"reading {end - offset} bytes at {offset} of blob {node.digest}: {e}") from None
@@ -129,8 +130,7 @@ class BlobContents:
         """In a worker thread, ahead of demand: the pieces holding the first `size` bytes, and the
         layout of a file that is not one piece."""
         if self.is_whole(node):
-            piece = Piece(node.digest, 0, node.size)
-            return Head(node.digest, None, [(piece.key, self._fetch_piece(piece))])
+            return Head(node.digest, None, [((node.digest, 0), self._fetch_whole(node))])
         layout = self._fetch_layout(node)
         pieces = [layout.pieces[i] for i in layout.covering(0, min(size, node.size))]
         return Head(node.digest, layout, [(p.key, self._fetch_piece(p)) for p in pieces])
@@ -202,6 +202,14 @@ class BlobContents:
         if not stat.chunks:
             return Layout.windows(node.digest, node.size)
         return Layout(tuple(Piece(c.digest, 0, c.size) for c in stat.chunks), True)
+
+    def _fetch_whole(self, node: FileNode) -> bytes:
+        data = self._blobs.read_all(node.digest)
+        if data is None:
+            raise NotFoundError(f"blob {node.digest} not found")
+        if len(data) != node.size:
+            raise CorruptionError(f"blob {node.digest} has {len(data)} bytes, its file node says {node.size}")
+        return data
 
     def _fetch_piece(self, piece: Piece) -> bytes:
         reader = self._blobs.open_read(piece.source)

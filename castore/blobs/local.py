@@ -59,6 +59,11 @@ class LocalBlobService(EngineUser, BlobService):
         chunks = self._chunks(digest)
         return None if chunks is None else BlobReader(self.engine, chunks)
 
+    def read_all(self, digest: B3Digest) -> bytes | None:
+        """A blob of one chunk is that chunk: one lookup, no reader (half the cost for small files)."""
+        data = self.engine.read_chunk(digest)
+        return data if data is not None else super().read_all(digest)
+
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
         """All chunk lists in one lookup, then every chunk through one engine.read_chunks, which
         decompresses frames ahead of the consumer in worker threads."""

@@ -105,6 +105,15 @@ class BlobService(ABC):
         Data is verified against its digest before it is returned.
         """
 
+    def read_all(self, digest: B3Digest) -> bytes | None:
+        """A whole blob in memory, verified; None when unknown. For small blobs, which many
+        callers (a mount's walk) read whole: a backend may skip the reader. Default: open_read."""
+        reader = self.open_read(digest)
+        if reader is None:
+            return None
+        with reader:
+            return reader.read()
+
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
         """Each blob's contents in turn, as verified bytes-like pieces; None for a blob not held.
 

@@ -115,3 +115,10 @@ def test_chunked_blobs_are_told_apart_by_their_chunk_list(tmp_path: Path) -> Non
     got = [b"".join(pieces) for pieces in blobs.read_many([digest, chunk.digest])]
     assert got == [large, large[:chunk.size]]  # a chunk digest reads that chunk
     blobs.close()
+
+
+def test_read_all_gives_a_whole_blob_or_none(blobs: BlobService) -> None:
+    datas = contents()
+    digests = [put(blobs, d) for d in datas]
+    assert [blobs.read_all(d) for d in digests] == datas  # small, empty and chunked alike
+    assert blobs.read_all(B3Digest.of(b"never stored")) is None
