@@ -12,19 +12,16 @@ A tree is hashed once per fresh mount, best of 3 rounds; every hash is checked.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Iterator
 
 from common import ROOT, corpus_trees, fresh_dir
-from fuse_hash import hash_path, import_corpus, mounted
+from fuse_hash import hash_path, import_corpus, mounted, serving
 
 WORK = ROOT / "bench" / "out" / "fuse-floor"
 ROUNDS = 3
@@ -98,23 +95,6 @@ def serve_memfs(source: str, mountpoint: str) -> None:
             pyfuse3.close(unmount=True)
 
     trio.run(serve)
-
-
-@contextlib.contextmanager
-def serving(command: list[str], mountpoint: Path) -> Iterator[Path]:
-    """`command` mounting at `mountpoint` (it may take a while to preload), unmounted at the end."""
-    mountpoint.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not os.path.ismount(mountpoint):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{command[0]} did not mount {mountpoint}")
-            time.sleep(0.05)
-        yield mountpoint
-    finally:
-        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
-        process.wait(30)
 
 
 def build_passthrough() -> str | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -24,21 +23,26 @@ ROUNDS = 3
 
 
 @contextlib.contextmanager
-def mounted(store: str, mountpoint: Path) -> Iterator[Path]:
-    """A fresh `cairn mount` of `store`, unmounted (SIGTERM) when the block ends."""
+def serving(command: list[str], mountpoint: Path) -> Iterator[Path]:
+    """`command` mounting a file system at `mountpoint` (it may take a while to load), unmounted
+    with fusermount3 -u when the block ends, which also ends the command."""
     mountpoint.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([CAIRN, "mount", str(mountpoint), "--store", store],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not os.path.ismount(mountpoint):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"cairn mount {mountpoint} did not come up")
+                raise RuntimeError(f"{command[0]} did not mount {mountpoint}")
             time.sleep(0.05)
         yield mountpoint
     finally:
-        process.send_signal(signal.SIGTERM)
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
         process.wait(30)
+
+
+def mounted(store: str, mountpoint: Path) -> contextlib.AbstractContextManager[Path]:
+    """A fresh `cairn mount` of `store`."""
+    return serving([CAIRN, "mount", str(mountpoint), "--store", store], mountpoint)
 
 
 def import_corpus(trees: list[Path]) -> tuple[str, list[str]]:

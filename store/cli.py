@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _log_to_stderr(verbose: bool) -> None:
-    """Only the long-running services log, so only they load logging (10 ms a start here)."""
+    """Only the long-running services log; other commands (a dump, most of all) skip setting it up."""
     import logging
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,

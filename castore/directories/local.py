@@ -1,12 +1,11 @@
 """The local directory backend: canonical encodings stored as chunks of the engine.
 
 A directory's digest is the BLAKE3 of its encoding, exactly as a chunk's, so directories
-share the chunk path: compressed with their neighbours in frames of their own (a tree's many
-small directories compress well together, keep the LMDB index small, and are fetched without
-decompressing file contents), verified on every
-read, made durable by the same commit. Content addressing makes this unambiguous: a
-stored chunk whose bytes decode to a canonical directory with that digest is that
-directory.
+share the chunk path: compressed with their neighbours in frames of their own (a tree's
+many small directories compress well together, keep the LMDB index small, and are fetched
+without decompressing file contents), verified on every read, made durable by the same
+commit. Content addressing makes this unambiguous: a stored chunk whose bytes decode to a
+canonical directory with that digest is that directory.
 """
 
 from __future__ import annotations
