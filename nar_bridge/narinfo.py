@@ -15,8 +15,7 @@ from typing import Callable, TypeVar
 from aiohttp import web
 
 from castore.errors import ValidationError
-from store.narinfo import NarInfo
-from store.narinfo_extras import NarinfoExtras
+from store.narinfo import NarInfo, NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.signing import SecretKey
@@ -39,9 +38,8 @@ async def get_narinfo(request: web.Request) -> web.Response:
     digest = _digest(request)
     text = bridge.recent_narinfos.get(digest)
     if text is None:
-        keys, extras = bridge.config.sign_keys, bridge.store.extras
-        text = await _for_path(request, digest, lambda info: served_narinfo(
-            info, keys, extras and extras.get(info.store_path.digest)).render())
+        keys = bridge.config.sign_keys
+        text = await _for_path(request, digest, lambda info: served_narinfo(info, keys).render())
         bridge.recent_narinfos.put(digest, text)
     return web.Response(text=text, content_type=NARINFO_TYPE)
 
@@ -73,10 +71,9 @@ async def _for_path(request: web.Request, digest: bytes, then: Callable[[PathInf
     return result
 
 
-def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...],
-                   extras: NarinfoExtras | None = None) -> NarInfo:
+def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...]) -> NarInfo:
     """The narinfo of a stored path as this bridge serves it, signed by each key."""
-    extras = extras or NarinfoExtras()
+    extras = info.extras or NarinfoExtras()
     narinfo = NarInfo(
         store_path=info.store_path, url=NarFile(info.nar_sha256, "none").url,
         nar_hash=info.nar_sha256, nar_size=info.nar_size, compression="none",

@@ -26,7 +26,7 @@ from castore.url import CAStore
 from store import nixbase32
 from store.nar import SupportsRead
 from store.nar.ingest import NarIngestResult, ingest_nar
-from store.narinfo import NarInfo
+from store.narinfo import NarInfo, NarinfoExtras
 from store.pathinfo.model import PathInfo
 from store.signing import PublicKey, verify_narinfo
 from store.url import Store
@@ -122,7 +122,7 @@ class ReadThrough:
         if (result.nar_sha256, result.nar_size) != (narinfo.nar_hash, narinfo.nar_size):
             raise ValidationError(f"the NAR at {nar_url} does not match the narinfo's NarHash and NarSize")
         info = PathInfo(narinfo.store_path, result.node, result.nar_size, result.nar_sha256, narinfo.references,
-                        narinfo.signatures, narinfo.deriver, narinfo.ca)
+                        narinfo.signatures, narinfo.deriver, narinfo.ca, NarinfoExtras.of(narinfo))
         log.info("substituted %s from %s", info.store_path, cache.base)
         return await self._workers.call(self._store.pathinfo.put, info)
 

@@ -4,8 +4,8 @@ A source is a `file://` cache (listed: every `*.narinfo`) or an `http(s)://` one
 listable: the closures of given roots are walked through References). Each path's
 NAR streams from the source through a hashing tap (FileHash, FileSize), the
 decompressor and NAR ingest; nothing is buffered whole. A path is recorded only
-after every check passed: extras first, then the PathInfo, which marks it archived,
-so a killed run leaves either a complete record or none and the next run redoes
+after every check passed, as one PathInfo (with its narinfo extras), which marks it
+archived, so a killed run leaves either a complete record or none and the next run redoes
 only what is missing.
 """
 
@@ -30,8 +30,7 @@ from store.compression import decompressing
 from store import nixbase32
 from store.nar import SupportsRead
 from store.nar.ingest import ingest_nar
-from store.narinfo import NarInfo
-from store.narinfo_extras import NarinfoExtras
+from store.narinfo import NarInfo, NarinfoExtras
 from store.nixhash import HashAlgo
 from store.pathinfo.model import PathInfo
 from store.storepath import StorePath
@@ -249,9 +248,6 @@ def _archive_one(store: Store, source: Source, hash_part: str, meter: _Meter) ->
         store_path = narinfo.store_path
         meter.expect(narinfo.file_size or 0)
         info, source_bytes = _ingest(store, source, narinfo, meter)
-        extras = NarinfoExtras.of(narinfo)
-        if extras is not None and store.extras is not None:
-            store.extras.put(info.store_path.digest, extras)
         store.pathinfo.put(info)
         return Outcome(hash_part, Status.ARCHIVED, info.store_path, info.references, info.nar_size, source_bytes)
     except (CastoreError, OSError, http.client.HTTPException) as e:
@@ -273,5 +269,5 @@ def _ingest(store: Store, source: Source, narinfo: NarInfo, meter: _Meter) -> tu
     if (result.nar_size, result.nar_sha256) != (narinfo.nar_size, narinfo.nar_hash):
         raise ValidationError("NAR does not match NarHash and NarSize")
     info = PathInfo(narinfo.store_path, result.node, result.nar_size, result.nar_sha256, narinfo.references,
-                    narinfo.signatures, narinfo.deriver, narinfo.ca)
+                    narinfo.signatures, narinfo.deriver, narinfo.ca, NarinfoExtras.of(narinfo))
     return info, tap.size

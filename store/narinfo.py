@@ -140,6 +140,42 @@ class NarInfo:
         return "".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class NarinfoExtras:
+    """The narinfo fields PathInfo's protobuf form has no place for (System and unknown keys).
+
+    A PathInfo carries them in process and stores that keep narinfo records keep them beside
+    it, so an archived or read-through narinfo is served again with every line it had; the
+    gRPC protocol stays as Tvix defines it (it drops them).
+    """
+
+    system: str | None = None
+    unknown: tuple[UnknownField, ...] = ()
+
+    @classmethod
+    def of(cls, narinfo: NarInfo) -> NarinfoExtras | None:
+        """What of `narinfo` PathInfo cannot hold; None when there is nothing."""
+        if narinfo.system is None and not narinfo.unknown:
+            return None
+        return cls(narinfo.system, narinfo.unknown)
+
+    def encode(self) -> bytes:
+        import json
+
+        return json.dumps({"system": self.system,
+                           "unknown": [[u.after, u.key, u.value] for u in self.unknown]}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> NarinfoExtras:
+        import json
+
+        try:
+            raw = json.loads(data)
+            return cls(raw["system"], tuple(UnknownField(*field) for field in raw["unknown"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValidationError(f"malformed narinfo extras record: {e}") from e
+
+
 def _split_lines(text: str) -> tuple[dict[str, str], list[str], list[UnknownField]]:
     """`Key: value\\n` lines into single-valued known keys, Sig values and anchored unknown fields."""
     if not text.endswith("\n"):

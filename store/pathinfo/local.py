@@ -2,21 +2,23 @@
 
 Named databases: `pathinfo` (20-byte digest -> PathInfo encoding), `narhash`
 (NAR sha256 -> 20-byte digest, for NAR URLs), `narcalc` (encoded root node -> cached
-NAR size and sha256).
+NAR size and sha256), `narinfo-extras` (20-byte digest -> the PathInfo's narinfo extras).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from typing import Iterator
 
 from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import Node, encode_node, rename
 from castore.url import CAStore
+from store.narinfo import NarinfoExtras
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
-PATHINFO, NARHASH, NARCALC = "pathinfo", "narhash", "narcalc"
+PATHINFO, NARHASH, NARCALC, EXTRAS = "pathinfo", "narhash", "narcalc", "narinfo-extras"
 LIST_PAGE = 1000
 
 
@@ -24,14 +26,20 @@ class LocalPathInfoService(EngineUser, PathInfoService):
     def __init__(self, engine: LocalEngine, castore: CAStore) -> None:
         super().__init__(engine)
         self._castore = castore
-        for name in (PATHINFO, NARHASH, NARCALC):
+        for name in (PATHINFO, NARHASH, NARCALC, EXTRAS):
             engine.db(name)
 
     def get(self, digest: bytes) -> PathInfo | None:
         raw = self.engine.get(PATHINFO, bytes(digest))
-        return None if raw is None else PathInfo.decode(raw)
+        return None if raw is None else self._with_extras(PathInfo.decode(raw))
+
+    def _with_extras(self, info: PathInfo) -> PathInfo:
+        raw = self.engine.get(EXTRAS, info.store_path.digest)
+        return info if raw is None else dataclasses.replace(info, extras=NarinfoExtras.decode(raw))
 
     def put(self, info: PathInfo) -> PathInfo:
+        if info.extras is not None:
+            self.engine.stage(EXTRAS, [(info.store_path.digest, info.extras.encode())])
         self.engine.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
         self.engine.put(PATHINFO, [(info.store_path.digest, info.encode())])
         return info
@@ -52,7 +60,7 @@ class LocalPathInfoService(EngineUser, PathInfoService):
             if not page:
                 return
             after = page[-1][0]
-            yield from (PathInfo.decode(v) for _, v in page)
+            yield from (self._with_extras(PathInfo.decode(v)) for _, v in page)
 
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
         digest = self.engine.get(NARHASH, bytes(nar_sha256))

@@ -8,6 +8,7 @@ castore.wire); it is imported when a message is built or a record in another for
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from castore import wire
 from castore.errors import ValidationError
 from castore.nodes import Node, decode_canonical_node, node_from_proto, node_to_proto, parse_message, rename
 from store.contentaddress import ContentAddress
+from store.narinfo import NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
 from store.signing import Signature, fingerprint
 from store.storepath import StorePath
@@ -36,6 +38,9 @@ class PathInfo:
     signatures: tuple[Signature, ...] = ()
     deriver: StorePath | None = None
     ca: ContentAddress | None = field(default=None)
+    extras: NarinfoExtras | None = None
+    """Narinfo lines the protobuf form has no place for: kept by stores with narinfo records,
+    dropped by encode() and so by gRPC."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node", rename(self.node, self.store_path.basename.encode()))
@@ -57,8 +62,7 @@ class PathInfo:
     def with_signatures(self, signatures: tuple[Signature, ...]) -> PathInfo:
         """The same info with these signatures added (each once, order kept)."""
         merged = tuple(dict.fromkeys(self.signatures + tuple(signatures)))
-        return PathInfo(self.store_path, self.node, self.nar_size, self.nar_sha256,
-                        self.references, merged, self.deriver, self.ca)
+        return dataclasses.replace(self, signatures=merged)
 
     def to_proto(self) -> pb.PathInfo:
         pb = _pb()

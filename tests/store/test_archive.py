@@ -21,8 +21,11 @@ import pytest
 from nar_bridge.names import NarFile
 from nar_bridge.narinfo import served_narinfo
 from store.archive import Status, archive, open_source
-from store.narinfo import NarInfo
-from store.narinfo_extras import NarinfoExtras
+from castore.digest import B3Digest
+from castore.nodes import FileNode
+from store.narinfo import NarInfo, NarinfoExtras
+from store.pathinfo.model import PathInfo
+from store.storepath import StorePath
 from store.nixhash import HashAlgo, NixHash
 from store.url import open_store
 from tests.nar_bridge.conftest import make_upload, nix_cache, small_tree, start_bridge  # noqa: F401 (fixtures)
@@ -215,8 +218,7 @@ def test_missing_nar_and_malformed_narinfo_are_reported_and_the_rest_kept_with_e
         assert "No such file" in failed[missing.store_path.hash_part]
         assert "lacks required field" in failed[malformed.store_path.hash_part]
         assert store.pathinfo.get(missing.store_path.digest) is None
-        served = served_narinfo(store.pathinfo.get(good.store_path.digest), (),
-                                store.extras.get(good.store_path.digest))
+        served = served_narinfo(store.pathinfo.get(good.store_path.digest), ())
         assert (served.system, served.unknown) == (good.system, good.unknown)
         again = archive(store, open_source(f"file://{root}"), [good.store_path])
         assert (again.archived, again.skipped) == (0, 1)
@@ -226,9 +228,13 @@ def test_narinfo_extras_survive_a_reopened_local_store(tmp_path):
     narinfo = NarInfo.parse(f"StorePath: /nix/store/{'a' * 32}-x\nURL: nar/x.nar\nX-First: 1\nNarHash: sha256:"
                             f"{'0' * 52}\nNarSize: 8\n{EXTRA_LINES}")
     extras = NarinfoExtras.of(narinfo)
+    info = PathInfo(narinfo.store_path, FileNode(b"", B3Digest.of(b"x"), 1), 8, bytes(32), extras=extras)
+    plain = dataclasses.replace(info, store_path=StorePath(bytes(20), "y"), extras=None)
     with open_store(f"local://{tmp_path}/store") as store:
-        store.extras.put(narinfo.store_path.digest, extras)
+        store.pathinfo.put(info)
+        store.pathinfo.put(plain)
     with open_store(f"local://{tmp_path}/store") as store:
-        assert store.extras.get(narinfo.store_path.digest) == extras
-        assert store.extras.get(bytes(20)) is None
+        assert store.pathinfo.get(narinfo.store_path.digest).extras == extras
+        assert store.pathinfo.get(bytes(20)).extras is None
+        assert {i.extras for i in store.pathinfo.list()} == {extras, None}
     assert [u.after for u in extras.unknown] == ["URL", "System"]
