@@ -14,7 +14,6 @@ from typing import Iterator
 from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import Node, encode_node, rename
 from castore.url import CAStore
-from store.narinfo import NarinfoExtras
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -35,7 +34,11 @@ class LocalPathInfoService(EngineUser, PathInfoService):
 
     def _with_extras(self, info: PathInfo) -> PathInfo:
         raw = self.engine.get(EXTRAS, info.store_path.digest)
-        return info if raw is None else dataclasses.replace(info, extras=NarinfoExtras.decode(raw))
+        if raw is None:
+            return info
+        from store.narinfo import NarinfoExtras  # most paths have none: a dump need not load narinfo
+
+        return dataclasses.replace(info, extras=NarinfoExtras.decode(raw))
 
     def put(self, info: PathInfo) -> PathInfo:
         if info.extras is not None:

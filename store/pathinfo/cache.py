@@ -1,0 +1,70 @@
+"""The near/far path-info cache: read near; on a miss ask far and keep its answer in near.
+
+Writes go to far, the source of truth, unless far is read-only (an HTTP binary cache read
+through, see nix_http.py): then near is the store that keeps them, and this is the
+read-through of nar-bridge's --upstream, the daemon and the mount alike. Concurrent misses
+for one path ask far once.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from typing import Iterator
+
+from castore.nodes import Node
+from store.pathinfo.model import PathInfo
+from store.pathinfo.service import PathInfoService
+
+
+class CachePathInfoService(PathInfoService):
+    """Closing it leaves near and far open: the composition that built them closes them."""
+
+    def __init__(self, near: PathInfoService, far: PathInfoService) -> None:
+        self.near = near
+        self.far = far
+        self._keeper = near if far.read_only else far
+        """Where writes, listings and NAR calculations go."""
+        self._misses: dict[bytes, Future[PathInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: bytes) -> PathInfo | None:
+        found = self.near.get(digest)
+        return found if found is not None else self._miss(bytes(digest))
+
+    def _miss(self, digest: bytes) -> PathInfo | None:
+        """Ask far once for every thread missing this path now; keep what it finds in near."""
+        with self._lock:
+            pending = self._misses.get(digest)
+            if pending is None:
+                pending = self._misses[digest] = Future()
+                asker = True
+            else:
+                asker = False
+        if not asker:
+            return pending.result()
+        try:
+            found = self.far.get(digest)
+            if found is not None:
+                found = self.near.put(found)
+        except BaseException as e:
+            pending.set_exception(e)
+            raise
+        else:
+            pending.set_result(found)
+            return found
+        finally:
+            with self._lock:
+                del self._misses[digest]
+
+    def put(self, info: PathInfo) -> PathInfo:
+        return self._keeper.put(info)
+
+    def list(self) -> Iterator[PathInfo]:
+        return self._keeper.list()
+
+    def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
+        return self.near.get_by_nar_sha256(nar_sha256) or self.far.get_by_nar_sha256(nar_sha256)
+
+    def calculate_nar(self, node: Node) -> tuple[int, bytes]:
+        return self._keeper.calculate_nar(node)
