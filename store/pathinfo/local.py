@@ -67,7 +67,9 @@ class LocalPathInfoService(EngineUser, PathInfoService):
 
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
         digest = self.engine.get(NARHASH, bytes(nar_sha256))
-        return None if digest is None else self.get(digest)
+        info = None if digest is None else self.get(digest)
+        # A re-put of the path with another NAR leaves the old index entry behind.
+        return info if info is not None and info.nar_sha256 == bytes(nar_sha256) else None
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         from store.nar.render import calculate_nar

@@ -1,4 +1,5 @@
-"""The local blob backend: round trips at chunking edges, dedup, seeking, chunk reads, corruption."""
+"""The local blob backend's own behaviour: chunk lists, dedup, whole reads at any seek, corruption,
+the recorded chunking; the BlobService contract is in tests/conformance/test_blobservice.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from castore.blobs.local import LocalBlobService
-from castore.digest import EMPTY_DIGEST, B3Digest
+from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import DEFAULT_PARAMS
 from castore.local.engine import LocalEngine, StoreFormatError
@@ -57,16 +58,6 @@ def blobs(store_path: Path) -> Iterator[LocalBlobService]:
     service.close()
 
 
-@pytest.mark.parametrize("size", [0, 1, MIN - 1, MIN, MIN + 1, DEFAULT_PARAMS.max_size + 1, 20 * MiB])
-def test_blob_round_trips_with_its_blake3_digest(blobs: LocalBlobService, size: int) -> None:
-    data = random_bytes(size, seed=size)
-    digest = put(blobs, data)
-    assert digest == B3Digest.of(data)
-    assert blobs.has(digest)
-    assert read_all(blobs, digest) == data
-    assert blobs.stat(digest).size == size
-
-
 def test_small_blobs_are_one_piece_and_large_ones_list_chunks_summing_to_size(blobs: LocalBlobService) -> None:
     small = put(blobs, random_bytes(MIN))
     assert blobs.stat(small).chunks == ()
@@ -78,29 +69,6 @@ def test_small_blobs_are_one_piece_and_large_ones_list_chunks_summing_to_size(bl
     for chunk in stat.chunks:
         assert chunk.digest == B3Digest.of(data[offset:offset + chunk.size])
         offset += chunk.size
-
-
-def test_empty_blob_has_the_empty_digest(blobs: LocalBlobService) -> None:
-    assert put(blobs, b"") == EMPTY_DIGEST
-    assert blobs.stat(EMPTY_DIGEST).size == 0
-    assert read_all(blobs, EMPTY_DIGEST) == b""
-
-
-def test_unknown_digest_is_absent(blobs: LocalBlobService) -> None:
-    unknown = B3Digest.of(b"never stored")
-    assert not blobs.has(unknown)
-    assert blobs.stat(unknown) is None
-    assert blobs.open_read(unknown) is None
-
-
-def test_a_chunk_digest_opens_that_chunk(blobs: LocalBlobService) -> None:
-    data = random_bytes(3 * MiB, seed=9)
-    stat = blobs.stat(put(blobs, data))
-    offset = sum(c.size for c in stat.chunks[:5])
-    chunk = stat.chunks[5]
-    assert blobs.has(chunk.digest)
-    assert blobs.stat(chunk.digest).size == chunk.size
-    assert read_all(blobs, chunk.digest) == data[offset:offset + chunk.size]
 
 
 def test_same_data_twice_is_stored_once(blobs: LocalBlobService, store_path: Path) -> None:
@@ -137,47 +105,6 @@ def test_random_seeks_and_reads_match_the_data(blobs: LocalBlobService) -> None:
     assert reader.read(5) == data[1500:1505]
     with pytest.raises(ValueError):
         reader.seek(-1)
-
-
-def test_reader_works_through_buffered_io(blobs: LocalBlobService) -> None:
-    data = random_bytes(MiB, seed=8)
-    with io.BufferedReader(blobs.open_read(put(blobs, data))) as f:
-        f.seek(12345)
-        assert f.read(100) == data[12345:12445]
-        assert f.read() == data[12445:]
-
-
-def test_blobs_survive_closing_and_reopening(store_path: Path) -> None:
-    data = random_bytes(2 * MiB, seed=10)
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
-    digests = [put(service, data), put(service, b"tiny")]
-    service.close()
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
-    assert read_all(service, digests[0]) == data
-    assert read_all(service, digests[1]) == b"tiny"
-    service.close()
-
-
-def test_batched_writes_are_readable_before_and_after_the_commit(blobs: LocalBlobService, store_path: Path) -> None:
-    data = [random_bytes(n, seed=n) for n in (10, 5000, 3 * MiB)]
-    with blobs.batch():
-        digests = [put(blobs, d) for d in data]
-        assert [read_all(blobs, d) for d in digests] == data
-        with blobs.batch():  # re-entrant: only the outermost exit commits
-            digests.append(put(blobs, b"nested"))
-    blobs.close()
-    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
-    assert [read_all(reopened, d) for d in digests] == data + [b"nested"]
-    reopened.close()
-
-
-def test_aborted_writer_stores_no_blob(blobs: LocalBlobService) -> None:
-    data = random_bytes(2 * MiB, seed=11)
-    with pytest.raises(RuntimeError):
-        with blobs.open_write() as writer:
-            writer.write(data)
-            raise RuntimeError("client went away")
-    assert not blobs.has(B3Digest.of(data))
 
 
 def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
