@@ -62,6 +62,19 @@ def served(inner: Factory, transport: str = "unix") -> Factory:
     return open_served
 
 
+def cached(near: str, far: str) -> Factory:
+    """A near/far `cache` of every service, composed by a config file; `{root}` in a URL is the
+    directory. Writes go to far, so it is as durable as far."""
+    def open_cached(root: Path) -> ContextManager[Store]:
+        config = root / "cache.toml"
+        config.write_text("".join(
+            f'[{kind}.root]\ntype = "cache"\nnear = "near"\nfar = "far"\n'
+            f'[{kind}.near]\nurl = "{near.format(root=root)}"\n[{kind}.far]\nurl = "{far.format(root=root)}"\n'
+            for kind in ("blobservices", "directoryservices", "pathinfoservices")))
+        return open_store(config=str(config))
+    return open_cached
+
+
 def _listen_url(transport: str, socket_dir: Path) -> str:
     if transport == "unix":
         return f"grpc+unix://{socket_dir}/store.sock"
@@ -76,4 +89,6 @@ BACKENDS: dict[str, Backend] = {
     "grpc-local": Backend(served(local), durable=True, keeps_narinfo_extras=False),
     "grpc-memory": Backend(served(memory), keeps_narinfo_extras=False),
     "grpc-tcp-memory": Backend(served(memory, "tcp"), keeps_narinfo_extras=False),
+    "cache-memory-local": Backend(cached("memory://", "local://{root}/far"), durable=True),
+    "cache-local-local": Backend(cached("local://{root}/near", "local://{root}/far"), durable=True),
 }
