@@ -3,8 +3,9 @@
 `--upstream nix+http(s)://host/path?trusted-public-keys=NAME:KEY [NAME:KEY ...]`. For a
 miss, each upstream in order is asked for the narinfo; it must carry a valid signature
 by one of that upstream's trusted keys. The NAR is then fetched, decompressed and
-ingested while it streams, its NarHash and NarSize are checked, and the PathInfo is
-stored with the upstream's signatures. Concurrent misses for one path share one fetch.
+ingested while it streams through the verified ingest (FileHash, FileSize, NarHash and
+NarSize checked), and the PathInfo is stored with every narinfo field. Concurrent misses
+for one path share one fetch.
 
 An upstream that has no such path, or whose answer fails a check (bad signature,
 hash mismatch), is passed over (logged); when no upstream has it and one could not
@@ -15,52 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiohttp
 from yarl import URL
 
 from castore.errors import BackendError, ValidationError
-from castore.url import CAStore
 from store import nixbase32
-from store.nar import SupportsRead
-from store.nar.ingest import NarIngestResult, ingest_nar
-from store.narinfo import NarInfo, NarinfoExtras
+from store.narinfo import NarInfo
 from store.pathinfo.model import PathInfo
-from store.signing import PublicKey, verify_narinfo
+from store.pathinfo.nix_http import NixHttpCache as UpstreamCache  # the name the bridge's config knows
+from store.signing import verify_narinfo
 from store.url import Store
+from store.verified_ingest import ingest_verified
 from nar_bridge.bodies import read_limited
-from store.compression import decompressing
 from nar_bridge.threads import BlockingReader, Workers
 
 log = logging.getLogger(__name__)
 
 NARINFO_LIMIT = 2 << 20
 TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_read=120)
-
-
-@dataclass(frozen=True)
-class UpstreamCache:
-    base: str  # http(s)://host/path, no trailing slash
-    keys: tuple[PublicKey, ...]
-
-    @classmethod
-    def parse(cls, url: str) -> UpstreamCache:
-        """`nix+http(s)://host/path?trusted-public-keys=...`; '+' in a key stays '+' (no form decoding)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("nix+http", "nix+https") or not parts.netloc:
-            raise ValidationError(f"upstream {url!r} is not nix+http(s)://host/path?trusted-public-keys=...")
-        keys: list[PublicKey] = []
-        for item in filter(None, parts.query.split("&")):
-            name, _, value = item.partition("=")
-            if unquote(name) != "trusted-public-keys":
-                raise ValidationError(f"upstream {url!r}: unknown parameter {unquote(name)!r}")
-            keys.extend(PublicKey.parse(k) for k in unquote(value).split())
-        if not keys:
-            raise ValidationError(f"upstream {url!r} needs trusted-public-keys=NAME:KEY")
-        base = urlunsplit((parts.scheme[len("nix+"):], parts.netloc, parts.path.rstrip("/"), "", ""))
-        return cls(base, tuple(keys))
 
 
 class ReadThrough:
@@ -118,11 +92,7 @@ class ReadThrough:
         async with session.get(nar_url) as response:
             _check_status(response)
             body = BlockingReader(response.content, asyncio.get_running_loop())
-            result = await self._workers.stream(_ingest, self._store.castore, body, narinfo.effective_compression)
-        if (result.nar_sha256, result.nar_size) != (narinfo.nar_hash, narinfo.nar_size):
-            raise ValidationError(f"the NAR at {nar_url} does not match the narinfo's NarHash and NarSize")
-        info = PathInfo(narinfo.store_path, result.node, result.nar_size, result.nar_sha256, narinfo.references,
-                        narinfo.signatures, narinfo.deriver, narinfo.ca, NarinfoExtras.of(narinfo))
+            info = await self._workers.stream(ingest_verified, self._store.castore, body, narinfo)
         log.info("substituted %s from %s", info.store_path, cache.base)
         return await self._workers.call(self._store.pathinfo.put, info)
 
@@ -142,7 +112,3 @@ def _check_status(response: aiohttp.ClientResponse) -> None:
     if response.status != 200:
         raise BackendError(f"{response.url}: HTTP {response.status}")
 
-
-def _ingest(castore: CAStore, body: SupportsRead, compression: str) -> NarIngestResult:
-    """Blocking: ingest a fetched NAR file, decompressing as its narinfo says."""
-    return ingest_nar(castore, decompressing(body, compression))

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from castore.url import CAStore, default_store_url, grpc_target, local_path, open_castore, scheme
 from store.pathinfo.service import PathInfoService
 
 
 def open_pathinfo_service(url: str, castore: CAStore) -> PathInfoService:
-    """memory:// and local:// compute NARs from `castore`; gRPC asks the daemon."""
+    """memory:// and local:// compute NARs from `castore`; gRPC asks the daemon; nix+http(s)://
+    reads through a binary cache into `castore`."""
+    if urlsplit(url).scheme in ("nix+http", "nix+https"):
+        from store.pathinfo.nix_http import NixHttpPathInfoService
+        return NixHttpPathInfoService(url, castore)
     s = scheme(url)
     if s == "memory":
         from store.pathinfo.memory import MemoryPathInfoService
