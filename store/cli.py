@@ -170,7 +170,8 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from store.archive import Status, archive, open_source
+    from store.archive import Status, archive
+    from store.binary_cache import open_source
 
     texts = list(args.paths)
     if args.roots:

@@ -20,7 +20,8 @@ import pytest
 
 from nar_bridge.names import NarFile
 from nar_bridge.narinfo import served_narinfo
-from store.archive import Status, archive, open_source
+from store.archive import Status, archive
+from store.binary_cache import open_source
 from castore.digest import B3Digest
 from castore.nodes import FileNode
 from store.narinfo import NarInfo, NarinfoExtras
