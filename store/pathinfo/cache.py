@@ -8,11 +8,10 @@ for one path ask far once.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future
 from typing import Iterator
 
 from castore.nodes import Node
+from castore.singleflight import SingleFlight
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -25,37 +24,16 @@ class CachePathInfoService(PathInfoService):
         self.far = far
         self._keeper = near if far.read_only else far
         """Where writes, listings and NAR calculations go."""
-        self._misses: dict[bytes, Future[PathInfo | None]] = {}
-        self._lock = threading.Lock()
+        self._misses: SingleFlight[bytes, PathInfo | None] = SingleFlight()
 
     def get(self, digest: bytes) -> PathInfo | None:
         found = self.near.get(digest)
-        return found if found is not None else self._miss(bytes(digest))
+        return found if found is not None else self._misses.run(bytes(digest), lambda: self._miss(digest))
 
     def _miss(self, digest: bytes) -> PathInfo | None:
-        """Ask far once for every thread missing this path now; keep what it finds in near."""
-        with self._lock:
-            pending = self._misses.get(digest)
-            if pending is None:
-                pending = self._misses[digest] = Future()
-                asker = True
-            else:
-                asker = False
-        if not asker:
-            return pending.result()
-        try:
-            found = self.far.get(digest)
-            if found is not None:
-                found = self.near.put(found)
-        except BaseException as e:
-            pending.set_exception(e)
-            raise
-        else:
-            pending.set_result(found)
-            return found
-        finally:
-            with self._lock:
-                del self._misses[digest]
+        """Ask far; keep what it finds in near."""
+        found = self.far.get(digest)
+        return None if found is None else self.near.put(found)
 
     def put(self, info: PathInfo) -> PathInfo:
         return self._keeper.put(info)

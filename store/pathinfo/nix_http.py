@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import http.client
 import logging
-import threading
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from castore.errors import BackendError, NotFoundError, ValidationError
 from castore.nodes import FileNode, Node
+from castore.singleflight import SingleFlight
 from castore.url import CAStore
 from store import nixbase32
 from store.binary_cache import HttpSource
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 
 SCHEMES = ("nix+http", "nix+https")
 PIECE = 1 << 20
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,7 @@ class NixHttpPathInfoService(PathInfoService):
         self._cache = NixHttpCache.parse(url)
         self._source = HttpSource(self._cache.base)
         self._castore = castore
-        self._flights: _SingleFlight[bytes, PathInfo | None] = _SingleFlight()
+        self._flights: SingleFlight[bytes, PathInfo | None] = SingleFlight()
 
     def get(self, digest: bytes) -> PathInfo | None:
         if len(digest) != DIGEST_SIZE:
@@ -166,27 +163,3 @@ def _blob_pieces(castore: CAStore, node: FileNode) -> Iterator[bytes]:
     with reader:
         while piece := reader.read(PIECE):
             yield piece
-
-
-class _SingleFlight(Generic[K, V]):
-    """One call per key at a time: whoever asks while it runs waits for its result (or its error)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[K, Future[V]] = {}
-
-    def run(self, key: K, call: Callable[[], V]) -> V:
-        with self._lock:
-            future = self._calls.get(key)
-            leader = future is None
-            if leader:
-                future = self._calls[key] = Future()
-        if leader:
-            try:
-                future.set_result(call())
-            except BaseException as e:
-                future.set_exception(e)
-            finally:
-                with self._lock:
-                    del self._calls[key]
-        return future.result()

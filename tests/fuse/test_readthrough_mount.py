@@ -15,7 +15,7 @@ from tests.fuse.mounts import cairn, fuse_test, mounted
 from tests.nar_bridge.test_nix_interop import closure, keypair, nginx  # noqa: F401 (fixtures)
 from tests.store.nixtool import interop, new_key, nix
 
-pytestmark = [*fuse_test, interop]
+pytestmark = fuse_test
 
 
 @pytest.fixture
@@ -32,6 +32,7 @@ def mount_args(store: str, upstream: str, public_key: str, mountpoint: Path) -> 
             "--pathinfo-store", f"nix+{upstream}?trusted-public-keys={public_key}"]
 
 
+@interop
 def test_a_mount_reads_path_infos_through_a_signed_cache(closure, keypair, nginx, signed_cache,  # noqa: F811
                                                            tmp_path):
     _, public = keypair
@@ -42,6 +43,7 @@ def test_a_mount_reads_path_infos_through_a_signed_cache(closure, keypair, nginx
             assert nix("nix", "hash", "path", str(mount.path(basename))) == nix("nix", "hash", "path", path)
 
 
+@interop
 def test_a_cache_signed_by_an_untrusted_key_gives_enoent_one_log_line_and_stores_nothing(
         closure, nginx, signed_cache, tmp_path):  # noqa: F811
     _, other_public = new_key(tmp_path, "someone-else")
