@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import struct
 import time
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
@@ -19,6 +18,7 @@ from castore.nodes import DirectoryNode, FileNode, Node, decode_node, encode_nod
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.records.service import Namespace
+from store.records.staged import StagedNar
 from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
@@ -36,26 +36,6 @@ class BridgeConfig:
     priority: int = DEFAULT_PRIORITY
     read_only: bool = False
     token: str | None = None
-
-
-_STAGED = struct.Struct("<Q32s")
-
-
-@dataclass(frozen=True, slots=True)
-class StagedNar:
-    """A NAR whose contents are in castore: its root node (empty name), NarSize and NarHash."""
-
-    node: Node
-    nar_size: int
-    nar_sha256: bytes
-
-    def encode(self) -> bytes:
-        return _STAGED.pack(self.nar_size, self.nar_sha256) + encode_node(self.node)
-
-    @classmethod
-    def decode(cls, data: bytes) -> StagedNar:
-        size, sha256 = _STAGED.unpack_from(data)
-        return cls(decode_node(data[_STAGED.size:]), size, sha256)
 
 
 class Recent(Generic[K, T]):
@@ -117,7 +97,7 @@ class Bridge:
         if nar.compression == "none":
             info = self.store.pathinfo.get_by_nar_sha256(nar.file_sha256)
             if info is not None:
-                return StagedNar(info.node, info.nar_size, info.nar_sha256)
+                return StagedNar(info.node, info.nar_size, info.nar_sha256, info.nar_size)
         raw = self.staged.get(nar.name)
         return None if raw is None else StagedNar.decode(raw)
 

@@ -24,9 +24,10 @@ from store.nar import SupportsRead
 from store.narinfo import NarInfo
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
+from store.records.staged import StagedNar
 from store.verified_ingest import NarFacts, check_narinfo, ingest_nar_file, path_info
 from nar_bridge.bodies import read_limited
-from nar_bridge.bridge import BRIDGE, Bridge, StagedNar, root_exists
+from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.names import NarFile, parse_hash_part
 from nar_bridge.threads import BlockingReader
 
@@ -45,7 +46,8 @@ async def put_nar(request: web.Request) -> web.Response:
 def ingest_upload(castore: CAStore, body: SupportsRead, nar_file: NarFile) -> StagedNar:
     """Blocking: decompress and ingest one uploaded NAR file; its bytes must hash to its name."""
     node, facts = ingest_nar_file(castore, body, nar_file.compression, lambda facts: _check_name(nar_file, facts))
-    return StagedNar(node, facts.nar_size, facts.nar_sha256)
+    assert facts.file_size is not None  # ingest_nar_file measures it
+    return StagedNar(node, facts.nar_size, facts.nar_sha256, facts.file_size)
 
 
 def _check_name(nar_file: NarFile, facts: NarFacts) -> None:
@@ -74,7 +76,7 @@ def commit_narinfo(bridge: Bridge, digest: bytes, narinfo: NarInfo) -> PathInfo:
     if nar is None:
         raise ValidationError(f"NAR {narinfo.url} was not uploaded")
     uploaded = NixHash(HashAlgo.SHA256, nar_file.file_sha256)  # an upload's FileHash is its name
-    check_narinfo(narinfo, NarFacts(nar.nar_size, nar.nar_sha256, uploaded, None))  # its size is not recorded
+    check_narinfo(narinfo, NarFacts(nar.nar_size, nar.nar_sha256, uploaded, nar.file_size))
     store = bridge.store
     unknown = [r for r in narinfo.references if r != path and store.pathinfo.get(r.digest) is None]
     if unknown:

@@ -35,7 +35,7 @@ class NarFacts:
     nar_size: int
     nar_sha256: bytes
     file_hash: NixHash | None
-    file_size: int | None  # None: not known (a staged upload keeps only its name, the FileHash)
+    file_size: int | None  # None: not known
 
 
 def check_narinfo(narinfo: NarInfo, facts: NarFacts) -> None:

@@ -46,6 +46,7 @@ LIES = {
     "FileHash": lambda n: dataclasses.replace(n, file_hash=NixHash.of(HashAlgo.SHA256, b"not the file")),
     "NarHash": lambda n: dataclasses.replace(n, nar_hash=NixHash.of(HashAlgo.SHA256, b"not the NAR").digest),
     "NarSize": lambda n: dataclasses.replace(n, nar_size=n.nar_size + 8),
+    "FileSize": lambda n: dataclasses.replace(n, file_size=(n.file_size or 0) + 1),
 }
 """Each changes one field of a narinfo; the field's name is what a refusal must say."""
 
