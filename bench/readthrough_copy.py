@@ -8,14 +8,13 @@ and renders the NAR it serves from castore. Runs alternate between the two serve
 is shared); best of 3 wall times each, a fresh Nix cache and destination per run (as in
 bridge_copy.py). No target: the figure is new.
 
-The bridge reads through with `--pathinfo-store nix+http://...?trusted-public-keys=NAME:KEY`
-(issue 11's composed PathInfoService); `--upstream-flag upstream` passes the same URL to
-`--upstream` instead, the equivalent before issue 11.
+The bridge reads through with `--upstream nix+http://...?trusted-public-keys=NAME:KEY`: a near/far
+`cache` of path infos whose near side is the bridge's store and whose far side is the nix+http
+read-through, so a path is fetched once and then served (and found by its NAR hash) locally.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from typing import Iterator
 from urllib.parse import quote
@@ -28,20 +27,16 @@ RUNS = 3
 
 
 @contextlib.contextmanager
-def cold_bridge(flag: str, upstream: str) -> Iterator[str]:
+def cold_bridge(upstream: str) -> Iterator[str]:
     """nar-bridge on a fresh, empty local store, reading through `upstream`; its URL."""
     store = fresh_dir(WORK / "cairn-store")
     port = free_port()
-    argv = [CAIRN, "nar-bridge", "--listen", f"127.0.0.1:{port}", "--store", f"local://{store}", f"--{flag}", upstream]
+    argv = [CAIRN, "nar-bridge", "--listen", f"127.0.0.1:{port}", "--store", f"local://{store}", "--upstream", upstream]
     with running(argv, f"http://127.0.0.1:{port}") as url:
         yield url
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--upstream-flag", choices=["pathinfo-store", "upstream"], default="pathinfo-store",
-                   help="the nar-bridge option that takes the nix+http:// URL (default: %(default)s)")
-    flag = p.parse_args().upstream_flag
     paths = add_to_nix(corpus_trees())
     secret, public = signing_key(fresh_dir(WORK / "key"), "cairn-bench-1")
     cache = file_cache(paths, WORK / "cache", secret)
@@ -50,7 +45,7 @@ def main() -> None:
         times = []
         for _ in range(RUNS):
             direct = copy_from(nginx_url, paths)
-            with cold_bridge(flag, upstream) as bridge_url:
+            with cold_bridge(upstream) as bridge_url:
                 times.append((direct, copy_from(bridge_url, paths)))
     direct_best, through_best = (min(column) for column in zip(*times))
     print(ratio_line("nix copy --from, seven paths, read through (cold)", through_best, direct_best,
