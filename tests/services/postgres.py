@@ -27,12 +27,11 @@ import pytest
 
 SETTINGS = {
     "listen_addresses": "''",  # no TCP at all
-    "fsync": "off",
-    "synchronous_commit": "off",
-    "full_page_writes": "off",
     "max_connections": "200",
     "shared_buffers": "128MB",
 }
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+"""For tests: nothing waits for the disk (a crash of the test machine loses a throwaway cluster)."""
 
 
 def binaries() -> Path | None:
@@ -47,8 +46,9 @@ class PostgresServer:
     USER = "postgres"
     """The database superuser initdb creates; every test connects as it (trust on the socket)."""
 
-    def __init__(self, root: Path, bin_dir: Path) -> None:
+    def __init__(self, root: Path, bin_dir: Path, durable: bool) -> None:
         self.root = root
+        self.durable = durable
         self.data = root / "data"
         self._bin = bin_dir
         self._numbers = itertools.count()
@@ -62,7 +62,7 @@ class PostgresServer:
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", self.USER, "-A", "trust", "-E", "UTF8",
                   "--locale=C", "--no-sync", "--no-instructions")
-        settings = {**SETTINGS, "unix_socket_directories": f"'{self.root}'"}
+        settings = {**SETTINGS, **({} if self.durable else FAST), "unix_socket_directories": f"'{self.root}'"}
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
@@ -84,8 +84,9 @@ class PostgresServer:
 
 
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
-    """A fresh cluster, started; stopped and removed afterwards."""
+def running_postgres(durable: bool = False) -> Iterator[PostgresServer]:
+    """A fresh cluster, started; stopped and removed afterwards. `durable` keeps PostgreSQL's
+    default fsync settings (for benchmarks that compare with a store that syncs)."""
     bin_dir = binaries()
     if bin_dir is None:
         pytest.skip("PostgreSQL is not installed (Debian package postgresql)")
@@ -93,7 +94,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    server = PostgresServer(root, bin_dir)
+    server = PostgresServer(root, bin_dir, durable)
     try:
         server.init()
         server.start()
