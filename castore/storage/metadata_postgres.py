@@ -124,7 +124,7 @@ class PostgresMetadataStore(MetadataStore):
 
     def get(self, table: Table, key: bytes) -> bytes | None:
         query = sql.SQL("SELECT value FROM {} WHERE key = %b").format(_relation(table))
-        rows = self._read(table, lambda conn: conn.execute(query, [key], binary=True).fetchall())
+        rows = self._read(lambda conn: conn.execute(query, [key], binary=True).fetchall())
         return rows[0][0] if rows else None
 
     def get_many(self, table: Table, keys: Sequence[bytes]) -> list[bytes | None]:
@@ -140,14 +140,14 @@ class PostgresMetadataStore(MetadataStore):
                     found.update(conn.execute(query, [batch], binary=True).fetchall())
             return found
 
-        found = self._read(table, read) or {}
+        found = self._read(read) or {}
         return [found.get(bytes(k)) for k in keys]
 
     def scan(self, table: Table, after: bytes = b"", limit: int = PAGE) -> list[tuple[bytes, bytes]]:
         query = sql.SQL("SELECT key, value FROM {} WHERE key > %b ORDER BY key LIMIT %b").format(_relation(table))
-        return self._read(table, lambda conn: conn.execute(query, [after, limit], binary=True).fetchall()) or []
+        return self._read(lambda conn: conn.execute(query, [after, limit], binary=True).fetchall()) or []
 
-    def _read(self, table: Table, work: Callable[[psycopg.Connection], T]) -> T | None:
+    def _read(self, work: Callable[[psycopg.Connection], T]) -> T | None:
         """`work`'s result, or None when the table was never written (no relation yet)."""
         try:
             return self._run(work)
@@ -169,6 +169,10 @@ class PostgresMetadataStore(MetadataStore):
             write = _Write(puts, deletes)
             try:
                 return self._run(write, retry=lambda: not write.committing)
+            except errors.UndefinedTable as e:  # dropped behind this process's back
+                with self._tables_lock:
+                    self._tables.clear()
+                raise self._backend_error(e) from None
             except errors.DeadlockDetected:
                 if attempt == DEADLOCK_RETRIES - 1:
                     raise BackendError(f"PostgreSQL at {self._where}: a commit deadlocked "
@@ -178,7 +182,8 @@ class PostgresMetadataStore(MetadataStore):
     def _create(self, tables: Iterable[Table]) -> None:
         """Create the relations of tables this process has not written yet. Under an advisory
         lock: two CREATE TABLE IF NOT EXISTS of one name at once can both try to create it."""
-        missing = sorted({t.name for t in tables} - self._tables)
+        with self._tables_lock:
+            missing = sorted({t.name for t in tables} - self._tables)
         if not missing:
             return
 

@@ -227,20 +227,20 @@ def test_a_stopped_server_is_a_clear_backend_error_and_the_store_recovers_when_i
 
 
 def test_connections_dead_from_a_restart_are_replaced_without_an_error(own_server: PostgresServer) -> None:
-    store = PostgresMetadataStore.open(own_server.create_database(), pool_size=3, timeout=5)
-    store.commit({PLAIN: {b"k": b"before"}})
-    barrier = threading.Barrier(3)
-
-    def hold() -> None:  # three readers at once: the pool opens three connections
-        store._run(lambda conn: barrier.wait(timeout=10))
-
-    readers = [threading.Thread(target=hold) for _ in range(3)]
-    for reader in readers:
-        reader.start()
-    for reader in readers:
-        reader.join()
+    url = own_server.create_database()
+    store = PostgresMetadataStore.open(url, pool_size=3, timeout=5)
+    store.commit({FIXED: {b"k": b"before"}})
+    with psycopg.connect(conninfo(url)) as blocker:  # three commits wait at once: three connections
+        blocker.execute("INSERT INTO records.fixed (key, value) VALUES ('\\x6c', '')")
+        writers = [threading.Thread(target=store.commit, args=({FIXED: {b"l": b"%d" % i}},)) for i in range(3)]
+        for writer in writers:
+            writer.start()
+        time.sleep(0.3)
+        blocker.commit()
+    for writer in writers:
+        writer.join(timeout=10)
     own_server.stop()
     own_server.start()
-    store.commit({PLAIN: {b"k": b"v"}})
-    assert store.get(PLAIN, b"k") == b"v"
+    store.commit({FIXED: {b"m": b"after"}})  # on a dead connection first: nothing was sent, so it is retried
+    assert store.get_many(FIXED, [b"k", b"m"]) == [b"before", b"after"]
     store.close()
