@@ -57,7 +57,11 @@ class PostgresServer:
         command = [str(self._bin / tool), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120)
+        if done.returncode:
+            log = self.root / "log"
+            raise RuntimeError(f"{tool} {' '.join(args)} failed: {done.stderr.strip()}"
+                               + (f"\nserver log:\n{log.read_text()[-2000:]}" if log.exists() else ""))
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", self.USER, "-A", "trust", "-E", "UTF8",
