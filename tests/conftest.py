@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.services.postgres"]  # the real PostgreSQL server fixtures, one per session
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TESTDATA = Path(os.environ.get("CAIRN_TESTDATA", SHARED / "testdata"))
 

@@ -29,7 +29,8 @@ import zstandard
 
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
-from castore.local import compaction, deltas, readahead
+from castore.local import deltas, readahead
+from castore.storage import lmdb_compaction as compaction
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
 from castore.local.packs import PackFiles

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from castore.local import compaction
+from castore.storage import lmdb_compaction as compaction
 from castore.local.engine import LocalEngine
 
 

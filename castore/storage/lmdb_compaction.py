@@ -1,4 +1,4 @@
-"""Index compaction: give back the free pages LMDB keeps after bulk writes.
+"""LMDB index compaction (used only by metadata_lmdb): give back the free pages LMDB keeps after bulk writes.
 
 LMDB never writes a page in place: a commit copies every page it touches, and since chunk
 digests are random, a bulk import touches most leaves in each commit. The old copies become
@@ -6,8 +6,8 @@ free pages that LMDB reuses but never returns, so a store filled by imports has 
 file about twice its live data (the archived corpus: 3.4 MB file, 1.8 MB live).
 
 Rewriting the file with live pages only is safe while no other process has the store open,
-so every process holds a shared flock on meta/users.lock while its engine is open, and the
-last user of a process compacts only when it can take that lock exclusively.
+so every process holds a shared flock on users.lock (next to the index) while it has the
+index open, and the last user of a process compacts only when it can take that lock exclusively.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DATA = "data.mdb"
 
 
 class Users:
-    """This process's shared claim on a store's index, held while its engine is open."""
+    """This process's shared claim on a store's index, held while it has the index open."""
 
     def __init__(self, meta_dir: str) -> None:
         self._fd = os.open(os.path.join(meta_dir, "users.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -68,7 +68,7 @@ def worthwhile(env: lmdb.Environment) -> bool:
 
 def compacted(env: lmdb.Environment) -> str:
     """A compact, synced copy of the index next to it (the caller closes `env` and installs it)."""
-    import shutil  # only a compaction needs it, and every command opens the engine
+    import shutil  # only a compaction needs it, and every command opens the index
 
     staging = os.path.join(env.path(), "compact.tmp")
     shutil.rmtree(staging, ignore_errors=True)  # left by a crash mid-copy

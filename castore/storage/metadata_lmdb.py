@@ -1,0 +1,142 @@
+"""The metadata store in LMDB: one environment per directory, a named database per table.
+
+The only module (with lmdb_compaction, which it uses) that imports lmdb. LMDB allows one
+Environment per file per process, so `LmdbMetadataStore.open` hands out a shared instance;
+several processes use one index at once (LMDB serialises their write transactions). The
+last process to close an index it wrote compacts it when most of it is free pages (see
+lmdb_compaction.py).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from typing import Iterable, Mapping, Sequence
+
+import lmdb
+
+from castore.storage import lmdb_compaction as compaction
+from castore.storage.metadata import PAGE, MetadataStore, Table
+from castore.storage.shared import Shared
+
+MAP_SIZE = 1 << 40  # address space only: the file grows as needed
+MAX_DBS = 32
+COUNTERS = "~counters"
+"""The database of next_id's counters (table names are words: none starts with ~)."""
+ID_BLOCK = 64
+"""Ids next_id reserves per write transaction: a process that makes many packs (a daemon
+committing each write) pays one durable transaction per 64 of them, not one each. A process
+leaves at most ID_BLOCK - 1 reserved ids unused."""
+_ID = struct.Struct(">Q")
+
+_shared: Shared[LmdbMetadataStore] = Shared()
+
+
+class LmdbMetadataStore(MetadataStore):
+    @classmethod
+    def open(cls, path: str) -> LmdbMetadataStore:
+        """The process's store for the LMDB directory `path` (created if need be); close() releases it."""
+        path = os.path.realpath(path)
+        return _shared.acquire(path, lambda: cls(path))
+
+    def __init__(self, path: str) -> None:
+        """Use `open`: LMDB forbids two environments of one file in a process."""
+        self.path = path
+        os.makedirs(path, exist_ok=True)
+        self._users = compaction.Users(path)
+        try:
+            self.env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=MAX_DBS)
+        except BaseException:
+            self._users.release()
+            raise
+        self._dbs: dict[str, lmdb._Database] = {}
+        self._dbs_lock = threading.Lock()
+        self._ids: dict[str, range] = {}  # counter -> ids reserved and not yet handed out
+        self._ids_lock = threading.Lock()
+        self._wrote = False  # only a process that wrote compacts: a read never pays for a rewrite
+
+    def _db(self, name: str) -> lmdb._Database:
+        """A table's database, created on first use."""
+        handle = self._dbs.get(name)
+        if handle is not None:
+            return handle
+        with self._dbs_lock:
+            handle = self._dbs.get(name)
+            if handle is None:
+                handle = self._dbs[name] = self.env.open_db(name.encode(), create=True)
+            return handle
+
+    def get(self, table: Table, key: bytes) -> bytes | None:
+        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
+            return txn.get(key)
+
+    def get_many(self, table: Table, keys: Sequence[bytes]) -> list[bytes | None]:
+        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
+            return [txn.get(k) for k in keys]
+
+    def scan(self, table: Table, after: bytes = b"", limit: int = PAGE) -> list[tuple[bytes, bytes]]:
+        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
+            cursor = txn.cursor()
+            found = cursor.set_range(after) if after else cursor.first()
+            page = []
+            while found and len(page) < limit:
+                if cursor.key() != after:
+                    page.append((cursor.key(), cursor.value()))
+                found = cursor.next()
+            return page
+
+    def commit(self, puts: Mapping[Table, Mapping[bytes, bytes]],
+               deletes: Mapping[Table, Iterable[bytes]] = {}) -> None:
+        handles = {t.name: self._db(t.name) for t in (*puts, *deletes)}  # opening one needs its own write txn
+        self._wrote = True
+        try:
+            with self.env.begin(write=True) as txn:
+                for table, keys in deletes.items():
+                    for key in keys:
+                        txn.delete(key, db=handles[table.name])
+                for table, items in puts.items():
+                    overwrite = not table.insert_only
+                    for key, value in items.items():
+                        txn.put(key, value, db=handles[table.name], overwrite=overwrite)
+        except lmdb.BadValsizeError as e:
+            raise ValueError(f"metadata keys are non-empty bytes of at most 511: {e}") from None
+
+    def next_id(self, counter: str) -> int:
+        with self._ids_lock:
+            free = self._ids.get(counter)
+            if not free:
+                free = self._reserve(counter)
+            self._ids[counter] = free[1:]
+            return free[0]
+
+    def _reserve(self, counter: str) -> range:
+        db = self._db(COUNTERS)
+        self._wrote = True
+        with self.env.begin(write=True, db=db) as txn:
+            raw = txn.get(counter.encode())
+            start = 0 if raw is None else _ID.unpack(raw)[0]
+            txn.put(counter.encode(), _ID.pack(start + ID_BLOCK))
+        return range(start, start + ID_BLOCK)
+
+    def size_bytes(self) -> int:
+        return os.path.getsize(os.path.join(self.path, compaction.DATA))
+
+    def close(self) -> None:
+        """Release one reference; the last closes LMDB, compacting first if worthwhile (see
+        lmdb_compaction.py). A failed compaction changes nothing."""
+        if not _shared.release(self.path):
+            return
+        copy = None
+        try:
+            if self._wrote and self._users.alone() and compaction.worthwhile(self.env):
+                copy = compaction.compacted(self.env)
+        except (OSError, lmdb.Error):
+            copy = None
+        finally:
+            self.env.close()
+        try:
+            if copy is not None:
+                compaction.install(copy, self.path)
+        finally:
+            self._users.release()

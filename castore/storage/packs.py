@@ -1,0 +1,56 @@
+"""The pack store: immutable packs of compressed frames, named by the BLAKE3 of their bytes.
+
+A pack is written whole, once (`put`), and read by byte ranges (a frame each), several at
+once so a remote backend can answer them in one request. Content naming makes a repeated put
+harmless and a pack verifiable against its name; which packs are in use is the metadata
+store's business, not this one's.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from typing import Iterator, Sequence
+
+import blake3
+
+from castore.errors import ValidationError
+
+_NAME = re.compile(r"[0-9a-f]{64}")
+
+
+def pack_name(data: bytes | memoryview | bytearray) -> str:
+    """The name of a pack holding `data`: its lowercase hex BLAKE3."""
+    return blake3.blake3(data).hexdigest()
+
+
+def check_name(name: str) -> str:
+    """`name` if it can name a pack (64 lowercase hex digits), else ValidationError: a name
+    becomes a file or object key, so nothing else may reach a backend."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValidationError(f"not a pack name (64 lowercase hex digits): {name!r}")
+    return name
+
+
+class PackStore(ABC):
+    @abstractmethod
+    def put(self, name: str, data: bytes | memoryview) -> None:
+        """Store a pack, durable on return. Putting a name that exists changes nothing (same
+        name, same bytes)."""
+
+    @abstractmethod
+    def read(self, name: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """The bytes at each (offset, length) of a pack. CorruptionError, naming the pack, when it
+        is missing or shorter than a range."""
+
+    @abstractmethod
+    def list(self) -> Iterator[tuple[str, int]]:
+        """Every pack as (name, size in bytes), in no particular order."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove a pack (a missing one is no error)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the store holds open."""

@@ -1,0 +1,1 @@
+"""Real servers the tests start themselves (PostgreSQL, object storage), as pytest fixtures."""
