@@ -74,10 +74,10 @@ def render_range(blobs: BlobService, layout: NarLayout, first: int, end: int) ->
     import bisect  # not loaded by `cairn dump`, which renders whole NARs
 
     files, offsets = layout.files, layout.offsets
-    start = bisect.bisect_right(offsets, first)  # the files whose contents start after `first`
+    start = bisect.bisect_right(offsets, first)  # the first file whose contents start after `first`
     if start and offsets[start - 1] + files[start - 1].size > first:
         start -= 1  # `first` lies in this file's contents
-    stop = bisect.bisect_left(offsets, end, lo=start)  # the files whose contents start before `end`
+    stop = bisect.bisect_left(offsets, end, lo=start)  # the first file whose contents start at `end` or later
     if start < stop and offsets[start] < first:  # the range starts inside a file: seek there
         skip = first - offsets[start]
         yield from _seeked(blobs, files[start], skip, min(end - offsets[start], files[start].size) - skip)
@@ -138,12 +138,11 @@ def _shorter(file: FileNode, remaining: int) -> NarError:
 
 
 def calculate_nar(store: CAStore, node: Node) -> tuple[int, bytes]:
-    """NarSize and NarHash (sha256) of `node`, by rendering it once."""
+    """NarSize (from the layout) and NarHash (sha256, by rendering it once) of `node`."""
     import hashlib  # about 2 ms to load: `cairn dump` renders without it
 
+    layout = lay_out(store.directories, node)
     sha256 = hashlib.sha256()
-    size = 0
-    for piece in render_nar(store, node):
+    for piece in render_layout(store.blobs, layout):
         sha256.update(piece)
-        size += len(piece)
-    return size, sha256.digest()
+    return layout.size, sha256.digest()

@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from castore.api import node_to_text
+from castore.ingest import import_path
 from castore.nodes import FileNode, rename
 from castore.digest import B3Digest
 from store import api, nixbase32
@@ -22,10 +23,12 @@ from castore.blobs.memory import MemoryBlobService
 from castore.directories.memory import MemoryDirectoryService
 from castore.url import CAStore
 from nar_bridge.closures import ClosureCache
+from nar_bridge.listing import nar_listing
 from nar_bridge.nar import ByteRange, nar_body
 from store.pathinfo.memory import MemoryPathInfoService
 from store.url import Store
 from tests.conftest import make_zoo
+from tests.store.castores import RecordingDirectories
 
 
 @pytest.fixture
@@ -166,6 +169,21 @@ def test_a_ranged_render_reads_no_file_before_the_range(tmp_path):
             empty = {file.digest for file in layout.files if file.size == 0}
             assert overlapping <= set(blobs.opened) <= overlapping | empty  # exactly the files in the range
         assert len([offset for offset, size in contents if offset + size > len(nar) - 100]) == 1
+
+
+def test_a_listing_and_the_ranges_read_after_it_share_one_layout(tmp_path):
+    """A client reading `.ls`, then one file by Range, costs one fetch of the closure."""
+    tree = make_zoo(tmp_path / "zoo", big=1 << 20)
+    directories = RecordingDirectories()
+    castore = CAStore(MemoryBlobService(), directories)
+    node, _ = import_path(castore, tree)
+    closures = ClosureCache()
+    layout = closures.get(directories, node).layout
+    entry = json.loads(nar_listing(layout).decode("utf-8", "surrogateescape"))["root"]["entries"]["medium.bin"]
+    first, last = entry["narOffset"], entry["narOffset"] + entry["size"] - 1
+    assert b"".join(nar_body(castore, closures, node, layout.size, ByteRange(first, last), "none")) == (
+        (tree / "medium.bin").read_bytes())
+    assert directories.recursive_gets == 1
 
 
 def test_junk_and_unknown_names_are_404_never_500(served):
