@@ -47,7 +47,7 @@ async def get_listing(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE]
 
     def listing(info: PathInfo) -> bytes:
-        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).directories, info.node)
+        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).layout)
 
     body = await _for_path(request, _digest(request), listing)
     return web.Response(body=body, content_type="application/json")
