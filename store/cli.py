@@ -70,8 +70,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_path_info)
 
-    p = sub.add_parser("copy", parents=[store_args], help="copy paths and closures from the local Nix store")
-    p.add_argument("paths", nargs="+", metavar="STORE_PATH")
+    p = sub.add_parser("copy", parents=[store_args],
+                       help="copy paths and closures from the local Nix store, or between two Cairn stores")
+    p.add_argument("paths", nargs="*", metavar="STORE_PATH")
+    p.add_argument("--from", dest="source", metavar="URL",
+                   help="copy from this Cairn store (default: the local Nix store)")
+    p.add_argument("--to", metavar="URL", help="copy into this Cairn store (default: --store)")
+    p.add_argument("--all", action="store_true", help="every path of the --from store")
     p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("archive", parents=[store_args], help="move a Nix binary cache into the store, narinfos intact")
@@ -159,13 +164,36 @@ def info_json(info) -> dict:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    from castore.errors import ValidationError
+
+    if args.all == bool(args.paths):
+        raise ValidationError("give either store paths or --all")
+    if args.all and args.source is None:
+        raise ValidationError("--all copies every path of a Cairn store: give it with --from URL")
     paths = [api.parse_store_path(p) for p in args.paths]
+    if args.to is not None:
+        args.store = args.to
+    if args.source is not None:
+        return _copy_between(args, None if args.all else paths)
     with open_store_from(args) as store, byte_progress("copying") as progress:
         result = api.copy_from_nix(store, paths, progress=progress)
     for p in result.copied:
         print(p.absolute)
     print(f"copied {len(result.copied)} paths ({human_bytes(result.nar_bytes)} of NAR), "
           f"{len(result.skipped)} already present", file=sys.stderr)
+    return 0
+
+
+def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
+    from store.copy import closure_of, copy_paths
+
+    with open_store(args.source) as source, open_store_from(args) as dest:
+        infos = closure_of(source, paths)
+        with byte_progress("copying") as progress:
+            report = copy_paths(source, dest, infos, progress=progress)
+    for p in report.copied:
+        print(p.absolute)
+    print(report.summary(), file=sys.stderr)
     return 0
 
 
