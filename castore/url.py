@@ -68,8 +68,8 @@ def open_blob_service(url: str) -> BlobService:
         return MemoryBlobService()
     if s == "local":
         from castore.blobs.local import LocalBlobService
-        from castore.local.engine import LocalEngine
-        return LocalBlobService(LocalEngine.open(local_path(url)))
+        from castore.local.registry import open_engine
+        return LocalBlobService(open_engine(local_path(url)))
     from castore.blobs.grpc import GrpcBlobService
     return GrpcBlobService(grpc_target(url))
 
@@ -81,8 +81,8 @@ def open_directory_service(url: str) -> DirectoryService:
         return MemoryDirectoryService()
     if s == "local":
         from castore.directories.local import LocalDirectoryService
-        from castore.local.engine import LocalEngine
-        return LocalDirectoryService(LocalEngine.open(local_path(url)))
+        from castore.local.registry import open_engine
+        return LocalDirectoryService(open_engine(local_path(url)))
     from castore.directories.grpc import GrpcDirectoryService
     return GrpcDirectoryService(grpc_target(url))
 

@@ -15,9 +15,9 @@ def open_pathinfo_service(url: str, castore: CAStore) -> PathInfoService:
         from store.pathinfo.memory import MemoryPathInfoService
         return MemoryPathInfoService(castore)
     if s == "local":
-        from castore.local.engine import LocalEngine
+        from castore.local.registry import open_engine
         from store.pathinfo.local import LocalPathInfoService
-        return LocalPathInfoService(LocalEngine.open(local_path(url)), castore)
+        return LocalPathInfoService(open_engine(local_path(url)), castore)
     from store.pathinfo.grpc import GrpcPathInfoService
     return GrpcPathInfoService(grpc_target(url))
 
