@@ -243,7 +243,7 @@ def check_format(metadata: MetadataStore, params: ChunkingParams) -> None:
     for (key, value), found in zip(expected.items(), recorded):
         if found != value:
             raise StoreFormatError(
-                f"store was created with {key.decode()} {found.decode(errors='replace')!r}, "
+                f"the store was created with {key.decode()} {found.decode(errors='replace')!r}, "
                 f"this version uses {value.decode()!r}; refusing to open it (its chunks would not match)")
 
 

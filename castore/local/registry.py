@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 
-from castore.local.engine import LocalEngine
+from castore.local.engine import LocalEngine, StoreFormatError
 from castore.storage.metadata_lmdb import LmdbMetadataStore
 from castore.storage.packs_fs import FsPackStore
 from castore.storage.shared import Shared
@@ -29,6 +29,9 @@ def _create(path: str) -> LocalEngine:
     try:
         return LocalEngine(metadata, FsPackStore(os.path.join(path, "packs")),
                            release=functools.partial(_engines.release, path))
+    except StoreFormatError as e:
+        metadata.close()
+        raise StoreFormatError(f"{path}: {e}") from None
     except BaseException:
         metadata.close()
         raise

@@ -1,8 +1,10 @@
-"""The engine: one shared instance per store, batches, early commits, records of other layers."""
+"""The engine: one shared instance per store, batches, early commits, records of other layers,
+any metadata and pack store."""
 
 from __future__ import annotations
 
 import errno
+import random
 import threading
 import time
 from pathlib import Path
@@ -12,10 +14,14 @@ import pytest
 from castore.blobs.local import BLOBS, LocalBlobService
 from castore.digest import B3Digest
 from castore.errors import BackendError
+from castore.local import packs as packs_module
 from castore.local import records as records_module
 from castore.local.engine import CHUNKS, LocalEngine
 from castore.local.registry import open_engine
 from castore.storage.metadata import Table
+from castore.storage.metadata_memory import MemoryMetadataStore
+from castore.storage.packs import pack_name
+from castore.storage.packs_memory import MemoryPackStore
 
 PATHINFO = Table("pathinfo")  # a table of another layer, unknown to castore
 
@@ -161,3 +167,42 @@ def test_threads_missing_on_one_frame_decompress_it_once(tmp_path: Path) -> None
     assert [got[i] for i in range(len(chunks))] == chunks
     assert len(calls) == 1
     engine.close()
+
+
+def test_the_engine_knows_neither_backend_and_works_over_memory_stores() -> None:
+    metadata, packs = MemoryMetadataStore(), MemoryPackStore()
+    blobs = LocalBlobService(LocalEngine(metadata, packs))
+    datas = [b"small", random.Random(1).randbytes(3 << 20), b""]
+    digests = [put(blobs, data) for data in datas]
+    blobs.close()
+    reopened = LocalBlobService(LocalEngine(metadata, packs))
+    assert [reopened.read_all(d) for d in digests] == datas
+    stored = dict(packs.list())
+    assert reopened.stored_bytes() == sum(stored.values()) > 3 << 20
+    for name, size in stored.items():
+        [data] = packs.read(name, [(0, size)])
+        assert pack_name(data) == name
+    reopened.close()
+
+
+def test_full_packs_are_put_during_a_batch_and_named_only_by_its_commit(monkeypatch) -> None:
+    monkeypatch.setattr(packs_module, "PACK_BYTES", 64 * 1024)  # every frame fills a pack
+    metadata, packs = MemoryMetadataStore(), MemoryPackStore()
+    engine = LocalEngine(metadata, packs)
+    blobs = LocalBlobService(engine)
+    datas = [random.Random(seed).randbytes(5 << 20) for seed in range(3)]
+    with blobs.batch():
+        digests = [put(blobs, data) for data in datas]
+        assert len(list(packs.list())) >= 2  # put as they filled, before any commit
+        assert list(metadata.items(packs_module.PACKS)) == []  # yet no record names them
+        assert list(metadata.items(CHUNKS)) == []
+        assert [blobs.read_all(d) for d in digests] == datas  # staged, put or still in memory
+    assert len(list(metadata.items(packs_module.PACKS))) == len(list(packs.list()))
+    assert [blobs.read_all(d) for d in digests] == datas
+    blobs.close()
+
+
+def put(blobs: LocalBlobService, data: bytes) -> B3Digest:
+    with blobs.open_write() as writer:
+        writer.write(data)
+        return writer.close()
