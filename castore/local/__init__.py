@@ -5,6 +5,7 @@ MetadataStore and a PackStore (castore/storage/).
     records.py   every layer's records: staged, visible to this process, batched, committed
     packs.py     the open pack in memory, sealing it into the PackStore, pack numbers -> names
     frames.py    frames of neighbouring chunks, and reading chunks out of them
+    chunker.py   FastCDC; deltas.py: similar chunks as zstd deltas; readahead.py: ordered reads
     registry.py  one engine per store directory and process: LMDB in meta/, packs in packs/
 
 Chunks are file contents and directory encodings alike: both are addressed by the
