@@ -33,9 +33,10 @@ class FsPackStore(PackStore):
 
     def put(self, name: str, data: bytes | memoryview) -> None:
         final = self.path(check_name(name))
-        if os.path.exists(final):
-            return
         folder = os.path.dirname(final)
+        if os.path.exists(final):
+            _fsync_dir(folder)  # its writer may not have synced the rename yet
+            return
         if not os.path.isdir(folder):
             os.makedirs(folder, exist_ok=True)
             _fsync_dir(self.directory)  # the new folder survives a crash along with the pack in it
