@@ -68,7 +68,8 @@ class LocalBlobService(EngineUser, BlobService):
         decompresses frames ahead of the consumer in worker threads."""
         engine = self.engine
         digests = list(digests)
-        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, engine.records.get_many(BLOBS, digests))]
+        listed_records = engine.records.get_many(BLOBS, digests)
+        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, listed_records)]
         flat: list[bytes] = []
         for digest, listed in zip(digests, lists):
             flat.extend([bytes(digest)] if listed is None else (bytes(c.digest) for c in listed))
