@@ -22,12 +22,12 @@ from castore.storage.packs import PackStore, pack_name
 
 PACKS = Table("packs", insert_only=True)
 """Pack number (u32, big-endian) -> name (32 bytes) and size (u64)."""
-PACK_BYTES = 32 * 1024 * 1024
+PACK_BYTES = 24 * 1024 * 1024
 """The open pack is sealed once the next frame would not fit: large enough that an object
 store's per-request cost does not matter, small enough for a writer's memory, which holds up
-to two packs (one being put while the next fills; see append). Importing a 300 MiB blob peaks
-at 113-121 MB with 32 MiB packs, 162-173 MB with 64 MiB ones (tests/castore/test_local_processes.py
-allows 150 MiB), 71-84 MB when packs were files appended in place."""
+to two packs (one being put while the next fills; see append) and a spare. Importing a 300 MiB
+blob peaks at 116-130 MB with 24 MiB packs, 139-141 MB with 32 MiB ones (the test allows 150
+MiB; 71-84 MB when packs were files appended in place)."""
 _NUMBER = struct.Struct(">I")
 _ROW = struct.Struct("<32sQ")
 
@@ -39,6 +39,7 @@ class Packs:
         self._cond = threading.Condition()
         self._open: _OpenPack | None = None
         self._sealing: dict[int, _OpenPack] = {}  # sealed packs being put
+        self._spare: mmap.mmap | None = None  # the memory of a pack put, for the next one
         self._names: dict[int, str] = {}
         self._failure: BaseException | None = None
 
@@ -54,7 +55,7 @@ class Packs:
             if not self._fits(frame) and self._open is not None:
                 full = self._seal_open()
             if self._open is None:
-                self._open = _OpenPack(self._records.metadata.next_id("packs"), max(PACK_BYTES, len(frame)))
+                self._open = _OpenPack(self._records.metadata.next_id("packs"), self._memory(len(frame)))
             placed(self._open.number, self._open.append(frame))
         if full is not None:
             self._put(full)
@@ -98,10 +99,27 @@ class Packs:
 
     def close(self) -> None:
         """Close the pack store; what the open pack holds is dropped (the caller commits first)."""
-        if self._open is not None:
-            self._open.close()
-            self._open = None
+        for memory in (self._open and self._open.memory, self._spare):
+            if memory is not None:
+                memory.close()
+        self._open = self._spare = None
         self.store.close()
+
+    def _memory(self, frame_size: int) -> mmap.mmap:
+        """Memory for a new open pack: the spare if the frame fits in a pack of the usual size.
+        Reusing it spares faulting in and zeroing fresh pages (30 ms of CPU per 32 MiB pack, 3%
+        of a numpy import); a writer keeps it, with what it held, until it closes."""
+        if frame_size <= PACK_BYTES and self._spare is not None:
+            memory, self._spare = self._spare, None
+            return memory
+        return mmap.mmap(-1, max(PACK_BYTES, frame_size))
+
+    def _recycle(self, pack: _OpenPack) -> None:
+        """Keep a put pack's memory as the spare, or give it back (caller holds the lock)."""
+        if self._spare is None and len(pack.memory) == PACK_BYTES:
+            self._spare = pack.memory
+        else:
+            pack.memory.close()
 
     def _fits(self, frame: bytes) -> bool:
         return self._open is None or self._open.fits(frame)
@@ -121,14 +139,14 @@ class Packs:
             with self._cond:
                 self._failure = self._failure or e
                 del self._sealing[pack.number]
-                pack.close()
+                self._recycle(pack)
                 self._cond.notify_all()
             self._check()
         self._records.stage(PACKS, [(_NUMBER.pack(pack.number), _ROW.pack(bytes.fromhex(name), pack.size))])
         with self._cond:  # its row is staged: readers find it through the records from now on
             self._names[pack.number] = name
             del self._sealing[pack.number]
-            pack.close()
+            self._recycle(pack)
             self._cond.notify_all()
 
     def _check(self) -> None:
@@ -138,29 +156,26 @@ class Packs:
 
 
 class _OpenPack:
-    """A pack being filled: an anonymous mapping of fixed capacity. Pages are taken as frames are
-    written and all given back on close (bytearrays grown frame by frame and freed fragment the
-    allocator's heap: with them, the 300 MiB import peaked 50-70 MB higher)."""
+    """A pack being filled, in an anonymous mapping of fixed capacity: pages are taken as frames
+    are written, and given back when it is closed (bytearrays grown frame by frame and freed
+    fragment the allocator's heap: with them, the 300 MiB import peaked 50-70 MB higher)."""
 
-    def __init__(self, number: int, capacity: int) -> None:
+    def __init__(self, number: int, memory: mmap.mmap) -> None:
         self.number = number
         self.size = 0
-        self._map = mmap.mmap(-1, capacity)
+        self.memory = memory
 
     def fits(self, frame: bytes) -> bool:
-        return self.size + len(frame) <= len(self._map)
+        return self.size + len(frame) <= len(self.memory)
 
     def append(self, frame: bytes) -> int:
         offset = self.size
-        self._map[offset:offset + len(frame)] = frame
+        self.memory[offset:offset + len(frame)] = frame
         self.size += len(frame)
         return offset
 
     def read(self, offset: int, length: int) -> bytes:
-        return self._map[offset:min(offset + length, self.size)]
+        return self.memory[offset:min(offset + length, self.size)]
 
     def contents(self) -> memoryview:
-        return memoryview(self._map)[:self.size]
-
-    def close(self) -> None:
-        self._map.close()
+        return memoryview(self.memory)[:self.size]
