@@ -196,19 +196,19 @@ def _memory_directories(comp: Composition, entry: Entry):
 @builder(BLOBS, "local")
 def _local_blobs(comp: Composition, entry: Entry):
     from castore.blobs.local import LocalBlobService
-    from castore.local.engine import LocalEngine
+    from castore.local.registry import open_engine
     from castore.url import local_path
 
-    return LocalBlobService(LocalEngine.open(local_path(_plain_url(entry))))
+    return LocalBlobService(open_engine(local_path(_plain_url(entry))))
 
 
 @builder(DIRECTORIES, "local")
 def _local_directories(comp: Composition, entry: Entry):
     from castore.directories.local import LocalDirectoryService
-    from castore.local.engine import LocalEngine
+    from castore.local.registry import open_engine
     from castore.url import local_path
 
-    return LocalDirectoryService(LocalEngine.open(local_path(_plain_url(entry))))
+    return LocalDirectoryService(open_engine(local_path(_plain_url(entry))))
 
 
 @builder(BLOBS, "grpc+unix", "grpc+http")

@@ -51,12 +51,12 @@ def _memory(comp: Composition, entry: Entry) -> Any:
 
 @builder(PATHINFOS, "local")
 def _local(comp: Composition, entry: Entry) -> Any:
-    from castore.local.engine import LocalEngine
+    from castore.local.registry import open_engine
     from castore.url import local_path
     from store.pathinfo.local import LocalPathInfoService
 
     url = _url(entry, *_CASTORE_KEYS)
-    return LocalPathInfoService(LocalEngine.open(local_path(url)), castore_of(comp, entry))
+    return LocalPathInfoService(open_engine(local_path(url)), castore_of(comp, entry))
 
 
 @builder(PATHINFOS, "grpc+unix", "grpc+http")
@@ -116,11 +116,11 @@ def _memory_records(comp: Composition, entry: Entry) -> Any:
 
 @builder(RECORDS, "local")
 def _local_records(comp: Composition, entry: Entry) -> Any:
-    from castore.local.engine import LocalEngine
+    from castore.local.registry import open_engine
     from castore.url import local_path
     from store.records.local import LocalRecordService
 
-    return LocalRecordService(LocalEngine.open(local_path(_url(entry))))
+    return LocalRecordService(open_engine(local_path(_url(entry))))
 
 
 def default_records(config: dict, url: str | None) -> None:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from castore.local.engine import EngineUser, LocalEngine
+from castore.local.engine import EngineUser
+from castore.storage.metadata import Table
 from store.records.service import NAMESPACES, RecordService, check
 
-
-def _table(namespace: str) -> str:
-    return f"records-{namespace}"
+TABLES = {namespace: Table(f"records-{namespace}") for namespace in NAMESPACES}
 
 
 class LocalRecordService(EngineUser, RecordService):
-    def __init__(self, engine: LocalEngine) -> None:
-        super().__init__(engine)
-        for namespace in NAMESPACES:
-            engine.db(_table(namespace))
-
     def get(self, namespace: str, key: str) -> bytes | None:
-        return self.engine.get(_table(namespace), check(namespace, key))
+        return self.engine.records.get(TABLES[namespace], check(namespace, key))
 
     def put(self, namespace: str, key: str, value: bytes) -> None:
-        self.engine.put(_table(namespace), [(check(namespace, key), value)])
+        self.engine.records.put(TABLES[namespace], [(check(namespace, key), value)])

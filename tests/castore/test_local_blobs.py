@@ -16,9 +16,11 @@ from castore.blobs.local import LocalBlobService
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import DEFAULT_PARAMS
-from castore.local.engine import LocalEngine, StoreFormatError
+from castore.local.engine import CHUNKS, META, StoreFormatError
 from castore.local.frames import Location
-from castore.local.packs import SUFFIX
+from castore.local.registry import open_engine
+
+from tests.castore.local_store import flip_frame_byte, pack_file, pack_files, rewrite
 
 MiB = 1 << 20
 MIN = DEFAULT_PARAMS.min_size
@@ -42,10 +44,6 @@ def read_all(blobs: LocalBlobService, digest: B3Digest) -> bytes:
         return reader.read()
 
 
-def packs_of(path: Path) -> list[Path]:
-    return sorted((path / "packs").glob("*" + SUFFIX))
-
-
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store"
@@ -53,7 +51,7 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def blobs(store_path: Path) -> Iterator[LocalBlobService]:
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
+    service = LocalBlobService(open_engine(str(store_path)))
     yield service
     service.close()
 
@@ -81,7 +79,7 @@ def test_same_data_twice_is_stored_once(blobs: LocalBlobService, store_path: Pat
     # A blob sharing most chunks with the first adds only the chunks that differ.
     put(blobs, data[:4 * MiB] + b"changed tail" + data[4 * MiB:])
     assert blobs.stored_bytes() < stored + 2 * DEFAULT_PARAMS.max_size + 1000
-    assert sum(p.stat().st_size for p in packs_of(store_path)) == blobs.stored_bytes()
+    assert sum(p.stat().st_size for p in pack_files(store_path)) == blobs.stored_bytes()
 
 
 def test_random_seeks_and_reads_match_the_data(blobs: LocalBlobService) -> None:
@@ -115,16 +113,10 @@ def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
     before = put(blobs, clean[0])
     target = put(blobs, victim)
     after = put(blobs, clean[1])
-    location = blobs.engine.chunk_record(target).location
-    [pack] = packs_of(store_path)
-    with open(pack, "r+b") as f:
-        f.seek(location.frame_offset + location.frame_length // 2)
-        byte = f.read(1)
-        f.seek(-1, io.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flip_frame_byte(store_path, blobs.engine.chunk_record(target).location)
     # Fresh engine: nothing cached from the writes.
     blobs.close()
-    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
+    reopened = LocalBlobService(open_engine(str(store_path)))
     with pytest.raises(CorruptionError, match=re.escape(str(target))):
         read_all(reopened, target)
     assert read_all(reopened, before) == clean[0]
@@ -142,30 +134,24 @@ def test_a_chunk_whose_bytes_do_not_match_its_digest_is_never_returned(
     location = blobs.engine.chunk_record(digest).location
     forged = zstandard.ZstdCompressor(level=5).compress(b"b" * 1000)
     blobs.close()
-    [pack] = packs_of(store_path)
-    with open(pack, "ab") as f:
+    with open(pack_file(store_path, location.pack), "ab") as f:
         offset = f.tell()
         f.write(forged)
-    engine = LocalEngine.open(str(store_path))
-    with engine.env.begin(db=engine.db("chunks"), write=True) as txn:
-        txn.put(digest, Location(location.pack, offset, len(forged), 0, 1000).encode())
-    reopened = LocalBlobService(engine)
+    rewrite(store_path, CHUNKS, digest, Location(location.pack, offset, len(forged), 0, 1000).encode())
+    reopened = LocalBlobService(open_engine(str(store_path)))
     with pytest.raises(CorruptionError, match="does not match its digest"):
         read_all(reopened, digest)
     reopened.close()
 
 
 def test_a_store_with_other_chunking_parameters_is_refused(store_path: Path) -> None:
-    LocalEngine.open(str(store_path)).close()
-    engine = LocalEngine.open(str(store_path))
-    with engine.env.begin(db=engine.db("meta"), write=True) as txn:
-        txn.put(b"chunking", b"fastcdc-cy-gear/1/2/3")
-    engine.close()
+    open_engine(str(store_path)).close()
+    rewrite(store_path, META, b"chunking", b"fastcdc-cy-gear/1/2/3")
     with pytest.raises(StoreFormatError, match="chunking"):
-        LocalEngine.open(str(store_path))
+        open_engine(str(store_path))
 
 
 def test_stored_bytes_counts_pack_files(blobs: LocalBlobService, store_path: Path) -> None:
     assert blobs.stored_bytes() == 0
     put(blobs, random_bytes(100_000))
-    assert blobs.stored_bytes() == sum(os.path.getsize(p) for p in packs_of(store_path)) > 100_000
+    assert blobs.stored_bytes() == sum(os.path.getsize(p) for p in pack_files(store_path)) > 100_000

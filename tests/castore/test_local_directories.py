@@ -12,7 +12,7 @@ import pytest
 from castore.blobs.local import LocalBlobService
 from castore.digest import B3Digest
 from castore.directories.local import LocalDirectoryService
-from castore.local.engine import LocalEngine
+from castore.local.registry import open_engine
 from castore.nodes import Directory, FileNode, SymlinkNode
 
 FILE = B3Digest.of(b"contents")
@@ -33,14 +33,14 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dirs(store_path: Path) -> Iterator[LocalDirectoryService]:
-    service = LocalDirectoryService(LocalEngine.open(str(store_path)))
+    service = LocalDirectoryService(open_engine(str(store_path)))
     yield service
     service.close()
 
 
 def test_a_blob_that_is_not_a_directory_is_not_returned_as_one(store_path: Path,
                                                                  dirs: LocalDirectoryService) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with blobs.open_write() as writer:
         writer.write(b"\xff\xff not protobuf")
         digest = writer.close()
@@ -51,7 +51,7 @@ def test_a_blob_that_is_not_a_directory_is_not_returned_as_one(store_path: Path,
 def test_a_blob_that_parses_as_a_directory_but_is_not_its_canonical_encoding_is_not_one(
         store_path: Path, dirs: LocalDirectoryService) -> None:
     leaf = tree()[0]
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with blobs.open_write() as writer:
         writer.write(leaf.encoded + b"\x7a\x00")  # an unknown field: protobuf would parse it
         digest = writer.close()
@@ -63,7 +63,7 @@ def test_a_blob_that_parses_as_a_directory_but_is_not_its_canonical_encoding_is_
 def test_directories_are_framed_apart_from_file_contents(store_path: Path, dirs: LocalDirectoryService) -> None:
     """Fetching a tree's directories must not decompress the small files stored beside them."""
     engine = dirs.engine
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with engine.batch():
         with blobs.open_write() as writer:
             writer.write(b"contents")
