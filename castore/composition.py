@@ -193,22 +193,30 @@ def _memory_directories(comp: Composition, entry: Entry):
     return MemoryDirectoryService()
 
 
-@builder(BLOBS, "local")
-def _local_blobs(comp: Composition, entry: Entry):
+ENGINE_SCHEMES = ("local", "postgresql")
+"""URLs the engine serves (see castore/storage/location.py for their `packs=` parameter)."""
+
+
+@builder(BLOBS, *ENGINE_SCHEMES)
+def _engine_blobs(comp: Composition, entry: Entry):
     from castore.blobs.local import LocalBlobService
-    from castore.local.registry import open_engine
-    from castore.url import local_path
 
-    return LocalBlobService(open_engine(local_path(_plain_url(entry))))
+    return LocalBlobService(engine_of(entry))
 
 
-@builder(DIRECTORIES, "local")
-def _local_directories(comp: Composition, entry: Entry):
+@builder(DIRECTORIES, *ENGINE_SCHEMES)
+def _engine_directories(comp: Composition, entry: Entry):
     from castore.directories.local import LocalDirectoryService
-    from castore.local.registry import open_engine
-    from castore.url import local_path
 
-    return LocalDirectoryService(open_engine(local_path(_plain_url(entry))))
+    return LocalDirectoryService(engine_of(entry))
+
+
+def engine_of(entry: Entry, *allowed: str):
+    """The engine (shared by every service of one store in a process) an entry's URL names."""
+    from castore.local.registry import open_engine
+
+    entry.check(("url", *allowed))
+    return open_engine(entry.text("url"))
 
 
 @builder(BLOBS, "grpc+unix", "grpc+http")

@@ -19,7 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from castore.composition import BLOBS, DIRECTORIES, ROOT, Composition, Entry, builder, near_far
+from castore.composition import (BLOBS, DIRECTORIES, ENGINE_SCHEMES, ROOT, Composition, Entry, builder, engine_of,
+                                 near_far)
 from castore.errors import ValidationError
 from castore.url import CAStore
 
@@ -49,14 +50,11 @@ def _memory(comp: Composition, entry: Entry) -> Any:
     return MemoryPathInfoService(castore_of(comp, entry))
 
 
-@builder(PATHINFOS, "local")
-def _local(comp: Composition, entry: Entry) -> Any:
-    from castore.local.registry import open_engine
-    from castore.url import local_path
+@builder(PATHINFOS, *ENGINE_SCHEMES)
+def _engine(comp: Composition, entry: Entry) -> Any:
     from store.pathinfo.local import LocalPathInfoService
 
-    url = _url(entry, *_CASTORE_KEYS)
-    return LocalPathInfoService(open_engine(local_path(url)), castore_of(comp, entry))
+    return LocalPathInfoService(engine_of(entry, *_CASTORE_KEYS), castore_of(comp, entry))
 
 
 @builder(PATHINFOS, "grpc+unix", "grpc+http")
@@ -114,13 +112,11 @@ def _memory_records(comp: Composition, entry: Entry) -> Any:
     return MemoryRecordService()
 
 
-@builder(RECORDS, "local")
-def _local_records(comp: Composition, entry: Entry) -> Any:
-    from castore.local.registry import open_engine
-    from castore.url import local_path
+@builder(RECORDS, *ENGINE_SCHEMES)
+def _engine_records(comp: Composition, entry: Entry) -> Any:
     from store.records.local import LocalRecordService
 
-    return LocalRecordService(open_engine(local_path(_url(entry))))
+    return LocalRecordService(engine_of(entry))
 
 
 def default_records(config: dict, url: str | None) -> None:
@@ -144,7 +140,7 @@ def _records_beside(pathinfos: dict[str, dict[str, Any]]) -> str:
         seen.add(id(entry))
         entry = pathinfos.get(_writes_to(pathinfos, entry), {})
     url = entry.get("url", "")
-    if urlsplit(url).scheme in ("memory", "local") and not urlsplit(url).query:
+    if urlsplit(url).scheme in ("memory", *ENGINE_SCHEMES):
         return url
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return f"local://{os.path.join(os.path.abspath(state), 'cairn', 'records', re.sub(r'[^A-Za-z0-9.-]+', '_', url))}"

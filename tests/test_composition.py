@@ -289,3 +289,29 @@ def test_a_composition_closes_what_it_built_once(tmp_path):
     blobs.near.close = lambda: closed.append(True)
     comp.close()
     assert closed == [True]
+
+
+@pytest.mark.parametrize("url, message", [
+    ("local:///tmp/x?colour=blue", "unknown parameter 'colour'"),
+    ("local:///tmp/x?packs=ftp://host/dir", "packs must be s3://BUCKET/PREFIX or file:///dir"),
+    ("local:///tmp/x?packs=file://relative/dir", "packs=file:///abs/dir"),
+    ("local:///tmp/x?packs=s3:///prefix-only", "names a bucket"),
+    ("postgresql://postgres@/db?host=/tmp", "needs packs=s3://BUCKET/PREFIX or packs=file:///dir"),
+    ("postgresql://user:secret@/db?host=/tmp&packs=file:///tmp/p", "carries no password"),
+])
+def test_a_bad_store_location_is_one_clear_error(url, message):
+    with pytest.raises(ValidationError, match=message):
+        open_store(url)
+
+
+def test_local_records_with_packs_elsewhere(tmp_path, zoo):
+    """`local:///dir?packs=file:///shared`: LMDB here, packs in another directory."""
+    url = f"local://{tmp_path}/meta-here?packs=file://{tmp_path}/shared-packs"
+    with open_store(url) as store:
+        from store import api
+
+        info = api.import_path(store, zoo)
+    assert list((tmp_path / "shared-packs").rglob("*.pack"))
+    assert not (tmp_path / "meta-here" / "packs").exists()
+    with open_store(url) as store:
+        assert store.pathinfo.get(info.store_path.digest) == info

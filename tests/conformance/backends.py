@@ -27,6 +27,9 @@ Factory = Callable[[Path], ContextManager[Store]]
 @dataclass(frozen=True)
 class Backend:
     open: Factory
+    """Called with the directory and, by name, the value of each fixture in `needs`."""
+    needs: tuple[str, ...] = ()
+    """Fixtures the backend's servers come from (a real PostgreSQL, a real S3 server)."""
     durable: bool = False
     """What was acknowledged is still there when the store is opened again on the directory."""
     keeps_narinfo_extras: bool = True
@@ -75,6 +78,17 @@ def cached(near: str, far: str) -> Factory:
     return open_cached
 
 
+def on_postgres(packs: str) -> Callable[..., ContextManager[Store]]:
+    """Records in a PostgreSQL database of the directory's own (the same one when it is opened
+    again), packs at `packs` (`{root}` is the directory)."""
+    databases: dict[Path, str] = {}
+
+    def open_postgres(root: Path, postgres_server) -> ContextManager[Store]:
+        url = databases.get(root) or databases.setdefault(root, postgres_server.create_database())
+        return open_store(f"{url}&packs={packs.format(root=root)}")
+    return open_postgres
+
+
 def _listen_url(transport: str, socket_dir: Path) -> str:
     if transport == "unix":
         return f"grpc+unix://{socket_dir}/store.sock"
@@ -91,4 +105,5 @@ BACKENDS: dict[str, Backend] = {
     "grpc-tcp-memory": Backend(served(memory, "tcp"), keeps_narinfo_extras=False),
     "cache-memory-local": Backend(cached("memory://", "local://{root}/far"), durable=True),
     "cache-local-local": Backend(cached("local://{root}/near", "local://{root}/far"), durable=True),
+    "postgres-files": Backend(on_postgres("file://{root}/packs"), needs=("postgres_server",), durable=True),
 }

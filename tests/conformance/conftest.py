@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 from typing import Iterator
 
@@ -14,15 +16,22 @@ from store.url import Store
 from tests.conformance.backends import BACKENDS, Backend
 
 
+def _bound(request) -> Backend:
+    """The backend named by the test's parameter, its servers' fixtures bound to `open`."""
+    backend = BACKENDS[request.param]
+    servers = {name: request.getfixturevalue(name) for name in backend.needs}
+    return dataclasses.replace(backend, open=functools.partial(backend.open, **servers))
+
+
 @pytest.fixture(params=list(BACKENDS))
 def backend(request) -> Backend:
-    return BACKENDS[request.param]
+    return _bound(request)
 
 
 @pytest.fixture(params=[name for name, b in BACKENDS.items() if b.durable])
 def durable(request) -> Backend:
     """A backend that keeps what it acknowledged across a close and a reopen."""
-    return BACKENDS[request.param]
+    return _bound(request)
 
 
 @pytest.fixture
