@@ -52,7 +52,7 @@ def make_app(bridge: Bridge) -> web.Application:
 
 
 _STATUS = ((BodyTooLarge, 413), (NotFoundError, 404), (ValidationError, 400), (TimeoutError, 408),
-           (BackendError, 502), (CorruptionError, 500))
+           (BackendError, 503), (CorruptionError, 500))
 
 
 @web.middleware
