@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.seaweed import s3_url, seaweedfs  # noqa: F401  (real SeaweedFS, for any test module)
+
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TESTDATA = Path(os.environ.get("CAIRN_TESTDATA", SHARED / "testdata"))
 

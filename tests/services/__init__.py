@@ -1,0 +1,1 @@
+"""Real services the tests start themselves (fixtures registered in tests/conftest.py)."""
