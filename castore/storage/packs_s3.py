@@ -36,6 +36,9 @@ COALESCE = 1 << 20
 """Ranges of one read less than this many bytes apart are fetched by one GET: below about a
 MiB, sending the gap costs less than another request's round trip (obstore's default too)."""
 
+LIST_PAGE = 1000
+"""Keys S3 returns per list request at most."""
+
 RETRIES = {"max_retries": 5, "retry_timeout": timedelta(seconds=15)}
 """Transient failures (5xx, a dropped connection) are retried with backoff, but a store that is
 down is reported within seconds, not after obstore's default three minutes."""
@@ -107,8 +110,10 @@ class S3PackStore(PackStore):
 
     def list(self) -> Iterator[tuple[str, int]]:
         with self._errors("list packs"):
-            for page in obstore.list(self._store, "packs/", chunk_size=1000):
-                self._count("list")
+            self._count("list")  # the first page; each full page means one request more
+            for page in obstore.list(self._store, "packs/", chunk_size=LIST_PAGE):
+                if len(page) == LIST_PAGE:
+                    self._count("list")
                 for meta in page:
                     found = _OBJECT.fullmatch(meta["path"])
                     if found and found[2].startswith(found[1]):
