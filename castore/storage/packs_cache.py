@@ -137,16 +137,18 @@ class CachedPackStore(PackStore):
         """Count in the ranges a previous run left, oldest first, so the bound holds across runs;
         temporary files left by a crash go."""
         found = []
-        for folder in os.scandir(self.directory):
-            if not folder.is_dir() or len(folder.name) != 2:
-                continue
-            for entry in os.scandir(folder.path):
-                match = _ENTRY.fullmatch(entry.name)
-                if match:
-                    stat = entry.stat()
-                    found.append((stat.st_mtime, (match[1], int(match[2]), int(match[3])), stat.st_size))
-                elif entry.name.startswith("."):
-                    _unlink(entry.path)
+        with os.scandir(self.directory) as folders:
+            for folder in folders:
+                if not folder.is_dir() or len(folder.name) != 2:
+                    continue
+                with os.scandir(folder.path) as entries:
+                    for entry in entries:
+                        match = _ENTRY.fullmatch(entry.name)
+                        if match:
+                            stat = entry.stat()
+                            found.append((stat.st_mtime, (match[1], int(match[2]), int(match[3])), stat.st_size))
+                        elif entry.name.startswith("."):
+                            _unlink(entry.path)
         for _, key, size in sorted(found):
             self._admit(key, size)
 
