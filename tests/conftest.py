@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.seaweed import s3_url, seaweedfs  # noqa: F401  (real SeaweedFS, for any test module)
+pytest_plugins = ["tests.services.seaweed"]  # the real SeaweedFS (S3) server fixtures, one per session
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TESTDATA = Path(os.environ.get("CAIRN_TESTDATA", SHARED / "testdata"))

@@ -1,1 +1,1 @@
-"""Real services the tests start themselves (fixtures registered in tests/conftest.py)."""
+"""Real servers the tests start themselves (PostgreSQL, object storage), as pytest fixtures."""

