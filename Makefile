@@ -8,7 +8,7 @@ DATA ?= $(CURDIR)/data
 STORE ?= local://$(DATA)/store
 LISTEN ?= grpc+unix://$(DATA)/cairn.sock
 BRIDGE ?= 127.0.0.1:9000
-APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx
+APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx postgresql
 
 .PHONY: setup apt venv run test proto bench clean
 

@@ -16,8 +16,8 @@ import time
 
 import aiohttp
 
-from bridge_copy import WORK, add_to_nix, servers
-from common import fresh_dir, ratio_line
+from bridge_copy import WORK, servers
+from common import add_to_nix, fresh_dir, ratio_line
 from nar_bridge.bridge import RECENT_SECONDS
 
 REQUESTS = 1000

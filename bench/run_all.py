@@ -1,4 +1,5 @@
-"""Run every benchmark in bench/ and print its ratio lines."""
+"""Run every benchmark in bench/ and print its ratio lines (before_after.py, which compares two
+checkouts, is a driver, not a figure: run it by hand)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
-    names = sys.argv[1:] or sorted(p.stem for p in HERE.glob("*.py") if p.stem not in ("common", "run_all"))
+    names = sys.argv[1:] or sorted(p.stem for p in HERE.glob("*.py")
+                                   if p.stem not in ("common", "run_all", "before_after"))
     for name in names:
         print(f"== {name}", flush=True)
-        runpy.run_path(str(HERE / f"{name}.py"), run_name="__main__")
+        sys.argv = [str(HERE / f"{name}.py")]  # each with its default options, not run_all's arguments
+        runpy.run_path(sys.argv[0], run_name="__main__")

@@ -8,8 +8,35 @@ import sys
 from castore.progress import byte_progress, human_bytes
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> argparse._SubParsersAction:
+VERBS = ("import", "export", "ls", "cat")
+
+
+def castore_args() -> argparse.ArgumentParser:
+    """The options that choose castore services, shared by every command."""
+    from castore.url import default_store_url
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--store", metavar="URL", default=None,
+                   help=f"memory://, local:///dir, grpc+unix:///sock or grpc+http://host:port for every "
+                        f"service (default: $CAIRN_STORE or {default_store_url()})")
+    p.add_argument("--blob-store", metavar="URL", help="the BlobService, overriding --store")
+    p.add_argument("--directory-store", metavar="URL", help="the DirectoryService, overriding --store")
+    p.add_argument("--config", metavar="FILE",
+                   help="a TOML composition of services (default: $CAIRN_CONFIG; see docs/architecture.md)")
+    return p
+
+
+def open_from(args: argparse.Namespace):
+    """The castore the command line chose."""
+    from castore.url import open_castore
+
+    return open_castore(args.store, blob_url=args.blob_store, directory_url=args.directory_store,
+                        config=args.config)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """Add `cairn castore VERB`; returns the verbs, so higher layers can add theirs (mount)."""
+    store_args = castore_args()
     castore = sub.add_parser("castore", help="content-addressed blobs and directories (no Nix)")
     verbs = castore.add_subparsers(dest="verb", required=True, metavar="VERB")
 
@@ -36,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
 def cmd_import(args: argparse.Namespace) -> int:
     from castore import api
 
-    with api.open_castore(args.store) as store, byte_progress("importing") as progress:
+    with open_from(args) as store, byte_progress("importing") as progress:
         node, stats = api.import_path(store, args.path, progress=progress)
     print(api.describe_node(node))
     new = stats.new_stored_bytes
@@ -49,7 +76,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from castore import api
 
-    with api.open_castore(args.store) as store:
+    with open_from(args) as store:
         api.export_node(store, api.resolve_root(store, args.root), args.dest)
     return 0
 
@@ -57,18 +84,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from castore import api
 
-    with api.open_castore(args.store) as store:
+    with open_from(args) as store:
         for path, node in api.walk(store, api.resolve_root(store, args.root)):
             print(f"{api.describe_node(node, with_text=False)}\t{path.decode(errors='backslashreplace') or '.'}")
     return 0
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
-    from castore import api
     from castore.digest import B3Digest
     from castore.errors import NotFoundError
 
-    with api.open_castore(args.store) as store:
+    with open_from(args) as store:
         digest = B3Digest.parse(args.digest)
         reader = store.blobs.open_read(digest)
         if reader is None:

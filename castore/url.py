@@ -1,4 +1,4 @@
-"""The one place that turns a service URL into a backend.
+"""castore's service URLs and the CAStore pair; castore.composition builds services from them.
 
 | URL                          | backend                                  |
 |------------------------------|------------------------------------------|
@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlsplit
 
 from castore.blobs.service import BlobService
 from castore.directories.service import DirectoryService
 from castore.errors import ValidationError
+
+if TYPE_CHECKING:
+    from castore.composition import Composition
 
 ENV_STORE = "CAIRN_STORE"
 
@@ -53,46 +56,14 @@ def grpc_target(url: str) -> str:
     raise ValidationError(f"not a gRPC URL: {url!r}")
 
 
-def scheme(url: str) -> str:
-    s = urlsplit(url).scheme
-    if s not in ("memory", "local", "grpc+unix", "grpc+http"):
-        raise ValidationError(
-            f"unsupported store URL {url!r} (memory://, local:///dir, grpc+unix:///sock, grpc+http://host:port)")
-    return s
-
-
-def open_blob_service(url: str) -> BlobService:
-    s = scheme(url)
-    if s == "memory":
-        from castore.blobs.memory import MemoryBlobService
-        return MemoryBlobService()
-    if s == "local":
-        from castore.blobs.local import LocalBlobService
-        from castore.local.engine import LocalEngine
-        return LocalBlobService(LocalEngine.open(local_path(url)))
-    from castore.blobs.grpc import GrpcBlobService
-    return GrpcBlobService(grpc_target(url))
-
-
-def open_directory_service(url: str) -> DirectoryService:
-    s = scheme(url)
-    if s == "memory":
-        from castore.directories.memory import MemoryDirectoryService
-        return MemoryDirectoryService()
-    if s == "local":
-        from castore.directories.local import LocalDirectoryService
-        from castore.local.engine import LocalEngine
-        return LocalDirectoryService(LocalEngine.open(local_path(url)))
-    from castore.directories.grpc import GrpcDirectoryService
-    return GrpcDirectoryService(grpc_target(url))
-
-
 @dataclass
 class CAStore:
     """A blob and a directory service used together."""
 
     blobs: BlobService
     directories: DirectoryService
+    composition: Composition | None = None
+    """What built the services, and closes them; None: close() closes the two itself."""
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -101,8 +72,11 @@ class CAStore:
             yield
 
     def close(self) -> None:
-        self.blobs.close()
-        self.directories.close()
+        if self.composition is not None:
+            self.composition.close()
+        else:
+            self.blobs.close()
+            self.directories.close()
 
     def __enter__(self) -> CAStore:
         return self
@@ -111,8 +85,14 @@ class CAStore:
         self.close()
 
 
-def open_castore(url: str | None = None, *, blob_url: str | None = None,
-                 directory_url: str | None = None) -> CAStore:
-    """Open both services from one URL; the specific URLs override it."""
-    url = url or default_store_url()
-    return CAStore(open_blob_service(blob_url or url), open_directory_service(directory_url or url))
+def open_castore(url: str | None = None, *, blob_url: str | None = None, directory_url: str | None = None,
+                 config: str | None = None) -> CAStore:
+    """Both services from one URL, or the roots of a composition file; the specific URLs override."""
+    from castore.composition import BLOBS, DIRECTORIES, Composition, compose
+
+    comp = Composition(compose(config, store=url, overrides={BLOBS: blob_url, DIRECTORIES: directory_url}))
+    try:
+        return CAStore(comp.get(BLOBS), comp.get(DIRECTORIES), comp)
+    except BaseException:
+        comp.close()
+        raise

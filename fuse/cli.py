@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+from castore.cli import castore_args
 from fuse.options import MountOptions
 
 
-def add_commands(sub: argparse._SubParsersAction, castore_verbs: argparse._SubParsersAction,
-                 store_args: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
+                 groups: dict[str, argparse._SubParsersAction]) -> None:
+    """`cairn mount`, and `mount` in the `castore` group (a `cairn.commands` entry point)."""
     p = sub.add_parser("mount", parents=[store_args], help="mount the store read-only; contents fetched on demand")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")
     _add_options(p)
     p.set_defaults(func=cmd_mount, serves=True)
 
-    p = castore_verbs.add_parser("mount", parents=[store_args], help="mount one directory read-only, fetched on demand")
+    p = groups["castore"].add_parser("mount", parents=[castore_args()], help="mount one directory read-only, fetched on demand")
     p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     _add_options(p)
@@ -36,20 +38,21 @@ def _options(args: argparse.Namespace) -> MountOptions:
 def cmd_mount(args: argparse.Namespace) -> int:
     from fuse.mount import mount
     from fuse.nixroots import StorePathRoots
-    from store.url import open_store
+    from store.cli import open_store_from
 
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         return mount(store.castore, StorePathRoots(store.pathinfo, listable=args.list_root), args.mountpoint,
                      _options(args))
 
 
 def cmd_castore_mount(args: argparse.Namespace) -> int:
     from castore import api
+    from castore.cli import open_from
     from castore.errors import ValidationError
     from castore.nodes import DirectoryNode
     from fuse.mount import mount
 
-    with api.open_castore(args.store) as store:
+    with open_from(args) as store:
         root = api.resolve_root(store, args.root)
         if not isinstance(root, DirectoryNode):
             raise ValidationError(f"{args.root} is not a directory")

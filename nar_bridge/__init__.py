@@ -1,7 +1,7 @@
 """nar-bridge: the Nix HTTP binary cache protocol (SPEC 6) on top of a Cairn store.
 
 `app.make_app` wires the pieces: `narinfo` and `nar` answer the read side (with
-`closures`, `ranges` and `listing`), `upload` the write side (with `records`, and the
+`closures` and `listing`), `upload` the write side (with `records`, and the
 codecs of `store.compression`), `logs` build logs, `upstream` reads misses through from
 other caches, `access` guards writes; `bridge` holds what they share. Handlers run on one event loop;
 every blocking call into the store goes through `threads.Workers`, so the loop never

@@ -19,17 +19,14 @@ from pathlib import Path
 from aiohttp import web
 
 from castore.errors import BackendError, CastoreError, CorruptionError, NotFoundError, ValidationError
-from store.signing import SecretKey
-from store.url import open_store
+from store.url import Store
 from nar_bridge.access import ACCESS, Access, Handler, expect_handler, guarded
 from nar_bridge.bodies import BodyTooLarge
 from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
 from nar_bridge.logs import get_log, put_log
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
-from nar_bridge.records import state_dir_for
 from nar_bridge.upload import put_nar, put_narinfo
-from nar_bridge.upstream import UpstreamCache
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +66,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=status, text=f"{e}\n")
 
 
-def load_config(*, priority: int, sign_key_files: list[str], read_only: bool, token_file: str | None,
-                upstreams: list[str]) -> BridgeConfig:
-    """The bridge's settings from the command line's files and URLs, each validated."""
-    keys = tuple(SecretKey.parse(Path(f).read_text()) for f in sign_key_files)
+def load_config(*, priority: int, read_only: bool, token_file: str | None) -> BridgeConfig:
+    """The bridge's settings from the command line, each validated."""
     token = None
     if token_file is not None:
         token = Path(token_file).read_text().strip()
         if not token:
             raise ValidationError(f"token file {token_file} is empty")
-    return BridgeConfig(priority, keys, read_only, token, tuple(UpstreamCache.parse(u) for u in upstreams))
+    return BridgeConfig(priority, read_only, token)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -89,13 +84,12 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def run(listen: str, store_url: str | None, config: BridgeConfig, state_dir: str | None = None) -> int:
-    """Serve until SIGINT or SIGTERM, then finish (or after a grace period cancel) open requests."""
+def run(listen: str, store: Store, config: BridgeConfig) -> int:
+    """Serve `store` until SIGINT or SIGTERM, then finish (or after a grace period cancel) open requests."""
     host, port = parse_listen(listen)
-    bridge = Bridge(open_store(store_url), config, Path(state_dir) if state_dir else state_dir_for(store_url))
+    bridge = Bridge(store, config)
     verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
     web.run_app(make_app(bridge), host=host, port=port, shutdown_timeout=SHUTDOWN_GRACE,
                 access_log=logging.getLogger("aiohttp.access") if verbose else None,
-                print=lambda _: log.info("nar-bridge serving %s on http://%s:%d", store_url or "the default store",
-                                         host, port))
+                print=lambda _: log.info("nar-bridge serving on http://%s:%d", host, port))
     return 0

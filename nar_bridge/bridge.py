@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import struct
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from aiohttp import web
@@ -19,14 +17,13 @@ from aiohttp import web
 from castore.nodes import DirectoryNode, FileNode, Node, decode_node, encode_node
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
-from store.signing import SecretKey
+from store.records.service import Namespace
+from store.records.staged import StagedNar
 from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
 from nar_bridge.names import NarFile
-from nar_bridge.records import open_records
 from nar_bridge.threads import Workers
-from nar_bridge.upstream import ReadThrough, UpstreamCache
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -37,30 +34,8 @@ RECENT_SECONDS = 10.0
 @dataclass(frozen=True)
 class BridgeConfig:
     priority: int = DEFAULT_PRIORITY
-    sign_keys: tuple[SecretKey, ...] = ()
     read_only: bool = False
     token: str | None = None
-    upstreams: tuple[UpstreamCache, ...] = ()
-
-
-_STAGED = struct.Struct("<Q32s")
-
-
-@dataclass(frozen=True, slots=True)
-class StagedNar:
-    """A NAR whose contents are in castore: its root node (empty name), NarSize and NarHash."""
-
-    node: Node
-    nar_size: int
-    nar_sha256: bytes
-
-    def encode(self) -> bytes:
-        return _STAGED.pack(self.nar_size, self.nar_sha256) + encode_node(self.node)
-
-    @classmethod
-    def decode(cls, data: bytes) -> StagedNar:
-        size, sha256 = _STAGED.unpack_from(data)
-        return cls(decode_node(data[_STAGED.size:]), size, sha256)
 
 
 class Recent(Generic[K, T]):
@@ -93,45 +68,41 @@ class Recent(Generic[K, T]):
 
 
 class Bridge:
-    """Owns the store for the app's lifetime; close() releases threads, upstream sessions and store."""
+    """Owns the store for the app's lifetime; close() releases threads and store.
 
-    def __init__(self, store: Store, config: BridgeConfig, state_dir: Path | None) -> None:
+    Read-through of upstream caches and signing are the store's (combinators the command
+    line composes in front of its path infos), so the bridge only asks it.
+    """
+
+    def __init__(self, store: Store, config: BridgeConfig) -> None:
         self.store = store
         self.config = config
         self.workers = Workers()
-        self.staged = open_records(state_dir, "staged")
-        self.logs = open_records(state_dir, "log")
+        self.staged = Namespace(store.records, "staged")
+        self.logs = Namespace(store.records, "log")
         self.recent_narinfos: Recent[bytes, str] = Recent()
         self.closures = ClosureCache()
-        self.upstream = ReadThrough(config.upstreams, store, self.workers) if config.upstreams else None
 
     async def with_path_info(self, digest: bytes, then: Callable[[PathInfo], T]) -> T | None:
         """`then(info)` for the path with this digest, in the same worker call as the lookup;
-        a miss reads through the upstream caches first. None when nobody has the path."""
-        def local() -> T | None:
+        None when nobody has the path."""
+        def lookup() -> T | None:
             info = self.store.pathinfo.get(digest)
             return None if info is None else then(info)
 
-        result = await self.workers.call(local)
-        if result is None and self.upstream is not None:
-            info = await self.upstream.fetch(digest)
-            if info is not None:
-                result = await self.workers.call(then, info)
-        return result
+        return await self.workers.call(lookup)
 
     def find_nar(self, nar: NarFile) -> StagedNar | None:
         """Blocking: a NAR by file name; an uncompressed one by NarHash among the paths, else an upload."""
         if nar.compression == "none":
             info = self.store.pathinfo.get_by_nar_sha256(nar.file_sha256)
             if info is not None:
-                return StagedNar(info.node, info.nar_size, info.nar_sha256)
+                return StagedNar(info.node, info.nar_size, info.nar_sha256, info.nar_size)
         raw = self.staged.get(nar.name)
         return None if raw is None else StagedNar.decode(raw)
 
     async def close(self) -> None:
         """Off the event loop: a worker still reading a request body needs the loop to finish."""
-        if self.upstream is not None:
-            await self.upstream.close()
         await asyncio.to_thread(self._close_workers_and_store)
 
     def _close_workers_and_store(self) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
+def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
+                 groups: dict[str, argparse._SubParsersAction]) -> None:
+    """`cairn nar-bridge` (a `cairn.commands` entry point)."""
     p = sub.add_parser("nar-bridge", parents=[store_args], help="serve the store as a Nix HTTP binary cache")
     p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
                    help="default: %(default)s")
@@ -20,14 +23,22 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
     p.add_argument("--upstream", metavar="URL", action="append", default=[],
                    help="nix+http(s)://host/path?trusted-public-keys=NAME:KEY: read misses through (repeatable)")
     p.add_argument("--state-dir", metavar="DIR",
-                   help="where uploads awaiting their narinfo and build logs are kept "
-                        "(default: beside a local store, in memory for memory://)")
+                   help="where uploads awaiting their narinfo and build logs are kept (default: in the "
+                        "store when it keeps path infos itself (local://, memory://), else a local store "
+                        "in ~/.local/state/cairn/records)")
     p.set_defaults(func=cmd_nar_bridge, serves=True)
 
 
 def cmd_nar_bridge(args: argparse.Namespace) -> int:
+    from castore.composition import ROOT
     from nar_bridge import app
+    from store.cli import open_store_from
 
-    config = app.load_config(priority=args.priority, sign_key_files=args.sign_key, read_only=args.read_only,
-                             token_file=args.token_file, upstreams=args.upstream)
-    return app.run(args.listen, args.store, config, args.state_dir)
+    config = app.load_config(priority=args.priority, read_only=args.read_only, token_file=args.token_file)
+    # Each upstream is read through after the store and those before it; signing covers them all.
+    wrappers = [{"type": "cache", "near": ROOT, "far": {"url": url}} for url in args.upstream]
+    if args.sign_key:
+        wrappers.append({"type": "signing", "inner": ROOT, "keys": args.sign_key})
+    store = open_store_from(args, pathinfo_wrappers=tuple(wrappers),
+                            records_url=f"local://{os.path.abspath(args.state_dir)}" if args.state_dir else None)
+    return app.run(args.listen, store, config)

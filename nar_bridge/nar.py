@@ -1,14 +1,14 @@
 """Serving NARs: rendered from castore in a worker, streamed with bounded memory.
 
 Every error a client can be told about is decided before the response headers: the
-worker first gets the directory closure (see `closures`), checks that every blob exists
+worker first gets the NAR's layout (see `closures`), checks that every blob exists
 and that the NAR has the size the headers will announce, then renders, and the handler
 sends headers only once the first piece is there. A failure after that (a chunk that no
 longer matches its digest) aborts the connection, so the client sees a broken transfer,
 never a short 200.
 
-Single byte ranges are answered 206, without reading the files that lie before the
-range (see `ranges`); `Content-Encoding: zstd` is used when the client accepts it and
+Single byte ranges are answered 206, reading only the files the range overlaps (see
+store.nar.render); `Content-Encoding: zstd` is used when the client accepts it and
 asked for the whole NAR. An upload's compressed name (`.nar.xz`, ...) is served
 compressed again: Nix keeps the narinfo it uploaded and fetches that URL later.
 """
@@ -26,12 +26,11 @@ from aiohttp import web
 from castore.errors import ValidationError
 from castore.nodes import Node
 from castore.url import CAStore
-from store.nar.render import render_nar
+from store.nar.render import render_layout, render_range
 from nar_bridge.bridge import BRIDGE, Bridge, root_exists
-from nar_bridge.closures import ClosureCache, ClosureView
+from nar_bridge.closures import ClosureCache
 from store.compression import compressing
 from nar_bridge.names import NarFile, parse_castore_nar
-from nar_bridge.ranges import SkippingBlobs
 from nar_bridge.threads import PieceChannel
 
 log = logging.getLogger(__name__)
@@ -163,13 +162,15 @@ def accepts_zstd(accept_encoding: str) -> bool:
 
 def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
              compression: str) -> Iterator[bytes]:
-    """The rendered (ranged, compressed) pieces; a generator, so the closure check too runs in the worker."""
-    closure = ClosureView(castore, closures, node, nar_size)
+    """The rendered (ranged, compressed) pieces; a generator, so the layout and its checks too run in
+    the worker. `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
+    layout = closures.checked(castore, node)
+    if layout.size != nar_size:
+        raise ValidationError(f"the NAR of this node has {layout.size} bytes, not {nar_size}")
     if byte_range is None:
-        pieces: Iterable[bytes] = render_nar(CAStore(castore.blobs, closure), node)
+        pieces = render_layout(castore.blobs, layout)
     else:
-        blobs = SkippingBlobs(castore.blobs, closure.contents, byte_range.first)
-        pieces = _slice(render_nar(CAStore(blobs, closure), node), byte_range)
+        pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))
 
 
@@ -186,17 +187,3 @@ def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
             size = 0
     if size:
         yield b"".join(pending)
-
-
-def _slice(pieces: Iterable[bytes], byte_range: ByteRange) -> Iterator[bytes]:
-    offset = 0
-    end = byte_range.last + 1
-    for piece in pieces:
-        start, offset = offset, offset + len(piece)
-        if offset <= byte_range.first:
-            continue
-        yield piece[max(byte_range.first - start, 0):end - start]
-        if offset >= end:
-            return
-
-

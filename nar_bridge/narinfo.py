@@ -1,9 +1,9 @@
 """The read side's small documents: `nix-cache-info`, `<hash>.narinfo` and `<hash>.ls`.
 
 A served narinfo points at the stable `nar/<NarHash>.nar`, uncompressed (so FileHash
-and FileSize are NarHash and NarSize), lists the stored signatures and adds one per
-`--sign-key`. References are written sorted, as Nix writes them, and signatures
-sign that order (it is the order Nix verifies in). An archived path's System and unknown
+and FileSize are NarHash and NarSize) and lists the signatures the store gives (with
+`--sign-key`, a signing wrapper adds one per key). References are written sorted, as Nix
+writes them (the order Nix verifies signatures in). An archived path's System and unknown
 keys (narinfo extras) are served too, so its narinfo keeps every line it had.
 """
 
@@ -18,7 +18,6 @@ from castore.errors import ValidationError
 from store.narinfo import NarInfo, NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
-from store.signing import SecretKey
 from nar_bridge.bridge import BRIDGE
 from nar_bridge.listing import nar_listing
 from nar_bridge.names import NarFile, parse_hash_part
@@ -38,8 +37,7 @@ async def get_narinfo(request: web.Request) -> web.Response:
     digest = _digest(request)
     text = bridge.recent_narinfos.get(digest)
     if text is None:
-        keys = bridge.config.sign_keys
-        text = await _for_path(request, digest, lambda info: served_narinfo(info, keys).render())
+        text = await _for_path(request, digest, lambda info: served_narinfo(info).render())
         bridge.recent_narinfos.put(digest, text)
     return web.Response(text=text, content_type=NARINFO_TYPE)
 
@@ -49,7 +47,7 @@ async def get_listing(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE]
 
     def listing(info: PathInfo) -> bytes:
-        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).directories, info.node)
+        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).layout)
 
     body = await _for_path(request, _digest(request), listing)
     return web.Response(body=body, content_type="application/json")
@@ -71,8 +69,8 @@ async def _for_path(request: web.Request, digest: bytes, then: Callable[[PathInf
     return result
 
 
-def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...]) -> NarInfo:
-    """The narinfo of a stored path as this bridge serves it, signed by each key."""
+def served_narinfo(info: PathInfo) -> NarInfo:
+    """The narinfo of a stored path as this bridge serves it (with the signatures the store gives it)."""
     extras = info.extras or NarinfoExtras()
     narinfo = NarInfo(
         store_path=info.store_path, url=NarFile(info.nar_sha256, "none").url,
@@ -80,6 +78,4 @@ def served_narinfo(info: PathInfo, sign_keys: tuple[SecretKey, ...]) -> NarInfo:
         file_hash=NixHash(HashAlgo.SHA256, info.nar_sha256), file_size=info.nar_size,
         references=tuple(sorted(info.references)), deriver=info.deriver, ca=info.ca,
         system=extras.system, unknown=extras.unknown)
-    fingerprint = narinfo.fingerprint()
-    signatures = info.signatures + tuple(key.sign(fingerprint) for key in sign_keys)
-    return dataclasses.replace(narinfo, signatures=tuple(dict.fromkeys(signatures)))
+    return dataclasses.replace(narinfo, signatures=info.signatures)

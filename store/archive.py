@@ -2,8 +2,8 @@
 
 A source is a `file://` cache (listed: every `*.narinfo`) or an `http(s)://` one (not
 listable: the closures of given roots are walked through References). Each path's
-NAR streams from the source through a hashing tap (FileHash, FileSize), the
-decompressor and NAR ingest; nothing is buffered whole. A path is recorded only
+NAR streams from the source through the verified ingest (FileHash, FileSize, NarHash,
+NarSize checked); nothing is buffered whole. A path is recorded only
 after every check passed, as one PathInfo (with its narinfo extras), which marks it
 archived, so a killed run leaves either a complete record or none and the next run redoes
 only what is missing.
@@ -12,101 +12,21 @@ only what is missing.
 from __future__ import annotations
 
 import http.client
-import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Protocol
-from urllib.parse import urljoin, urlsplit
+from typing import Callable, Iterable
 
-from castore.errors import CastoreError, NotFoundError, ValidationError
+from castore.errors import CastoreError, ValidationError
 from castore.progress import human_bytes
-from store.compression import decompressing
 from store import nixbase32
-from store.nar import SupportsRead
-from store.nar.ingest import ingest_nar
-from store.narinfo import NarInfo, NarinfoExtras
-from store.nixhash import HashAlgo
-from store.pathinfo.model import PathInfo
+from store.binary_cache import Source
+from store.narinfo import NarInfo
 from store.storepath import StorePath
 from store.url import Store
-
-PIECE = 1 << 16
-HTTP_TIMEOUT = 120
-NARINFO_SUFFIX = ".narinfo"
-
-
-class Source(Protocol):
-    """Where narinfos and NAR files come from."""
-
-    def list(self) -> list[str]:
-        """Hash parts of every path it holds; ValidationError when it cannot be listed."""
-
-    def narinfo(self, hash_part: str) -> bytes:
-        """The narinfo document; NotFoundError or FileNotFoundError when absent."""
-
-    def open_nar(self, url: str) -> BinaryIO:
-        """A reader of the NAR file the narinfo's URL names; NotFoundError or FileNotFoundError when absent."""
-
-
-class FileSource:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def list(self) -> list[str]:
-        return sorted(p.name[:-len(NARINFO_SUFFIX)] for p in self.root.glob(f"*{NARINFO_SUFFIX}"))
-
-    def narinfo(self, hash_part: str) -> bytes:
-        return self._file(f"{hash_part}{NARINFO_SUFFIX}").read_bytes()
-
-    def open_nar(self, url: str) -> BinaryIO:
-        return self._file(url).open("rb")
-
-    def _file(self, relative: str) -> Path:
-        """A file below the root, never outside it (a narinfo's URL is untrusted input)."""
-        path = Path(os.path.normpath(self.root / relative))
-        if self.root not in path.parents:
-            raise ValidationError(f"{relative!r} points outside the cache")
-        return path
-
-
-class HttpSource:
-    def __init__(self, base: str) -> None:
-        self.base = base.rstrip("/") + "/"
-
-    def list(self) -> list[str]:
-        raise ValidationError("an HTTP cache cannot be listed: give root store paths (--roots FILE or STORE_PATH)")
-
-    def narinfo(self, hash_part: str) -> bytes:
-        with self._open(f"{hash_part}{NARINFO_SUFFIX}") as response:
-            return response.read()
-
-    def open_nar(self, url: str) -> BinaryIO:
-        return self._open(url)
-
-    def _open(self, relative: str) -> BinaryIO:
-        url = urljoin(self.base, relative)
-        try:
-            return urllib.request.urlopen(url, timeout=HTTP_TIMEOUT)
-        except urllib.error.HTTPError as e:
-            e.close()
-            if e.code in (403, 404):
-                raise NotFoundError(f"{url}: HTTP {e.code}") from None
-            raise OSError(f"{url}: HTTP {e.code}") from None
-
-
-def open_source(url: str) -> Source:
-    parts = urlsplit(url)
-    if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
-        return FileSource(Path(os.path.normpath(parts.path)))
-    if parts.scheme in ("http", "https") and parts.netloc:
-        return HttpSource(url)
-    raise ValidationError(f"archive source {url!r} is not file:///dir or http(s)://host/path")
+from store.verified_ingest import ingest_verified
 
 
 class Status(Enum):
@@ -180,31 +100,6 @@ class _Meter:
         self._update(done, total)
 
 
-class _Tap:
-    """A reader of the compressed source that hashes and counts what flows through it."""
-
-    def __init__(self, source: SupportsRead, algo: HashAlgo, meter: _Meter) -> None:
-        self._source = source
-        self._hash = algo.new()
-        self._meter = meter
-        self.size = 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        data = self._source.read(size)
-        self._hash.update(data)
-        self.size += len(data)
-        self._meter.read(len(data))
-        return data
-
-    def drain(self) -> None:
-        """Read what the decompressor left (a zstd reader may stop at its last frame)."""
-        while self.read(PIECE):
-            pass
-
-    def digest(self) -> bytes:
-        return self._hash.digest()
-
-
 def archive(store: Store, source: Source, roots: Iterable[StorePath] = (), *, jobs: int = 4,
             progress: Callable[[int, int], None] = lambda done, total: None,
             on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> ArchiveReport:
@@ -247,27 +142,17 @@ def _archive_one(store: Store, source: Source, hash_part: str, meter: _Meter) ->
             raise ValidationError(f"the narinfo for {hash_part} describes {narinfo.store_path}")
         store_path = narinfo.store_path
         meter.expect(narinfo.file_size or 0)
-        info, source_bytes = _ingest(store, source, narinfo, meter)
+        source_bytes = 0
+
+        def read(size: int) -> None:
+            nonlocal source_bytes
+            source_bytes += size
+            meter.read(size)
+
+        with source.open_nar(narinfo.url) as raw:
+            info = ingest_verified(store.castore, raw, narinfo, progress=read)
         store.pathinfo.put(info)
         return Outcome(hash_part, Status.ARCHIVED, info.store_path, info.references, info.nar_size, source_bytes)
     except (CastoreError, OSError, http.client.HTTPException) as e:
         return Outcome(hash_part, Status.FAILED, store_path,
                        error=str(e).splitlines()[0] if str(e) else type(e).__name__)
-
-
-def _ingest(store: Store, source: Source, narinfo: NarInfo, meter: _Meter) -> tuple[PathInfo, int]:
-    """Stream the NAR file into castore and check it against every hash and size the narinfo gives."""
-    expected_file = narinfo.file_hash
-    with source.open_nar(narinfo.url) as raw:
-        tap = _Tap(raw, expected_file.algo if expected_file else HashAlgo.SHA256, meter)
-        result = ingest_nar(store.castore, decompressing(tap, narinfo.effective_compression))
-        tap.drain()
-    if narinfo.file_size is not None and tap.size != narinfo.file_size:
-        raise ValidationError(f"NAR file is {tap.size} bytes, FileSize says {narinfo.file_size}")
-    if expected_file is not None and tap.digest() != expected_file.digest:
-        raise ValidationError(f"NAR file does not match FileHash {expected_file}")
-    if (result.nar_size, result.nar_sha256) != (narinfo.nar_size, narinfo.nar_hash):
-        raise ValidationError("NAR does not match NarHash and NarSize")
-    info = PathInfo(narinfo.store_path, result.node, result.nar_size, result.nar_sha256, narinfo.references,
-                    narinfo.signatures, narinfo.deriver, narinfo.ca, NarinfoExtras.of(narinfo))
-    return info, tap.size

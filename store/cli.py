@@ -12,22 +12,41 @@ import sys
 from castore import cli as castore_cli
 from castore.errors import CastoreError
 from castore.progress import byte_progress, human_bytes
-from castore.url import default_store_url
-from fuse import cli as fuse_cli
-from nar_bridge import cli as bridge_cli
 from store import api
-from store.url import open_store
+from store.url import Store, open_store
+
+COMMANDS = ("daemon", "import", "dump", "path-info", "copy", "archive", "stats", "verify", "castore")
+PLUGINS = "cairn.commands"
+"""Entry-point group of the layers above store (fuse, nar_bridge): each adds its commands, so
+store never imports them. They are looked up only for a command store does not have (or for
+--help): scanning installed packages costs a short `cairn dump` about a fifth of its time."""
 
 
 def _store_args() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--store", metavar="URL", default=None,
-                   help=f"memory://, local:///dir, grpc+unix:///sock or grpc+http://host:port "
-                        f"(default: $CAIRN_STORE or {default_store_url()})")
+    p = argparse.ArgumentParser(add_help=False, parents=[castore_cli.castore_args()])
+    p.add_argument("--pathinfo-store", metavar="URL",
+                   help="the PathInfoService, overriding --store; also nix+http(s)://host/path?"
+                        "trusted-public-keys=NAME:KEY to read through a Nix binary cache")
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def open_store_from(args: argparse.Namespace, **kw) -> Store:
+    """The store the command line chose (see store.url.open_store for `kw`)."""
+    return open_store(args.store, blob_url=args.blob_store, directory_url=args.directory_store,
+                      pathinfo_url=args.pathinfo_store, config=args.config, **kw)
+
+
+def _needs_plugins(argv: list[str]) -> bool:
+    """Whether the command line names a command (or castore verb) that store does not define."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or "-h" in argv or "--help" in argv:
+        return True
+    if words[0] == "castore":
+        return len(words) < 2 or words[1] not in castore_cli.VERBS
+    return words[0] not in COMMANDS
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cairn", description="A content-addressed store for the Nix world.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (daemon, mounts, nar-bridge)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_path_info)
 
-    p = sub.add_parser("copy", parents=[store_args], help="copy paths and closures from the local Nix store")
-    p.add_argument("paths", nargs="+", metavar="STORE_PATH")
+    p = sub.add_parser("copy", parents=[store_args],
+                       help="copy paths and closures from the local Nix store, or between two Cairn stores")
+    p.add_argument("paths", nargs="*", metavar="STORE_PATH")
+    p.add_argument("--from", dest="source", metavar="URL",
+                   help="copy from this Cairn store (default: the local Nix store)")
+    p.add_argument("--to", metavar="URL", help="copy into this Cairn store (default: --store)")
+    p.add_argument("--all", action="store_true", help="every path of the --from store")
     p.set_defaults(func=cmd_copy)
 
     p = sub.add_parser("archive", parents=[store_args], help="move a Nix binary cache into the store, narinfos intact")
@@ -75,9 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "space-separated as in nix.conf; repeatable)")
     p.set_defaults(func=cmd_verify)
 
-    castore_verbs = castore_cli.add_commands(sub, store_args)
-    fuse_cli.add_commands(sub, castore_verbs, store_args)
-    bridge_cli.add_commands(sub, store_args)
+    groups = {"castore": castore_cli.add_commands(sub)}
+    if _needs_plugins(sys.argv[1:] if argv is None else argv):
+        from importlib.metadata import entry_points
+
+        for plugin in sorted(entry_points(group=PLUGINS), key=lambda e: e.name):
+            plugin.load()(sub, store_args, groups)
     return parser
 
 
@@ -86,13 +113,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from castore.grpc_server import castore_services
     from store.grpc_server import pathinfo_services
 
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         return run_daemon(args.listen, [castore_services(store.castore.blobs, store.castore.directories),
                                         pathinfo_services(store.pathinfo)])
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         for path in args.paths:
             with byte_progress(f"importing {os.path.basename(path)}") as progress:
                 info = api.import_path(store, path, progress=progress)
@@ -102,7 +129,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         api.dump_to(store, api.parse_store_path(args.path), sys.stdout.buffer)
     return 0
 
@@ -111,7 +138,7 @@ def cmd_path_info(args: argparse.Namespace) -> int:
     import json
 
     paths = [api.parse_store_path(p) for p in args.paths]
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         infos = [api.path_info(store, p) for p in paths]
     if args.json:
         print(json.dumps([info_json(i) for i in infos], indent=2))
@@ -137,8 +164,18 @@ def info_json(info) -> dict:
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
+    from castore.errors import ValidationError
+
+    if args.all == bool(args.paths):
+        raise ValidationError("give either store paths or --all")
+    if args.all and args.source is None:
+        raise ValidationError("--all copies every path of a Cairn store: give it with --from URL")
     paths = [api.parse_store_path(p) for p in args.paths]
-    with open_store(args.store) as store, byte_progress("copying") as progress:
+    if args.to is not None:
+        args.store = args.to
+    if args.source is not None:
+        return _copy_between(args, None if args.all else paths)
+    with open_store_from(args) as store, byte_progress("copying") as progress:
         result = api.copy_from_nix(store, paths, progress=progress)
     for p in result.copied:
         print(p.absolute)
@@ -147,8 +184,22 @@ def cmd_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
+    from store.copy import closure_of, copy_paths
+
+    with open_store(args.source) as source, open_store_from(args) as dest:
+        infos = closure_of(source, paths)
+        with byte_progress("copying") as progress:
+            report = copy_paths(source, dest, infos, progress=progress)
+    for p in report.copied:
+        print(p.absolute)
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
-    from store.archive import Status, archive, open_source
+    from store.archive import Status, archive
+    from store.binary_cache import open_source
 
     texts = list(args.paths)
     if args.roots:
@@ -163,7 +214,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         elif outcome.status is Status.FAILED:
             print(f"cairn: archive: {outcome.name}: {outcome.error}", file=sys.stderr, flush=True)
 
-    with open_store(args.store) as store, byte_progress("archiving") as progress:
+    with open_store_from(args) as store, byte_progress("archiving") as progress:
         result = archive(store, source, roots, jobs=args.jobs, progress=progress, on_outcome=report)
     print(result.summary(), file=sys.stderr)
     return 1 if result.failed else 0
@@ -174,7 +225,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
     from store.stats import store_stats
 
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         stats = store_stats(store)
     print(json.dumps(stats.to_json(), indent=2) if args.json else "\n".join(stats.lines()))
     return 0
@@ -190,7 +241,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     paths = None if args.all else [api.parse_store_path(p) for p in args.paths]
     keys = [PublicKey.parse(k) for text in args.trusted_public_keys for k in text.split()]
     tally = Tally()
-    with open_store(args.store) as store:
+    with open_store_from(args) as store:
         if args.all:
             with byte_progress("checking chunks") as progress:
                 for problem in verify_chunks(store, tally, progress):
@@ -207,7 +258,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if getattr(args, "serves", False):
         _log_to_stderr(args.verbose)
     try:

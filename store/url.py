@@ -1,25 +1,16 @@
-"""Service URLs for the Nix layer: one URL opens castore and PathInfoService together."""
+"""The Nix layer's Store: castore, PathInfoService and records, opened from URLs or a config."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from castore.url import CAStore, default_store_url, grpc_target, local_path, open_castore, scheme
+from castore.url import CAStore
 from store.pathinfo.service import PathInfoService
 
-
-def open_pathinfo_service(url: str, castore: CAStore) -> PathInfoService:
-    """memory:// and local:// compute NARs from `castore`; gRPC asks the daemon."""
-    s = scheme(url)
-    if s == "memory":
-        from store.pathinfo.memory import MemoryPathInfoService
-        return MemoryPathInfoService(castore)
-    if s == "local":
-        from castore.local.engine import LocalEngine
-        from store.pathinfo.local import LocalPathInfoService
-        return LocalPathInfoService(LocalEngine.open(local_path(url)), castore)
-    from store.pathinfo.grpc import GrpcPathInfoService
-    return GrpcPathInfoService(grpc_target(url))
+if TYPE_CHECKING:
+    from castore.composition import Composition
+    from store.records.service import RecordService
 
 
 @dataclass
@@ -28,10 +19,30 @@ class Store:
 
     castore: CAStore
     pathinfo: PathInfoService
+    composition: Composition | None = None
+    """What built the services, and closes them; None: services put together by hand (tests),
+    closed here, with records in memory."""
+    _records: RecordService | None = field(default=None, init=False, repr=False)
+
+    @property
+    def records(self) -> RecordService:
+        """Upload staging and build logs (see store/records), built on first use: few commands need them."""
+        if self.composition is not None:
+            from store.composition import RECORDS
+
+            return self.composition.get(RECORDS)
+        if self._records is None:
+            from store.records.memory import MemoryRecordService
+
+            self._records = MemoryRecordService()
+        return self._records
 
     def close(self) -> None:
-        self.pathinfo.close()
-        self.castore.close()
+        if self.composition is not None:
+            self.composition.close()
+        else:
+            self.pathinfo.close()
+            self.castore.close()
 
     def __enter__(self) -> Store:
         return self
@@ -41,8 +52,24 @@ class Store:
 
 
 def open_store(url: str | None = None, *, blob_url: str | None = None, directory_url: str | None = None,
-               pathinfo_url: str | None = None) -> Store:
-    """Open all three services from one URL; the specific URLs override it."""
-    castore = open_castore(url, blob_url=blob_url, directory_url=directory_url)
-    pathinfo_url = pathinfo_url or url or default_store_url()
-    return Store(castore, open_pathinfo_service(pathinfo_url, castore))
+               pathinfo_url: str | None = None, config: str | None = None,
+               pathinfo_wrappers: tuple[dict[str, Any], ...] = (), records_url: str | None = None) -> Store:
+    """All three services from one URL, or the roots of a composition file; the specific URLs
+    override the roots of their kind. Each of `pathinfo_wrappers` (a combinator entry naming the
+    current root "root", see store.composition.wrap_root) then goes in front of the path infos,
+    the way nar-bridge adds read-through and signing."""
+    from castore.composition import BLOBS, DIRECTORIES, Composition, compose
+    from store.composition import KINDS, PATHINFOS, default_records, wrap_root
+
+    config_dict = compose(config, store=url, kinds=KINDS,
+                          overrides={BLOBS: blob_url, DIRECTORIES: directory_url, PATHINFOS: pathinfo_url})
+    for wrapper in pathinfo_wrappers:
+        wrap_root(config_dict, PATHINFOS, wrapper)
+    default_records(config_dict, records_url)
+    comp = Composition(config_dict)
+    try:
+        castore = CAStore(comp.get(BLOBS), comp.get(DIRECTORIES), comp)
+        return Store(castore, comp.get(PATHINFOS), comp)
+    except BaseException:
+        comp.close()
+        raise

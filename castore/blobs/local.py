@@ -11,7 +11,6 @@ import bisect
 import collections
 import io
 import itertools
-import os
 import struct
 from typing import Callable, Generator, Iterable, Iterator
 
@@ -21,14 +20,14 @@ from castore.blobs.service import BlobService, BlobStat, BlobUsage, BlobWriter, 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import StreamChunker
-from castore.local.engine import BLOBS, CHUNKS, EngineUser, LocalEngine
+from castore.local.engine import CHUNKS, EngineUser, LocalEngine
 from castore.local.frames import LARGE, ChunkRecord
+from castore.storage.metadata import Table
 
+BLOBS = Table("blobs", insert_only=True)
+"""Digest of a blob of several chunks -> its size and chunk list (encode_chunk_list)."""
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
-SCAN_BATCH = 10_000
-"""Records read per LMDB transaction when walking a database: no transaction stays open while
-the caller works (a thread may hold only one)."""
 
 
 def encode_chunk_list(size: int, chunks: list[tuple[bytes, int]]) -> bytes:
@@ -44,10 +43,10 @@ def decode_chunk_list(digest: bytes, data: bytes) -> list[ChunkMeta]:
 
 
 class LocalBlobService(EngineUser, BlobService):
-    """Takes over one reference to the engine (see LocalEngine.open); close() releases it."""
+    """Takes over one reference to the engine (see registry.py); close() releases it."""
 
     def has(self, digest: B3Digest) -> bool:
-        return self.engine.contains(BLOBS, digest) or self.engine.has_chunk(digest)
+        return self.engine.records.get(BLOBS, digest) is not None or self.engine.has_chunk(digest)
 
     def stat(self, digest: B3Digest) -> BlobStat | None:
         chunks = self._chunks(digest)
@@ -69,7 +68,8 @@ class LocalBlobService(EngineUser, BlobService):
         decompresses frames ahead of the consumer in worker threads."""
         engine = self.engine
         digests = list(digests)
-        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, engine.get_many(BLOBS, digests))]
+        listed_records = engine.records.get_many(BLOBS, digests)
+        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, listed_records)]
         flat: list[bytes] = []
         for digest, listed in zip(digests, lists):
             flat.extend([bytes(digest)] if listed is None else (bytes(c.digest) for c in listed))
@@ -98,18 +98,18 @@ class LocalBlobService(EngineUser, BlobService):
         engine.commit()
         listed: set[bytes] = set()
         chunked = 0
-        for digest, record in self._scan(BLOBS):
+        for digest, record in engine.records.items(BLOBS):
             chunked += 1
             listed.update(bytes(c.digest) for c in decode_chunk_list(digest, record))
         chunks = chunk_bytes = single = deltas = 0
-        for digest, raw in self._scan(CHUNKS):
+        for digest, raw in engine.records.items(CHUNKS):
             record = ChunkRecord.decode(raw)
             chunks += 1
             chunk_bytes += record.length
             single += digest not in listed
             deltas += record.base is not None
-        index_bytes = os.path.getsize(os.path.join(engine.env.path(), "data.mdb"))
-        return BlobUsage(chunked, single, chunks, deltas, chunk_bytes, engine.stored_bytes(), index_bytes)
+        return BlobUsage(chunked, single, chunks, deltas, chunk_bytes, engine.stored_bytes(),
+                         engine.metadata.size_bytes())
 
     def verify_all(self, progress: Callable[[int, int], None] | None = None) -> Iterator[CorruptionError]:
         self.engine.commit()
@@ -118,7 +118,7 @@ class LocalBlobService(EngineUser, BlobService):
     def _verify_chunks(self, progress: Callable[[int, int], None] | None) -> Iterator[CorruptionError]:
         """Reads chunks in pack order, so each frame is decompressed about once (at the cost of
         holding every chunk's location in memory)."""
-        chunks = sorted(((ChunkRecord.decode(raw), digest) for digest, raw in self._scan(CHUNKS)),
+        chunks = sorted(((ChunkRecord.decode(raw), digest) for digest, raw in self.engine.records.items(CHUNKS)),
                         key=lambda c: (c[0].location.pack, c[0].location.frame_offset, c[0].location.offset))
         total = sum(record.length for record, _ in chunks)
         done = 0
@@ -133,21 +133,6 @@ class LocalBlobService(EngineUser, BlobService):
             if progress:
                 progress(done, total)
 
-    def _scan(self, db: str) -> Iterator[tuple[bytes, bytes]]:
-        """Every committed record of `db` in key order, read SCAN_BATCH at a time."""
-        env, handle = self.engine.env, self.engine.db(db)
-        after = b""
-        while True:
-            with env.begin(db=handle, buffers=False) as txn:
-                cursor = txn.cursor()
-                if not cursor.set_range(after):
-                    return
-                items = list(itertools.islice(((k, v) for k, v in cursor if k != after), SCAN_BATCH))
-            if not items:
-                return
-            yield from items
-            after = items[-1][0]
-
     def _chunks(self, digest: B3Digest) -> list[ChunkMeta] | None:
         """The chunk list of a blob; a chunk digest (or a one-chunk blob) lists itself.
 
@@ -158,7 +143,7 @@ class LocalBlobService(EngineUser, BlobService):
         length = self.engine.chunk_length(digest)
         if length is not None:
             return [ChunkMeta(digest, length)]
-        record = self.engine.get(BLOBS, digest)
+        record = self.engine.records.get(BLOBS, digest)
         return None if record is None else decode_chunk_list(digest, record)
 
 
@@ -196,9 +181,9 @@ class LocalBlobWriter(BlobWriter):
             for chunk in tail:
                 self._store(chunk)
             digest = B3Digest(self._hasher.digest())
-            if not self._engine.contains(BLOBS, digest):
-                self._engine.stage(BLOBS, [(digest, encode_chunk_list(self._size, self._chunks))])
-        self._engine.settle()
+            if self._engine.records.get(BLOBS, digest) is None:
+                self._engine.records.stage(BLOBS, [(digest, encode_chunk_list(self._size, self._chunks))])
+        self._engine.records.settle()
         self._digest = digest
         return digest
 

@@ -47,3 +47,26 @@ class ClosureValidator:
             raise ValidationError(f"{len(dangling)} directories not reachable from the root "
                                   f"{root.digest} (e.g. {dangling[0].digest})")
         return root.digest, self._order
+
+
+def leaves_first(closure: list[Directory]) -> list[Directory]:
+    """A closure as get_recursive gives it (root first) reordered for put: every directory after
+    all of its children. Reversing the breadth-first order is not enough: a directory shared at
+    two depths is listed once, at the shallower one."""
+    by_digest = {bytes(d.digest): d for d in closure}
+    order: list[Directory] = []
+    done: set[bytes] = set()
+    stack = [(closure[0], False)] if closure else []
+    while stack:
+        directory, children_done = stack.pop()
+        key = bytes(directory.digest)
+        if key in done:
+            continue
+        if children_done:
+            done.add(key)
+            order.append(directory)
+            continue
+        stack.append((directory, True))
+        stack.extend((by_digest[bytes(c.digest)], False) for c in directory.directories
+                     if bytes(c.digest) not in done)
+    return order

@@ -23,7 +23,7 @@ from castore.wire import NotCanonical
 
 
 class LocalDirectoryService(EngineUser, DirectoryService):
-    """Takes over one reference to the engine (see LocalEngine.open); close() releases it."""
+    """Takes over one reference to the engine (see registry.py); close() releases it."""
 
     def get(self, digest: B3Digest) -> Directory | None:
         """One directory; None when unknown or when the digest names a blob that is not one."""
@@ -31,7 +31,7 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         return _decoded(digest, self.engine.read_chunk(digest))
 
     def get_many(self, digests: list[B3Digest]) -> list[Directory | None]:
-        """One engine.read_chunks for all of them: one index transaction, frames read ahead."""
+        """One engine.read_chunks for all of them: one metadata transaction, frames read ahead."""
         digests = [B3Digest(d) for d in digests]
         return [_decoded(d, data) for d, data in zip(digests, self.engine.read_chunks(digests))]
 
@@ -43,9 +43,8 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         root, order = validator.finish()
         for directory in order:
             self.engine.add_chunk(directory.digest, directory.encoded, DIRECTORIES)
-        self.engine.settle()
+        self.engine.records.settle()
         return root
-
 
 
 def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:

@@ -1,10 +1,12 @@
-"""The embedded local store (`local:///abs/dir`): LMDB metadata, FastCDC chunks, zstd pack files.
+"""The embedded local store (`local:///abs/dir`): FastCDC chunks in zstd frames, over a
+MetadataStore and a PackStore (castore/storage/).
 
-Layout of the store directory:
-    meta/   the LMDB environment: `chunks` (chunk digest -> location in a pack), `blobs`
-            (chunk lists of blobs of several chunks), `meta` (format, chunking), and the
-            records of other layers (path infos)
-    packs/  append-only pack files of zstd frames, each written by one process at a time
+    engine.py    chunks: framing, compression, deltas, reads ahead; the order of a commit
+    records.py   every layer's records: staged, visible to this process, batched, committed
+    packs.py     the open pack in memory, sealing it into the PackStore, pack numbers -> names
+    frames.py    frames of neighbouring chunks, and reading chunks out of them
+    chunker.py   FastCDC; deltas.py: similar chunks as zstd deltas; readahead.py: ordered reads
+    registry.py  one engine per store directory and process: LMDB in meta/, packs in packs/
 
 Chunks are file contents and directory encodings alike: both are addressed by the
 BLAKE3 of their bytes.

@@ -1,48 +1,43 @@
-"""The embedded store engine: one LMDB environment and the pack files of one store directory.
+"""The embedded store engine: chunks, framed, compressed and delta-encoded, over two stores.
 
-It owns what makes the store consistent and durable, for every layer that keeps
-records here (blobs, directories, and path infos of the Nix layer):
-- writes are staged, then committed as one LMDB transaction after the pack data they
-  point at is synced, so a crash at any moment loses nothing acknowledged;
-- a batch (re-entrant, per thread) delays the commits of that thread's writes to its
-  outermost exit, or until the staged work passes a bound, so bulk imports sync rarely;
-  a write from a thread outside any batch commits on return (with whatever else is
-  staged), so it is durable when acknowledged even while another thread's batch is open;
-- staged records are visible to readers of this process before they are committed.
-
-LMDB allows one Environment per path per process, so `LocalEngine.open` hands out a
-shared, reference-counted instance.
+It keeps the chunks of every layer (file contents and directory encodings alike, both
+addressed by the BLAKE3 of their bytes) in a PackStore, and their locations, with every other
+layer's records, in a MetadataStore (through records.py, which stages them and decides when
+to commit). It knows neither backend: what it owns is chunk storage, framing, compression,
+deltas and reading ahead, and the order of a commit (frames flushed, packs put, then one
+metadata transaction naming them).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-import lmdb
 import zstandard
 
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local import deltas, readahead
-from castore.storage import lmdb_compaction as compaction
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
-from castore.local.packs import PackFiles
+from castore.local.packs import PACKS, Packs
+from castore.local.records import Records
+from castore.storage.metadata import MetadataStore, Table
+from castore.storage.packs import PackStore
 
-FORMAT = b"cairn-local-1"
-MAP_SIZE = 1 << 40  # address space only: the file grows as needed
-MAX_DBS = 16
-CHUNKS, BLOBS, META, SIMILAR = "chunks", "blobs", "meta", "similar"
-"""SIMILAR maps a sketch feature to a plain chunk that has it (see deltas.py)."""
-NEVER_REWRITTEN = frozenset({CHUNKS, BLOBS, SIMILAR})
-"""Records whose value is fixed by their key, or (SIMILAR) whose first value stays, so bases
-do not move under deltas."""
+FORMAT = b"cairn-local-2"
+"""2: packs are immutable, named by their BLAKE3, numbered through the `packs` table."""
+CHUNKS = Table("chunks", insert_only=True)
+"""Chunk digest -> ChunkRecord (frames.py)."""
+SIMILAR = Table("similar", insert_only=True)
+"""A sketch feature -> a plain chunk that has it (see deltas.py); the first stays, so bases do
+not move under deltas."""
+META = Table("meta", insert_only=True)
+"""The format and chunking the store was created with."""
 READ_WORKERS = 2
 """Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
 FRAMES_AHEAD = 4
@@ -51,9 +46,6 @@ MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
 """zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
-COMMIT_BYTES = 64 * 1024 * 1024
-COMMIT_RECORDS = 20_000
-"""A batch commits early past either bound, keeping memory and unsynced data bounded."""
 
 
 class StoreFormatError(BackendError):
@@ -61,175 +53,32 @@ class StoreFormatError(BackendError):
 
 
 class LocalEngine:
-    _instances: dict[tuple[int, str], LocalEngine] = {}
-    _instances_lock = threading.Lock()
-
-    @classmethod
-    def open(cls, path: str) -> LocalEngine:
-        """The process's engine for the store at `path`, created on first use; close() releases it."""
-        path = os.path.realpath(path)
-        key = (os.getpid(), path)  # an engine inherited through fork() must not be reused
-        with cls._instances_lock:
-            engine = cls._instances.get(key)
-            if engine is None:
-                engine = cls._instances[key] = cls(path)
-            engine._refs += 1
-            return engine
-
-    def __init__(self, path: str, params: ChunkingParams = DEFAULT_PARAMS) -> None:
-        self.path = path
+    def __init__(self, metadata: MetadataStore, packs: PackStore, params: ChunkingParams = DEFAULT_PARAMS,
+                 release: Callable[[], bool] | None = None) -> None:
+        """Takes over both stores (close() closes them). `release` drops one reference of a shared
+        engine and says whether it was the last (see registry.py)."""
+        check_format(metadata, params)
         self.params = params
-        meta = os.path.join(path, "meta")
-        os.makedirs(meta, exist_ok=True)
-        self._users = compaction.Users(meta)
-        try:
-            self.env = lmdb.open(meta, map_size=MAP_SIZE, max_dbs=MAX_DBS)
-        except BaseException:
-            self._users.release()
-            raise
-        self._dbs: dict[str, lmdb._Database] = {}
-        self._dbs_lock = threading.Lock()
-        try:
-            for name in (CHUNKS, BLOBS):
-                self.db(name)
-            self._check_format()
-        except BaseException:
-            self.env.close()
-            self._users.release()
-            raise
-        self.packs = PackFiles(os.path.join(path, "packs"))
+        self.metadata = metadata
+        self.records = Records(metadata, late=(CHUNKS, PACKS))
+        self.records.seal = self._seal
+        self.packs = Packs(packs, self.records)
         self._frames = FrameWriter(self.packs, self._chunks_written)
         self._reader = FrameReader(self.packs)
         self._read_pool: ThreadPoolExecutor | None = None
-        self._refs = 0
-        self._lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-        self._batches = threading.local()  # .depth: how many batches this thread is inside
-        self._staged: dict[str, dict[bytes, bytes]] = {}
-        self._committing: dict[str, dict[bytes, bytes]] = {}
-        self._staged_records = 0
-        self._staged_bytes = 0
-        self._wrote = False  # whether this process committed anything: only a writer compacts
+        self._pool_lock = threading.Lock()
+        self._release = release
 
-    # -- LMDB --------------------------------------------------------------------------
-
-    def db(self, name: str) -> lmdb._Database:
-        """A named LMDB database of this store, created on first use."""
-        handle = self._dbs.get(name)
-        if handle is not None:
-            return handle
-        with self._dbs_lock:
-            handle = self._dbs.get(name)
-            if handle is None:
-                handle = self._dbs[name] = self.env.open_db(name.encode(), create=True)
-            return handle
-
-    def _check_format(self) -> None:
-        """Record the format and chunking at creation; refuse a store made differently."""
-        expected = {b"format": FORMAT, b"chunking": self.params.describe().encode()}
-        meta = self.db(META)
-        with self.env.begin(db=meta) as txn:
-            recorded = {k: txn.get(k) for k in expected}
-        if any(v is None for v in recorded.values()):
-            with self.env.begin(db=meta, write=True) as txn:
-                for k, v in expected.items():
-                    txn.put(k, v, overwrite=False)
-                recorded = {k: txn.get(k) for k in expected}
-        for k, v in expected.items():
-            if recorded[k] != v:
-                raise StoreFormatError(
-                    f"store {self.path} was created with {k.decode()} {recorded[k].decode(errors='replace')!r}, "
-                    f"this version uses {v.decode()!r}; refusing to open it (its chunks would not match)")
-
-    # -- records -----------------------------------------------------------------------
-
-    def get(self, db: str, key: bytes) -> bytes | None:
-        """A record, staged or committed."""
-        with self._lock:
-            for view in (self._staged, self._committing):
-                value = view.get(db, {}).get(key)
-                if value is not None:
-                    return value
-        with self.env.begin(db=self.db(db), buffers=False) as txn:
-            return txn.get(key)
-
-    def get_many(self, db: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        """Records for many keys, staged or committed: one LMDB transaction for all of them."""
-        with self._lock:
-            views = [view[db] for view in (self._staged, self._committing) if db in view]
-            found = [next((view[k] for view in views if k in view), None) for k in keys] if views \
-                else [None] * len(keys)
-        with self.env.begin(db=self.db(db), buffers=False) as txn:
-            return [txn.get(k) if v is None else v for k, v in zip(keys, found)]
-
-    def contains(self, db: str, key: bytes) -> bool:
-        return self.get(db, key) is not None
-
-    def put(self, db: str, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Store records: durable on return, or when the batch that is open ends."""
-        self.stage(db, items)
-        self.settle()
-
-    def stage(self, db: str, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Add records to the next commit without committing (see settle)."""
-        with self._lock:
-            staged = self._staged.setdefault(db, {})
-            before = len(staged)
-            staged.update(items)
-            self._staged_records += len(staged) - before
-
-    def settle(self) -> None:
-        """Commit now, unless this thread is in a batch and the staged work is still small."""
-        with self._lock:
-            defer = self._batch_depth() > 0 and self._staged_records < COMMIT_RECORDS \
-                and self._staged_bytes < COMMIT_BYTES
-        if not defer:
-            self.commit()
-
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Stage this thread's writes until its outermost batch exits, then commit them."""
-        self._batches.depth = self._batch_depth() + 1
-        try:
-            yield
-        finally:
-            self._batches.depth -= 1
-            if self._batches.depth == 0:
-                self.commit()
-
-    def _batch_depth(self) -> int:
-        return getattr(self._batches, "depth", 0)
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return self.records.batch()
 
     def commit(self) -> None:
-        """Make everything staged so far durable: pack data first, then the records naming it."""
-        with self._commit_lock:
-            with self._lock:
-                # Records first: every chunk they name is committed, staged, or pending in a
-                # frame sealed by the flush below; so flush, then take the locations.
-                self._committing = {db: recs for db, recs in self._staged.items() if db != CHUNKS}
-                for db in self._committing:
-                    del self._staged[db]
-            try:
-                self._frames.flush()
-                with self._lock:
-                    self._committing[CHUNKS] = self._staged.pop(CHUNKS, {})
-                    self._staged_records = sum(len(r) for r in self._staged.values())
-                    self._staged_bytes = 0
-                if any(self._committing.values()):
-                    self.packs.sync()
-                    self._write(self._committing)
-            finally:
-                with self._lock:
-                    self._committing = {}
+        self.records.commit()
 
-    def _write(self, records: dict[str, dict[bytes, bytes]]) -> None:
-        handles = {db: self.db(db) for db in records}  # opening one needs its own write txn
-        self._wrote = True
-        with self.env.begin(write=True) as txn:
-            for db, items in records.items():
-                overwrite = db not in NEVER_REWRITTEN
-                for key, value in items.items():
-                    txn.put(key, value, db=handles[db], overwrite=overwrite)
+    def _seal(self) -> None:
+        """A commit's data part: frames flushed into packs, packs put, their records promoted."""
+        self._frames.flush()
+        self.packs.seal(lambda: self.records.promote((CHUNKS,)))
 
     # -- chunks ------------------------------------------------------------------------
 
@@ -242,8 +91,7 @@ class LocalEngine:
         """
         if self.has_chunk(digest):
             return
-        with self._lock:
-            self._staged_bytes += len(data)
+        self.records.count_data(len(data))
         delta = self._delta(digest, data, kind) if kind.delta_below and len(data) >= deltas.MIN_SIZE else None
         self._frames.add(digest, data, kind, delta)
 
@@ -251,11 +99,11 @@ class LocalEngine:
         """(base digest, payload) when a delta pays. A chunk with no base close enough is indexed
         by its features, so it can be a base itself."""
         keys = deltas.features(data)
-        votes = Counter(base for base in (self.get(SIMILAR, k) for k in keys) if base is not None)
+        votes = Counter(base for base in self.records.get_many(SIMILAR, keys) if base is not None)
         best = votes.most_common(1)
         if best and best[0][1] >= kind.delta_votes:
             return self._delta_against(best[0][0], data, kind)
-        self.stage(SIMILAR, ((k, digest) for k in keys))
+        self.records.stage(SIMILAR, ((k, digest) for k in keys))
         return None
 
     def _delta_against(self, base_digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
@@ -300,7 +148,7 @@ class LocalEngine:
         all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
         each frame once for the neighbouring chunks that share it. Plain chunks come as views
         into their frame, not copies."""
-        records = self.get_many(CHUNKS, digests)
+        records = self.records.get_many(CHUNKS, digests)
         for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
             yield from run
 
@@ -332,7 +180,7 @@ class LocalEngine:
         return out
 
     def _readers(self) -> ThreadPoolExecutor:
-        with self._lock:
+        with self._pool_lock:
             if self._read_pool is None:
                 self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
             return self._read_pool
@@ -356,59 +204,51 @@ class LocalEngine:
         return verified(digest, data, record.location)
 
     def chunk_record(self, digest: bytes) -> ChunkRecord | None:
-        raw = self.get(CHUNKS, digest)
+        raw = self.records.get(CHUNKS, digest)
         return None if raw is None else ChunkRecord.decode(raw)
 
     def _chunks_written(self, records: dict[bytes, ChunkRecord]) -> None:
-        self.stage(CHUNKS, ((d, record.encode()) for d, record in records.items()))
+        self.records.stage(CHUNKS, ((d, record.encode()) for d, record in records.items()))
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def stored_bytes(self) -> int:
-        """Bytes of pack files (compressed, deduplicated data)."""
-        return self.packs.total_bytes()
+        """Bytes of committed packs (compressed, deduplicated data)."""
+        return self.packs.stored_bytes()
 
     def close(self) -> None:
         """Release one reference; the last one commits what is staged and closes everything."""
-        with self._instances_lock:
-            self._refs -= 1
-            if self._refs > 0:
-                return
-            self._instances.pop((os.getpid(), self.path), None)
-        committed = False
+        if self._release is not None and not self._release():
+            return
         try:
             self.commit()
-            committed = True
         finally:
             self._frames.shutdown()
             if self._read_pool is not None:
                 self._read_pool.shutdown(wait=True)
             self._reader.clear()
-            self.packs.close()
-            self._close_index(compact=committed and self._wrote)
+            try:
+                self.packs.close()
+            finally:
+                self.metadata.close()
 
-    def _close_index(self, compact: bool) -> None:
-        """Close LMDB, compacting its file first if this process wrote, it is mostly free pages
-        and no other process has the store open (see compaction.py); a failed compaction changes
-        nothing. A process that only read leaves it as it is, so a read never pays for a rewrite."""
-        meta = self.env.path()
-        copy = None
-        try:
-            if compact and self._users.alone() and compaction.worthwhile(self.env):
-                copy = compaction.compacted(self.env)
-        except (OSError, lmdb.Error):
-            copy = None
-        finally:
-            self.env.close()
-        try:
-            if copy is not None:
-                compaction.install(copy, meta)
-        finally:
-            self._users.release()
+
+def check_format(metadata: MetadataStore, params: ChunkingParams) -> None:
+    """Record the format and chunking at creation; refuse a store made differently."""
+    expected = {b"format": FORMAT, b"chunking": params.describe().encode()}
+    recorded = metadata.get_many(META, list(expected))
+    if None in recorded:
+        metadata.commit({META: expected})  # insert-only: a concurrent creator's values stay
+        recorded = metadata.get_many(META, list(expected))
+    for (key, value), found in zip(expected.items(), recorded):
+        if found != value:
+            raise StoreFormatError(
+                f"the store was created with {key.decode()} {found.decode(errors='replace')!r}, "
+                f"this version uses {value.decode()!r}; refusing to open it (its chunks would not match)")
 
 
 class EngineUser:
-    """A service over the engine: holds one reference (see LocalEngine.open), shares its batch,
+    """A service over the engine: holds one reference (see registry.py), shares its batch,
     and releases the reference on close()."""
 
     def __init__(self, engine: LocalEngine) -> None:

@@ -3,7 +3,7 @@
 Small files are one chunk each; compressing many of them together compresses far better
 than a frame per chunk, and bounding the frame keeps a random read cheap (one frame to
 decompress). Compression runs in worker threads (zstd releases the GIL), so an import
-keeps every core busy even when it feeds one large blob.
+keeps every core busy even when it feeds one large blob. Frames go into packs (packs.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import zstandard
 
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
-from castore.local.packs import PackFiles
+from castore.local.packs import Packs
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +121,10 @@ class FrameWriter:
     """Collects chunks into the open frame; full frames are compressed and appended by workers.
 
     A chunk stays readable from memory (`pending`) until its frame is in a pack and
-    `on_written` has recorded its location, so there is no moment where it is nowhere.
+    `on_written` has staged its location, so there is no moment where it is nowhere.
     """
 
-    def __init__(self, packs: PackFiles, on_written: Callable[[dict[bytes, ChunkRecord]], None], *,
+    def __init__(self, packs: Packs, on_written: Callable[[dict[bytes, ChunkRecord]], None], *,
                  workers: int = WORKERS) -> None:
         self._packs = packs
         self._on_written = on_written
@@ -194,28 +194,29 @@ class FrameWriter:
         try:
             self._pool.submit(self._write, seq, kind, chunks)
         except BaseException as e:
-            self._finish(seq, chunks, {}, e)
+            self._finish(seq, chunks, e)
             raise
 
     def _write(self, seq: int, kind: FrameClass, chunks: list[_Queued]) -> None:
         try:
             frame = self._compressor(kind).compress(b"".join(c.stored for c in chunks))
-            pack, frame_offset = self._packs.append(frame)
-            locations, pos = {}, 0
-            for c in chunks:
-                location = Location(pack, frame_offset, len(frame), pos, len(c.stored))
-                locations[c.digest] = ChunkRecord(location, c.length, c.base)
-                pos += len(c.stored)
-        except BaseException as e:  # reported to every later writer, never swallowed
-            self._finish(seq, chunks, {}, e)
-        else:
-            self._finish(seq, chunks, locations, None)
 
-    def _finish(self, seq: int, chunks: list[_Queued], locations: dict[bytes, ChunkRecord],
-                failure: BaseException | None) -> None:
-        with self._cond:
-            if locations:
+            def placed(pack: int, frame_offset: int) -> None:
+                locations, pos = {}, 0
+                for c in chunks:
+                    location = Location(pack, frame_offset, len(frame), pos, len(c.stored))
+                    locations[c.digest] = ChunkRecord(location, c.length, c.base)
+                    pos += len(c.stored)
                 self._on_written(locations)
+
+            self._packs.append(frame, placed)
+        except BaseException as e:  # reported to every later writer, never swallowed
+            self._finish(seq, chunks, e)
+        else:
+            self._finish(seq, chunks, None)
+
+    def _finish(self, seq: int, chunks: list[_Queued], failure: BaseException | None) -> None:
+        with self._cond:
             for c in chunks:
                 self._pending.pop(c.digest, None)
             self._inflight.discard(seq)
@@ -240,7 +241,7 @@ class FrameReader:
     frame, and a blob read in order touches each frame several times.
     """
 
-    def __init__(self, packs: PackFiles, cache_bytes: int = FRAME_CACHE_BYTES) -> None:
+    def __init__(self, packs: Packs, cache_bytes: int = FRAME_CACHE_BYTES) -> None:
         self._packs = packs
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_size = 0

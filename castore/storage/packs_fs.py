@@ -9,7 +9,6 @@ open for the packs read last (pread: no seek position shared between threads).
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from typing import Iterator, Sequence
@@ -34,13 +33,15 @@ class FsPackStore(PackStore):
 
     def put(self, name: str, data: bytes | memoryview) -> None:
         final = self.path(check_name(name))
-        if os.path.exists(final):
-            return
         folder = os.path.dirname(final)
+        if os.path.exists(final):
+            _fsync_dir(folder)  # its writer may not have synced the rename yet
+            return
         if not os.path.isdir(folder):
             os.makedirs(folder, exist_ok=True)
             _fsync_dir(self.directory)  # the new folder survives a crash along with the pack in it
-        fd, temp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=folder)
+        temp = os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             with memoryview(data) as view, view.cast("B") as left:
                 while left:

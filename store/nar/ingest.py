@@ -3,13 +3,14 @@
 File contents flow from the NAR straight into blob writers in bounded pieces, so
 memory stays bounded whatever the NAR's size. Directories are only collected while
 parsing and put as one leaves-first closure after the reader has checked the whole
-stream: a malformed NAR leaves no directory behind (the blobs it already wrote are
-content-addressed orphans, harmless).
+stream and the caller's `check` has passed: a malformed or refused NAR leaves no
+directory behind (the blobs it already wrote are content-addressed orphans, harmless).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
@@ -32,10 +33,13 @@ class NarIngestResult:
     nar_sha256: bytes
 
 
-def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
+def ingest_nar(store: CAStore, source: SupportsRead,
+               check: Callable[[int, bytes], None] | None = None) -> NarIngestResult:
     """Import the NAR read from `source`; raises NarError when it is malformed.
 
-    `source` must hold exactly one NAR: trailing bytes are an error.
+    `source` must hold exactly one NAR: trailing bytes are an error. `check(nar_size,
+    nar_sha256)` runs once the whole NAR is read, before any directory is stored; what it
+    raises aborts the import.
     """
     hashing = HashingReader(source)
     directories: list[Directory] = []  # leaves first: a directory is finished after its children
@@ -65,6 +69,8 @@ def ingest_nar(store: CAStore, source: SupportsRead) -> NarIngestResult:
             else:
                 root = node
         assert root is not None  # read_nar ends only after a complete root node
+        if check is not None:
+            check(hashing.size, hashing.sha256)
         uploads.wait()  # every blob stored before a directory names it
         if directories:
             store.directories.put(directories)

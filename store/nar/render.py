@@ -1,13 +1,11 @@
-"""castore -> NAR: the bytes of a root node, byte-identical to `nix-store --dump`.
+"""castore -> NAR: the bytes of a root node, byte-identical to `nix-store --dump`, whole or
+any byte range of it, from its layout (see `layout`).
 
-The directory closure is fetched with one recursive get (one round trip to a remote
-service) and laid out as the NAR's grammar around its files; the files' contents are
-then asked of the blob service in NAR order with one read_many, so a backend can fetch
-ahead while earlier pieces are written. Memory stays bounded by the pieces in flight and
-the layout (a few bytes per entry), not by the contents.
-
-Every node was validated when it was built (names, their order, targets), so the layout
-needs no grammar checks; file contents are checked against their declared sizes.
+The whole NAR asks the blob service for the files' contents in NAR order with one
+read_many, so a backend can fetch ahead while earlier pieces are written. A range reads only
+the files it overlaps: the one it starts in is opened and seeked to where the range starts.
+Memory stays bounded by the pieces in flight and the layout, not by the contents. File
+contents are checked against their declared sizes.
 """
 
 from __future__ import annotations
@@ -15,37 +13,36 @@ from __future__ import annotations
 import contextlib
 from typing import Iterable, Iterator
 
-from castore.digest import B3Digest
+from castore.blobs.service import READ_SIZE, BlobService
 from castore.errors import NotFoundError
-from castore.nodes import Directory, DirectoryNode, FileNode, Node
+from castore.nodes import FileNode, Node
 from castore.url import CAStore
 from store.errors import NarError
-from store.nar.wire import CLOSE, DIRECTORY_OPEN, NAR_HEADER, entry_open, regular_header, regular_trailer, symlink_node
+from store.nar.layout import NarLayout, lay_out
 
 FLUSH_SIZE = 1 << 16
 """Grammar and small files are gathered into pieces of about this size; larger contents pass as read."""
-
-
-Layout = tuple[list[tuple[bytes, FileNode]], bytes]
-"""A NAR without its file contents: each file with the grammar before it, then what follows the last."""
 
 
 def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     """The NAR of `node` in pieces (grammar and small files gathered to about FLUSH_SIZE, larger
     contents as read); raises NotFoundError naming a missing blob or directory, NarError when a
     blob's size is not its node's."""
-    files, tail = _lay_out(_Closure(store, node), node)
-    with contextlib.closing(store.blobs.read_many(file.digest for _, file in files)) as contents:
-        yield from _pieces(files, tail, contents)
+    yield from render_layout(store.blobs, lay_out(store.directories, node))
 
 
-def _pieces(files: list[tuple[bytes, FileNode]], tail: bytes,
-            contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
+def render_layout(blobs: BlobService, layout: NarLayout) -> Iterator[bytes]:
+    """The whole NAR of a layout, as render_nar."""
+    with contextlib.closing(blobs.read_many(file.digest for file in layout.files)) as contents:
+        yield from _pieces(layout, contents)
+
+
+def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
-    for (grammar, file), pieces in zip(files, contents):
+    for grammar, file, pieces in zip(layout.framing, layout.files, contents):
         if pieces is None:
-            raise NotFoundError(f"blob {file.digest} of {file.name!r} not found")
+            raise _missing(file)
         pending.append(grammar)
         size += len(grammar)
         remaining = file.size
@@ -62,70 +59,90 @@ def _pieces(files: list[tuple[bytes, FileNode]], tail: bytes,
                 pending, size = [], 0
             yield piece
         if remaining:
-            raise NarError(f"blob {file.digest} of {file.name!r} is {remaining} bytes shorter than its node says")
+            raise _shorter(file, remaining)
         if size >= FLUSH_SIZE:
             yield b"".join(pending)
             pending, size = [], 0
-    pending.append(tail)
+    pending.append(layout.framing[-1])
     yield b"".join(pending)
 
 
-def _lay_out(closure: _Closure, root: Node) -> Layout:
-    """Walks the tree with an explicit stack, so depth costs no recursion."""
-    files: list[tuple[bytes, FileNode]] = []
-    grammar = [NAR_HEADER]
-    open_dirs: list[Iterator[Node]] = []  # per open directory, its entries not yet visited
-    node = root
-    while True:
-        if isinstance(node, FileNode):
-            grammar.append(regular_header(node.size, node.executable))
-            files.append((b"".join(grammar), node))
-            grammar = [regular_trailer(node.size)]
-        elif isinstance(node, DirectoryNode):
-            grammar.append(DIRECTORY_OPEN)
-            open_dirs.append(iter(closure.get(node.digest).nodes()))
-        else:
-            grammar.append(symlink_node(node.target))
-        complete = not isinstance(node, DirectoryNode)
-        while open_dirs:
-            if complete:
-                grammar.append(CLOSE)  # the entry that held the complete node
-            node = next(open_dirs[-1], None)
-            if node is not None:
-                grammar.append(entry_open(node.name))
-                break
-            open_dirs.pop()
-            grammar.append(CLOSE)  # the directory
-            complete = True
-        else:
-            return files, b"".join(grammar)
+def render_range(blobs: BlobService, layout: NarLayout, first: int, end: int) -> Iterator[bytes]:
+    """Bytes `first` up to `end` (exclusive, 0 <= first < end <= layout.size) of the NAR, reading
+    only the files they overlap; errors as render_nar, but a blob longer than its node is
+    noticed only when the range covers its end."""
+    import bisect  # not loaded by `cairn dump`, which renders whole NARs
+
+    files, offsets = layout.files, layout.offsets
+    start = bisect.bisect_right(offsets, first)  # the first file whose contents start after `first`
+    if start and offsets[start - 1] + files[start - 1].size > first:
+        start -= 1  # `first` lies in this file's contents
+    stop = bisect.bisect_left(offsets, end, lo=start)  # the first file whose contents start at `end` or later
+    if start < stop and offsets[start] < first:  # the range starts inside a file: seek there
+        skip = first - offsets[start]
+        yield from _seeked(blobs, files[start], skip, min(end - offsets[start], files[start].size) - skip)
+        start += 1
+    if start < stop:
+        with contextlib.closing(blobs.read_many(f.digest for f in files[start:stop])) as contents:
+            for index, pieces in zip(range(start, stop), contents):
+                yield from _framing(layout, index, first, end)
+                file = files[index]
+                if pieces is None:
+                    raise _missing(file)
+                yield from _prefix(file, pieces, min(end - offsets[index], file.size))
+    yield from _framing(layout, stop, first, end)
+
+
+def _framing(layout: NarLayout, index: int, first: int, end: int) -> Iterator[bytes]:
+    """What of `framing[index]` lies in the range."""
+    start = layout.framing_start(index)
+    piece = layout.framing[index][max(first - start, 0):max(end - start, 0)]
+    if piece:
+        yield piece
+
+
+def _seeked(blobs: BlobService, file: FileNode, skip: int, want: int) -> Iterator[bytes]:
+    """`want` bytes of a file's contents from `skip` on, reading nothing before them."""
+    reader = blobs.open_read(file.digest)
+    if reader is None:
+        raise _missing(file)
+    with reader:
+        reader.seek(skip)
+        while want:
+            piece = reader.read(min(want, READ_SIZE))
+            if not piece:
+                raise _shorter(file, want)
+            want -= len(piece)
+            yield piece
+
+
+def _prefix(file: FileNode, pieces: Iterable[bytes], want: int) -> Iterator[bytes]:
+    """The first `want` bytes of a file's pieces; NarError when they run out first."""
+    for piece in pieces:
+        if len(piece) >= want:
+            if want:
+                yield piece[:want]
+            return
+        want -= len(piece)
+        yield piece
+    if want:
+        raise _shorter(file, want)
+
+
+def _missing(file: FileNode) -> NotFoundError:
+    return NotFoundError(f"blob {file.digest} of {file.name!r} not found")
+
+
+def _shorter(file: FileNode, remaining: int) -> NarError:
+    return NarError(f"blob {file.digest} of {file.name!r} is {remaining} bytes shorter than its node says")
 
 
 def calculate_nar(store: CAStore, node: Node) -> tuple[int, bytes]:
-    """NarSize and NarHash (sha256) of `node`, by rendering it once."""
+    """NarSize (from the layout) and NarHash (sha256, by rendering it once) of `node`."""
     import hashlib  # about 2 ms to load: `cairn dump` renders without it
 
+    layout = lay_out(store.directories, node)
     sha256 = hashlib.sha256()
-    size = 0
-    for piece in render_nar(store, node):
+    for piece in render_layout(store.blobs, layout):
         sha256.update(piece)
-        size += len(piece)
-    return size, sha256.digest()
-
-
-class _Closure:
-    """The directories below a root: one recursive get up front, single gets for any it missed."""
-
-    def __init__(self, store: CAStore, node: Node) -> None:
-        self._store = store
-        self._found: dict[bytes, Directory] = {}
-        if isinstance(node, DirectoryNode):
-            self._found = {d.digest: d for d in store.directories.get_recursive(node.digest)}
-
-    def get(self, digest: B3Digest) -> Directory:
-        found = self._found.get(digest)
-        if found is None:
-            found = self._store.directories.get(digest)
-            if found is None:
-                raise NotFoundError(f"directory {digest} not found")
-        return found
+    return layout.size, sha256.digest()

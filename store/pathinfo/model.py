@@ -17,12 +17,12 @@ from castore import wire
 from castore.errors import ValidationError
 from castore.nodes import Node, decode_canonical_node, node_from_proto, node_to_proto, parse_message, rename
 from store.contentaddress import ContentAddress
-from store.narinfo import NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
 from store.signing import Signature, fingerprint
 from store.storepath import StorePath
 
 if TYPE_CHECKING:
+    from store.narinfo import NarinfoExtras
     from store.proto import pathinfo_pb2 as pb
 
 DRV_SUFFIX = ".drv"

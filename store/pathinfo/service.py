@@ -10,6 +10,10 @@ from store.pathinfo.model import PathInfo
 
 
 class PathInfoService(ABC):
+    read_only = False
+    """Whether put always refuses (an HTTP binary cache read through): a cache in front of it
+    then keeps writes in its near store."""
+
     @abstractmethod
     def get(self, digest: bytes) -> PathInfo | None:
         """By the 20-byte digest of the store path; None when unknown."""

@@ -1,4 +1,5 @@
-"""The local blob backend: round trips at chunking edges, dedup, seeking, chunk reads, corruption."""
+"""The local blob backend's own behaviour: chunk lists, dedup, whole reads at any seek, corruption,
+the recorded chunking; the BlobService contract is in tests/conformance/test_blobservice.py."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import Iterator
 import pytest
 
 from castore.blobs.local import LocalBlobService
-from castore.digest import EMPTY_DIGEST, B3Digest
+from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.chunker import DEFAULT_PARAMS
-from castore.local.engine import LocalEngine, StoreFormatError
+from castore.local.engine import CHUNKS, META, StoreFormatError
 from castore.local.frames import Location
-from castore.local.packs import SUFFIX
+from castore.local.registry import open_engine
+
+from tests.castore.local_store import flip_frame_byte, pack_file, pack_files, rewrite
 
 MiB = 1 << 20
 MIN = DEFAULT_PARAMS.min_size
@@ -41,10 +44,6 @@ def read_all(blobs: LocalBlobService, digest: B3Digest) -> bytes:
         return reader.read()
 
 
-def packs_of(path: Path) -> list[Path]:
-    return sorted((path / "packs").glob("*" + SUFFIX))
-
-
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store"
@@ -52,19 +51,9 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def blobs(store_path: Path) -> Iterator[LocalBlobService]:
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
+    service = LocalBlobService(open_engine(str(store_path)))
     yield service
     service.close()
-
-
-@pytest.mark.parametrize("size", [0, 1, MIN - 1, MIN, MIN + 1, DEFAULT_PARAMS.max_size + 1, 20 * MiB])
-def test_blob_round_trips_with_its_blake3_digest(blobs: LocalBlobService, size: int) -> None:
-    data = random_bytes(size, seed=size)
-    digest = put(blobs, data)
-    assert digest == B3Digest.of(data)
-    assert blobs.has(digest)
-    assert read_all(blobs, digest) == data
-    assert blobs.stat(digest).size == size
 
 
 def test_small_blobs_are_one_piece_and_large_ones_list_chunks_summing_to_size(blobs: LocalBlobService) -> None:
@@ -80,29 +69,6 @@ def test_small_blobs_are_one_piece_and_large_ones_list_chunks_summing_to_size(bl
         offset += chunk.size
 
 
-def test_empty_blob_has_the_empty_digest(blobs: LocalBlobService) -> None:
-    assert put(blobs, b"") == EMPTY_DIGEST
-    assert blobs.stat(EMPTY_DIGEST).size == 0
-    assert read_all(blobs, EMPTY_DIGEST) == b""
-
-
-def test_unknown_digest_is_absent(blobs: LocalBlobService) -> None:
-    unknown = B3Digest.of(b"never stored")
-    assert not blobs.has(unknown)
-    assert blobs.stat(unknown) is None
-    assert blobs.open_read(unknown) is None
-
-
-def test_a_chunk_digest_opens_that_chunk(blobs: LocalBlobService) -> None:
-    data = random_bytes(3 * MiB, seed=9)
-    stat = blobs.stat(put(blobs, data))
-    offset = sum(c.size for c in stat.chunks[:5])
-    chunk = stat.chunks[5]
-    assert blobs.has(chunk.digest)
-    assert blobs.stat(chunk.digest).size == chunk.size
-    assert read_all(blobs, chunk.digest) == data[offset:offset + chunk.size]
-
-
 def test_same_data_twice_is_stored_once(blobs: LocalBlobService, store_path: Path) -> None:
     data = random_bytes(5 * MiB, seed=4)
     small = random_bytes(1000, seed=5)
@@ -113,7 +79,7 @@ def test_same_data_twice_is_stored_once(blobs: LocalBlobService, store_path: Pat
     # A blob sharing most chunks with the first adds only the chunks that differ.
     put(blobs, data[:4 * MiB] + b"changed tail" + data[4 * MiB:])
     assert blobs.stored_bytes() < stored + 2 * DEFAULT_PARAMS.max_size + 1000
-    assert sum(p.stat().st_size for p in packs_of(store_path)) == blobs.stored_bytes()
+    assert sum(p.stat().st_size for p in pack_files(store_path)) == blobs.stored_bytes()
 
 
 def test_random_seeks_and_reads_match_the_data(blobs: LocalBlobService) -> None:
@@ -139,47 +105,6 @@ def test_random_seeks_and_reads_match_the_data(blobs: LocalBlobService) -> None:
         reader.seek(-1)
 
 
-def test_reader_works_through_buffered_io(blobs: LocalBlobService) -> None:
-    data = random_bytes(MiB, seed=8)
-    with io.BufferedReader(blobs.open_read(put(blobs, data))) as f:
-        f.seek(12345)
-        assert f.read(100) == data[12345:12445]
-        assert f.read() == data[12445:]
-
-
-def test_blobs_survive_closing_and_reopening(store_path: Path) -> None:
-    data = random_bytes(2 * MiB, seed=10)
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
-    digests = [put(service, data), put(service, b"tiny")]
-    service.close()
-    service = LocalBlobService(LocalEngine.open(str(store_path)))
-    assert read_all(service, digests[0]) == data
-    assert read_all(service, digests[1]) == b"tiny"
-    service.close()
-
-
-def test_batched_writes_are_readable_before_and_after_the_commit(blobs: LocalBlobService, store_path: Path) -> None:
-    data = [random_bytes(n, seed=n) for n in (10, 5000, 3 * MiB)]
-    with blobs.batch():
-        digests = [put(blobs, d) for d in data]
-        assert [read_all(blobs, d) for d in digests] == data
-        with blobs.batch():  # re-entrant: only the outermost exit commits
-            digests.append(put(blobs, b"nested"))
-    blobs.close()
-    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
-    assert [read_all(reopened, d) for d in digests] == data + [b"nested"]
-    reopened.close()
-
-
-def test_aborted_writer_stores_no_blob(blobs: LocalBlobService) -> None:
-    data = random_bytes(2 * MiB, seed=11)
-    with pytest.raises(RuntimeError):
-        with blobs.open_write() as writer:
-            writer.write(data)
-            raise RuntimeError("client went away")
-    assert not blobs.has(B3Digest.of(data))
-
-
 def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
         blobs: LocalBlobService, store_path: Path) -> None:
     # Each write outside a batch ends its frame, so the blobs live in separate frames.
@@ -188,16 +113,10 @@ def test_flipped_bytes_in_a_pack_raise_corruption_and_clean_chunks_still_read(
     before = put(blobs, clean[0])
     target = put(blobs, victim)
     after = put(blobs, clean[1])
-    location = blobs.engine.chunk_record(target).location
-    [pack] = packs_of(store_path)
-    with open(pack, "r+b") as f:
-        f.seek(location.frame_offset + location.frame_length // 2)
-        byte = f.read(1)
-        f.seek(-1, io.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flip_frame_byte(store_path, blobs.engine.chunk_record(target).location)
     # Fresh engine: nothing cached from the writes.
     blobs.close()
-    reopened = LocalBlobService(LocalEngine.open(str(store_path)))
+    reopened = LocalBlobService(open_engine(str(store_path)))
     with pytest.raises(CorruptionError, match=re.escape(str(target))):
         read_all(reopened, target)
     assert read_all(reopened, before) == clean[0]
@@ -215,30 +134,24 @@ def test_a_chunk_whose_bytes_do_not_match_its_digest_is_never_returned(
     location = blobs.engine.chunk_record(digest).location
     forged = zstandard.ZstdCompressor(level=5).compress(b"b" * 1000)
     blobs.close()
-    [pack] = packs_of(store_path)
-    with open(pack, "ab") as f:
+    with open(pack_file(store_path, location.pack), "ab") as f:
         offset = f.tell()
         f.write(forged)
-    engine = LocalEngine.open(str(store_path))
-    with engine.env.begin(db=engine.db("chunks"), write=True) as txn:
-        txn.put(digest, Location(location.pack, offset, len(forged), 0, 1000).encode())
-    reopened = LocalBlobService(engine)
+    rewrite(store_path, CHUNKS, digest, Location(location.pack, offset, len(forged), 0, 1000).encode())
+    reopened = LocalBlobService(open_engine(str(store_path)))
     with pytest.raises(CorruptionError, match="does not match its digest"):
         read_all(reopened, digest)
     reopened.close()
 
 
 def test_a_store_with_other_chunking_parameters_is_refused(store_path: Path) -> None:
-    LocalEngine.open(str(store_path)).close()
-    engine = LocalEngine.open(str(store_path))
-    with engine.env.begin(db=engine.db("meta"), write=True) as txn:
-        txn.put(b"chunking", b"fastcdc-cy-gear/1/2/3")
-    engine.close()
+    open_engine(str(store_path)).close()
+    rewrite(store_path, META, b"chunking", b"fastcdc-cy-gear/1/2/3")
     with pytest.raises(StoreFormatError, match="chunking"):
-        LocalEngine.open(str(store_path))
+        open_engine(str(store_path))
 
 
 def test_stored_bytes_counts_pack_files(blobs: LocalBlobService, store_path: Path) -> None:
     assert blobs.stored_bytes() == 0
     put(blobs, random_bytes(100_000))
-    assert blobs.stored_bytes() == sum(os.path.getsize(p) for p in packs_of(store_path)) > 100_000
+    assert blobs.stored_bytes() == sum(os.path.getsize(p) for p in pack_files(store_path)) > 100_000

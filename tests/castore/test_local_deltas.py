@@ -9,8 +9,11 @@ import pytest
 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
-from castore.local.engine import LocalEngine
+from castore.local.engine import CHUNKS, LocalEngine
 from castore.local.frames import LARGE, SMALL, ChunkRecord
+from castore.local.registry import open_engine
+
+from tests.castore.local_store import flip_frame_byte
 
 
 def binary_like(size: int, seed: int) -> bytes:
@@ -40,7 +43,7 @@ def stored_delta(engine: LocalEngine, digest: bytes) -> bool:
 
 @pytest.mark.parametrize("kind", [SMALL, LARGE])
 def test_a_near_copy_of_a_stored_chunk_is_a_delta_and_reads_back_verified(tmp_path: Path, kind) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     base = binary_like(64 * 1024, seed=1)
     near = patched(base, 4096, seed=2)
     engine.add_chunk(B3Digest.of(base), base, kind)
@@ -52,14 +55,14 @@ def test_a_near_copy_of_a_stored_chunk_is_a_delta_and_reads_back_verified(tmp_pa
     assert not stored_delta(engine, B3Digest.of(base))
     assert engine.stored_bytes() - before < len(near) // 20
     engine.close()
-    reopened = LocalEngine.open(str(tmp_path / "s"))  # nothing cached from the writes
+    reopened = open_engine(str(tmp_path / "s"))  # nothing cached from the writes
     assert reopened.read_chunk(B3Digest.of(near)) == near
     assert reopened.chunk_length(B3Digest.of(near)) == len(near)
     reopened.close()
 
 
 def test_unrelated_and_tiny_chunks_are_stored_plain(tmp_path: Path) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     chunks = [binary_like(64 * 1024, seed=s) for s in (3, 4)] + [b"x" * 100, b"x" * 99 + b"y"]
     for data in chunks:
         engine.add_chunk(B3Digest.of(data), data, LARGE)
@@ -69,7 +72,7 @@ def test_unrelated_and_tiny_chunks_are_stored_plain(tmp_path: Path) -> None:
 
 
 def test_a_delta_whose_base_is_damaged_is_reported_not_returned(tmp_path: Path) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     base = binary_like(64 * 1024, seed=5)
     near = patched(base, 4096, seed=6)
     for data in (base, near):
@@ -77,13 +80,8 @@ def test_a_delta_whose_base_is_damaged_is_reported_not_returned(tmp_path: Path) 
         engine.commit()
     location = engine.chunk_record(B3Digest.of(base)).location
     engine.close()
-    [pack] = (tmp_path / "s" / "packs").glob(f"{location.pack:08d}.pack")
-    with open(pack, "r+b") as f:
-        f.seek(location.frame_offset + location.frame_length // 2)
-        byte = f.read(1)[0]
-        f.seek(-1, 1)
-        f.write(bytes([byte ^ 0xFF]))
-    reopened = LocalEngine.open(str(tmp_path / "s"))
+    flip_frame_byte(tmp_path / "s", location)
+    reopened = open_engine(str(tmp_path / "s"))
     with pytest.raises(CorruptionError):
         reopened.read_chunk(B3Digest.of(near))
     # A new near copy is still stored (plain: its would-be base does not read).
@@ -95,7 +93,7 @@ def test_a_delta_whose_base_is_damaged_is_reported_not_returned(tmp_path: Path) 
 
 
 def test_a_cycle_of_deltas_is_reported_as_corruption(tmp_path: Path) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     base = binary_like(64 * 1024, seed=8)
     near = patched(base, 4096, seed=9)
     for data in (base, near):
@@ -105,8 +103,8 @@ def test_a_cycle_of_deltas_is_reported_as_corruption(tmp_path: Path) -> None:
     assert record.base == B3Digest.of(base)
     # Forge the base into a delta against the chunk that refers to it: a cycle.
     forged = ChunkRecord(record.location, len(base), bytes(B3Digest.of(near)))
-    with engine.env.begin(db=engine.db("chunks"), write=True) as txn:
-        txn.put(B3Digest.of(base), forged.encode())
+    base_key = bytes(B3Digest.of(base))
+    engine.metadata.commit({CHUNKS: {base_key: forged.encode()}}, {CHUNKS: [base_key]})
     with pytest.raises(CorruptionError, match="deep"):
         engine.read_chunk(B3Digest.of(near))
     engine.close()

@@ -1,4 +1,6 @@
-"""The local directory backend: closures stored whole or not at all, read back verified."""
+"""The local directory backend's own behaviour: blobs that are not directories are not returned as
+ones, directories are framed apart from file contents; the DirectoryService contract is in
+tests/conformance/test_directoryservice.py."""
 
 from __future__ import annotations
 
@@ -8,10 +10,9 @@ from typing import Iterator
 import pytest
 
 from castore.blobs.local import LocalBlobService
-from castore.digest import EMPTY_DIGEST, B3Digest
+from castore.digest import B3Digest
 from castore.directories.local import LocalDirectoryService
-from castore.errors import ValidationError
-from castore.local.engine import LocalEngine
+from castore.local.registry import open_engine
 from castore.nodes import Directory, FileNode, SymlinkNode
 
 FILE = B3Digest.of(b"contents")
@@ -32,48 +33,14 @@ def store_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def dirs(store_path: Path) -> Iterator[LocalDirectoryService]:
-    service = LocalDirectoryService(LocalEngine.open(str(store_path)))
+    service = LocalDirectoryService(open_engine(str(store_path)))
     yield service
     service.close()
 
 
-def test_put_returns_the_root_and_get_returns_each_directory(dirs: LocalDirectoryService) -> None:
-    closure = tree()
-    assert dirs.put(closure) == closure[-1].digest
-    for directory in closure:
-        assert dirs.get(directory.digest) == directory
-
-
-def test_get_recursive_is_breadth_first_from_the_root(dirs: LocalDirectoryService) -> None:
-    leaf, mid, root = tree()
-    dirs.put([leaf, mid, root])
-    assert list(dirs.get_recursive(root.digest)) == [root, mid, leaf]
-
-
-def test_unknown_digest_is_none_and_recursive_is_empty(dirs: LocalDirectoryService) -> None:
-    assert dirs.get(B3Digest.of(b"nothing")) is None
-    assert list(dirs.get_recursive(B3Digest.of(b"nothing"))) == []
-
-
-def test_the_empty_directory_round_trips(dirs: LocalDirectoryService) -> None:
-    assert dirs.put([Directory()]) == EMPTY_DIGEST
-    assert dirs.get(EMPTY_DIGEST) == Directory()
-
-
-def test_an_invalid_closure_stores_nothing(dirs: LocalDirectoryService) -> None:
-    leaf, mid, root = tree()
-    dangling = Directory(files=(FileNode(b"unrelated", FILE, 8),))
-    with pytest.raises(ValidationError):
-        dirs.put([leaf, dangling, mid, root])
-    with pytest.raises(ValidationError):
-        dirs.put([mid, root])  # child not sent first
-    for directory in (leaf, dangling, mid, root):
-        assert dirs.get(directory.digest) is None
-
-
 def test_a_blob_that_is_not_a_directory_is_not_returned_as_one(store_path: Path,
                                                                  dirs: LocalDirectoryService) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with blobs.open_write() as writer:
         writer.write(b"\xff\xff not protobuf")
         digest = writer.close()
@@ -84,7 +51,7 @@ def test_a_blob_that_is_not_a_directory_is_not_returned_as_one(store_path: Path,
 def test_a_blob_that_parses_as_a_directory_but_is_not_its_canonical_encoding_is_not_one(
         store_path: Path, dirs: LocalDirectoryService) -> None:
     leaf = tree()[0]
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with blobs.open_write() as writer:
         writer.write(leaf.encoded + b"\x7a\x00")  # an unknown field: protobuf would parse it
         digest = writer.close()
@@ -93,22 +60,10 @@ def test_a_blob_that_parses_as_a_directory_but_is_not_its_canonical_encoding_is_
     assert dirs.get(digest) is None
 
 
-def test_directories_survive_reopening_and_batches_commit_at_the_outermost_exit(store_path: Path) -> None:
-    service = LocalDirectoryService(LocalEngine.open(str(store_path)))
-    with service.batch():
-        roots = [service.put(tree(n)) for n in range(50)]
-        assert all(service.get(r) is not None for r in roots)
-    service.close()
-    service = LocalDirectoryService(LocalEngine.open(str(store_path)))
-    for n, root in enumerate(roots):
-        assert list(service.get_recursive(root))[-1] == tree(n)[0]
-    service.close()
-
-
 def test_directories_are_framed_apart_from_file_contents(store_path: Path, dirs: LocalDirectoryService) -> None:
     """Fetching a tree's directories must not decompress the small files stored beside them."""
     engine = dirs.engine
-    blobs = LocalBlobService(LocalEngine.open(str(store_path)))
+    blobs = LocalBlobService(open_engine(str(store_path)))
     with engine.batch():
         with blobs.open_write() as writer:
             writer.write(b"contents")

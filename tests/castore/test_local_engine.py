@@ -1,83 +1,92 @@
-"""The engine: one shared instance per store, batches, early commits, records of other layers."""
+"""The engine: one shared instance per store, batches, early commits, records of other layers,
+any metadata and pack store."""
 
 from __future__ import annotations
 
 import errno
+import random
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from castore.blobs.local import LocalBlobService
+from castore.blobs.local import BLOBS, LocalBlobService
 from castore.digest import B3Digest
 from castore.errors import BackendError
-from castore.local import engine as engine_module
-from castore.local.engine import LocalEngine
+from castore.local import packs as packs_module
+from castore.local import records as records_module
+from castore.local.engine import CHUNKS, LocalEngine
+from castore.local.registry import open_engine
+from castore.storage.metadata import Table
+from castore.storage.metadata_memory import MemoryMetadataStore
+from castore.storage.packs import pack_name
+from castore.storage.packs_memory import MemoryPackStore
+
+PATHINFO = Table("pathinfo")  # a table of another layer, unknown to castore
 
 
-def committed(engine: LocalEngine, db: str, key: bytes) -> bytes | None:
-    """What LMDB holds, ignoring what is only staged."""
-    with engine.env.begin(db=engine.db(db)) as txn:
-        return txn.get(key)
+def committed(engine: LocalEngine, table: Table, key: bytes) -> bytes | None:
+    """What the metadata store holds, ignoring what is only staged."""
+    return engine.metadata.get(table, key)
 
 
 def test_open_shares_one_engine_per_store_until_the_last_close(tmp_path: Path) -> None:
-    first = LocalEngine.open(str(tmp_path / "s"))
-    second = LocalEngine.open(str(tmp_path / "s/../s"))
+    first = open_engine(str(tmp_path / "s"))
+    second = open_engine(str(tmp_path / "s/../s"))
     assert first is second
     first.close()
-    assert LocalEngine.open(str(tmp_path / "s")) is second  # still open: second holds it
+    assert open_engine(str(tmp_path / "s")) is second  # still open: second holds it
     second.close()
     second.close()
-    third = LocalEngine.open(str(tmp_path / "s"))
+    third = open_engine(str(tmp_path / "s"))
     assert third is not first
     third.close()
 
 
 def test_records_of_other_layers_are_staged_in_a_batch_and_committed_at_its_end(tmp_path: Path) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     with engine.batch():
-        engine.put("pathinfo", [(b"k", b"v1")])
-        assert engine.get("pathinfo", b"k") == b"v1"
-        assert committed(engine, "pathinfo", b"k") is None
-    assert committed(engine, "pathinfo", b"k") == b"v1"
-    engine.put("pathinfo", [(b"k", b"v2")])  # outside a batch: committed on return
-    assert committed(engine, "pathinfo", b"k") == b"v2"
+        engine.records.put(PATHINFO, [(b"k", b"v1")])
+        assert engine.records.get(PATHINFO, b"k") == b"v1"
+        assert committed(engine, PATHINFO, b"k") is None
+    assert committed(engine, PATHINFO, b"k") == b"v1"
+    engine.records.put(PATHINFO, [(b"k", b"v2")])  # outside a batch: committed on return
+    assert committed(engine, PATHINFO, b"k") == b"v2"
     engine.close()
 
 
 def test_a_write_outside_a_batch_is_durable_while_another_threads_batch_is_open(tmp_path: Path) -> None:
     """Batches are per thread: one thread's bulk import never delays another's acknowledgement."""
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     blobs = LocalBlobService(engine)
     with blobs.batch():
         with blobs.open_write() as inside:
             inside.write(b"in the batch")
             in_batch = inside.close()
-        assert committed(engine, "chunks", in_batch) is None  # held back until the batch ends
+        assert committed(engine, CHUNKS, in_batch) is None  # held back until the batch ends
         worker = threading.Thread(target=lambda: blobs.open_write().close())
         worker.start()
         worker.join()
-        assert committed(engine, "chunks", B3Digest.of(b"")) is not None
-    assert committed(engine, "chunks", in_batch) is not None
+        assert committed(engine, CHUNKS, B3Digest.of(b"")) is not None
+    assert committed(engine, CHUNKS, in_batch) is not None
     blobs.close()
 
 
 def test_a_long_batch_commits_early_past_the_record_bound(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(engine_module, "COMMIT_RECORDS", 10)
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    monkeypatch.setattr(records_module, "COMMIT_RECORDS", 10)
+    engine = open_engine(str(tmp_path / "s"))
     with engine.batch():
         for i in range(25):
-            engine.put("pathinfo", [(b"%d" % i, b"v")])
-        assert committed(engine, "pathinfo", b"5") == b"v"
-        assert committed(engine, "pathinfo", b"24") is None
-    assert committed(engine, "pathinfo", b"24") == b"v"
+            engine.records.put(PATHINFO, [(b"%d" % i, b"v")])
+        assert committed(engine, PATHINFO, b"5") == b"v"
+        assert committed(engine, PATHINFO, b"24") is None
+    assert committed(engine, PATHINFO, b"24") == b"v"
     engine.close()
 
 
 def test_concurrent_writers_in_threads_all_land(tmp_path: Path) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    blobs = LocalBlobService(open_engine(str(tmp_path / "s")))
     results: dict[int, B3Digest] = {}
 
     def write(n: int) -> None:
@@ -98,25 +107,25 @@ def test_concurrent_writers_in_threads_all_land(tmp_path: Path) -> None:
     blobs.close()
 
 
-@pytest.mark.parametrize("db", ["chunks", "blobs"])
-def test_content_addressed_records_are_never_rewritten(tmp_path: Path, db: str) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
-    engine.put(db, [(b"k" * 32, b"first")])
-    engine.put(db, [(b"k" * 32, b"second")])
-    assert committed(engine, db, b"k" * 32) == b"first"
+@pytest.mark.parametrize("table", [CHUNKS, BLOBS], ids=["chunks", "blobs"])
+def test_content_addressed_records_are_never_rewritten(tmp_path: Path, table: Table) -> None:
+    engine = open_engine(str(tmp_path / "s"))
+    engine.records.put(table, [(b"k" * 32, b"first")])
+    engine.records.put(table, [(b"k" * 32, b"second")])
+    assert committed(engine, table, b"k" * 32) == b"first"
     engine.close()
 
 
 def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, monkeypatch) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    blobs = LocalBlobService(open_engine(str(tmp_path / "s")))
     kept = blobs.open_write()
     kept.write(b"before the disk filled up")
     kept = kept.close()
 
-    def no_space(data: bytes) -> tuple[int, int]:
+    def no_space(name: str, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(blobs.engine.packs, "append", no_space)
+    monkeypatch.setattr(blobs.engine.packs.store, "put", no_space)
     writer = blobs.open_write()
     writer.write(b"lost")
     with pytest.raises(BackendError, match="No space left"):
@@ -125,19 +134,19 @@ def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, 
         blobs.open_write().close()
     with pytest.raises(BackendError):
         blobs.close()
-    reopened = LocalBlobService(LocalEngine.open(str(tmp_path / "s")))
+    reopened = LocalBlobService(open_engine(str(tmp_path / "s")))
     assert not reopened.has(B3Digest.of(b"lost"))
     assert reopened.open_read(kept).read() == b"before the disk filled up"
     reopened.close()
 
 
 def test_threads_missing_on_one_frame_decompress_it_once(tmp_path: Path) -> None:
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     chunks = [bytes([i]) * 5000 for i in range(8)]  # small neighbours: one frame
     for data in chunks:
         engine.add_chunk(B3Digest.of(data), data)
     engine.close()
-    engine = LocalEngine.open(str(tmp_path / "s"))
+    engine = open_engine(str(tmp_path / "s"))
     reader = engine._reader
     calls = []
     real = reader._decompressed
@@ -158,3 +167,42 @@ def test_threads_missing_on_one_frame_decompress_it_once(tmp_path: Path) -> None
     assert [got[i] for i in range(len(chunks))] == chunks
     assert len(calls) == 1
     engine.close()
+
+
+def test_the_engine_knows_neither_backend_and_works_over_memory_stores() -> None:
+    metadata, packs = MemoryMetadataStore(), MemoryPackStore()
+    blobs = LocalBlobService(LocalEngine(metadata, packs))
+    datas = [b"small", random.Random(1).randbytes(3 << 20), b""]
+    digests = [put(blobs, data) for data in datas]
+    blobs.close()
+    reopened = LocalBlobService(LocalEngine(metadata, packs))
+    assert [reopened.read_all(d) for d in digests] == datas
+    stored = dict(packs.list())
+    assert reopened.stored_bytes() == sum(stored.values()) > 3 << 20
+    for name, size in stored.items():
+        [data] = packs.read(name, [(0, size)])
+        assert pack_name(data) == name
+    reopened.close()
+
+
+def test_full_packs_are_put_during_a_batch_and_named_only_by_its_commit(monkeypatch) -> None:
+    monkeypatch.setattr(packs_module, "PACK_BYTES", 64 * 1024)  # every frame fills a pack
+    metadata, packs = MemoryMetadataStore(), MemoryPackStore()
+    engine = LocalEngine(metadata, packs)
+    blobs = LocalBlobService(engine)
+    datas = [random.Random(seed).randbytes(5 << 20) for seed in range(3)]
+    with blobs.batch():
+        digests = [put(blobs, data) for data in datas]
+        assert len(list(packs.list())) >= 2  # put as they filled, before any commit
+        assert list(metadata.items(packs_module.PACKS)) == []  # yet no record names them
+        assert list(metadata.items(CHUNKS)) == []
+        assert [blobs.read_all(d) for d in digests] == datas  # staged, put or still in memory
+    assert len(list(metadata.items(packs_module.PACKS))) == len(list(packs.list()))
+    assert [blobs.read_all(d) for d in digests] == datas
+    blobs.close()
+
+
+def put(blobs: LocalBlobService, data: bytes) -> B3Digest:
+    with blobs.open_write() as writer:
+        writer.write(data)
+        return writer.close()

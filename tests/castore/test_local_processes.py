@@ -16,10 +16,12 @@ import pytest
 from castore.blobs.local import LocalBlobService
 from castore.digest import B3Digest
 from castore.directories.local import LocalDirectoryService
-from castore.local.engine import LocalEngine
-from castore.local.packs import SUFFIX
+from castore.local.packs import PACKS
+from castore.local.registry import open_engine
+from castore.storage.packs import pack_name
 
 from tests.castore.local_seeded import blob_data, closure
+from tests.castore.local_store import pack_files
 
 ROOT = Path(__file__).resolve().parents[2]  # writer processes import tests.castore.local_seeded from here
 
@@ -66,8 +68,8 @@ def acknowledged(output: bytes) -> list[tuple[str, int, B3Digest]]:
 
 
 def check_store(path: Path, acked: list[tuple[str, int, B3Digest]]) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(path)))
-    dirs = LocalDirectoryService(LocalEngine.open(str(path)))
+    blobs = LocalBlobService(open_engine(str(path)))
+    dirs = LocalDirectoryService(open_engine(str(path)))
     try:
         for kind, seed, digest in acked:
             if kind == "B":
@@ -144,7 +146,7 @@ def test_two_processes_write_the_same_store_at_once(tmp_path: Path) -> None:
     for proc in procs:
         firsts.append(proc.stdout.readline())
         assert proc.stdout.readline() == b"ready\n"
-    for proc in procs:  # both hold a pack now: they must append to different ones
+    for proc in procs:  # both write packs now: never one with the same number, nor a shared file
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
     acked = []
@@ -153,7 +155,14 @@ def test_two_processes_write_the_same_store_at_once(tmp_path: Path) -> None:
         assert proc.returncode == 0
         acked += acknowledged(first + out)
     assert len(acked) > 100
-    assert len(list((store / "packs").glob("*" + SUFFIX))) == 2
+    engine = open_engine(str(store))
+    try:
+        rows = list(engine.records.items(PACKS))
+    finally:
+        engine.close()
+    files = pack_files(store)
+    assert len(rows) == len({row[:32] for _, row in rows}) == len(files) > 50
+    assert all(pack_name(path.read_bytes()) == path.stem for path in files)  # no writes interleaved
     check_store(store, acked)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import random
 import threading
 from pathlib import Path
@@ -10,13 +9,14 @@ from typing import Iterator
 
 import pytest
 
-from castore.blobs.local import LocalBlobService
+from castore.blobs.local import BLOBS, LocalBlobService
 from castore.blobs.memory import MemoryBlobService
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
-from castore.local.engine import BLOBS, LocalEngine
-from castore.local.packs import SUFFIX
+from castore.local.registry import open_engine
+
+from tests.castore.local_store import flip_frame_byte
 
 MiB = 1 << 20
 
@@ -33,7 +33,7 @@ def put(blobs: BlobService, data: bytes) -> B3Digest:
 
 @pytest.fixture(params=["memory", "local"])
 def blobs(request, tmp_path: Path) -> Iterator[BlobService]:
-    service = MemoryBlobService() if request.param == "memory" else LocalBlobService(LocalEngine.open(str(tmp_path)))
+    service = MemoryBlobService() if request.param == "memory" else LocalBlobService(open_engine(str(tmp_path)))
     yield service
     service.close()
 
@@ -83,19 +83,14 @@ def test_closing_early_leaves_nothing_reading_and_the_store_closes(blobs: BlobSe
 
 
 def test_a_corrupt_frame_of_a_chunked_blob_raises_when_its_turn_comes(tmp_path: Path) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path)))
+    blobs = LocalBlobService(open_engine(str(tmp_path)))
     datas = contents()
     digests = [put(blobs, d) for d in datas]
     [chunks] = [blobs.stat(d).chunks for d in digests[2:3]]
     location = blobs.engine.chunk_record(chunks[-1].digest).location
     blobs.close()
-    [pack] = sorted((tmp_path / "packs").glob("*" + SUFFIX))
-    with open(pack, "r+b") as f:  # a byte in the middle of the large blob's last frame
-        f.seek(location.frame_offset + location.frame_length // 2)
-        byte = f.read(1)
-        f.seek(-1, io.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path)))
+    flip_frame_byte(tmp_path, location)  # a byte in the middle of the large blob's last frame
+    blobs = LocalBlobService(open_engine(str(tmp_path)))
     many = blobs.read_many(digests)
     assert b"".join(next(many)) == datas[0]
     assert b"".join(next(many)) == datas[1]
@@ -107,10 +102,10 @@ def test_a_corrupt_frame_of_a_chunked_blob_raises_when_its_turn_comes(tmp_path: 
 
 
 def test_chunked_blobs_are_told_apart_by_their_chunk_list(tmp_path: Path) -> None:
-    blobs = LocalBlobService(LocalEngine.open(str(tmp_path)))
+    blobs = LocalBlobService(open_engine(str(tmp_path)))
     large = random_bytes(3 * MiB, seed=3)
     digest = put(blobs, large)
-    assert blobs.engine.get(BLOBS, digest) is not None
+    assert blobs.engine.records.get(BLOBS, digest) is not None
     [chunk] = blobs.stat(digest).chunks[:1]
     got = [b"".join(pieces) for pieces in blobs.read_many([digest, chunk.digest])]
     assert got == [large, large[:chunk.size]]  # a chunk digest reads that chunk

@@ -13,17 +13,21 @@ from castore.storage import metadata
 from castore.storage.metadata import MetadataStore, Table
 from castore.storage.metadata_lmdb import LmdbMetadataStore
 from castore.storage.metadata_memory import MemoryMetadataStore
+from castore.storage.metadata_postgres import PostgresMetadataStore
 
 PLAIN = Table("plain")
 FIXED = Table("fixed", insert_only=True)
 
 
-@pytest.fixture(params=["memory", "lmdb"])
+@pytest.fixture(params=["memory", "lmdb", "postgres"])
 def reopen(request, tmp_path: Path) -> Callable[[], MetadataStore]:
     """Opens a store over the same place each time (for durability)."""
     if request.param == "memory":
         store = MemoryMetadataStore()
         return lambda: store
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        return lambda: PostgresMetadataStore.open(url)
     return lambda: LmdbMetadataStore.open(str(tmp_path / "meta"))
 
 

@@ -17,7 +17,8 @@ from castore.blobs.service import BlobService, BlobStat, BlobWriter
 from castore.digest import B3Digest
 from castore.grpc_serve import serve
 from castore.grpc_server import castore_services
-from castore.local.engine import CHUNKS, LocalEngine
+from castore.local.engine import CHUNKS
+from castore.local.registry import open_engine
 from castore.url import open_castore
 from fuse.contents import WHOLE
 from store.grpc_server import pathinfo_services
@@ -86,11 +87,10 @@ def test_files_handed_to_the_kernel_at_open_read_back_exactly(tmp_path: Path) ->
 
 def lose_chunks(store: Path, digests: list[B3Digest]) -> None:
     """Delete chunk records from the local engine, as a damaged store would have lost them."""
-    engine = LocalEngine.open(str(store))
+    engine = open_engine(str(store))
     try:
-        with engine.env.begin(write=True, db=engine.db(CHUNKS)) as txn:
-            for digest in digests:
-                assert txn.delete(bytes(digest)), digest
+        assert all(engine.metadata.get(CHUNKS, bytes(d)) is not None for d in digests), digests
+        engine.metadata.commit({}, {CHUNKS: [bytes(d) for d in digests]})
     finally:
         engine.close()
 

@@ -12,6 +12,7 @@ import pytest
 import zstandard
 
 from castore.api import node_to_text
+from castore.ingest import import_path
 from castore.nodes import FileNode, rename
 from castore.digest import B3Digest
 from store import api, nixbase32
@@ -21,11 +22,13 @@ from store.storepath import StorePath
 from castore.blobs.memory import MemoryBlobService
 from castore.directories.memory import MemoryDirectoryService
 from castore.url import CAStore
-from nar_bridge.closures import ClosureCache, ClosureView
+from nar_bridge.closures import ClosureCache
+from nar_bridge.listing import nar_listing
 from nar_bridge.nar import ByteRange, nar_body
 from store.pathinfo.memory import MemoryPathInfoService
 from store.url import Store
 from tests.conftest import make_zoo
+from tests.store.castores import RecordingDirectories
 
 
 @pytest.fixture
@@ -155,14 +158,32 @@ def test_a_ranged_render_reads_no_file_before_the_range(tmp_path):
         info = api.import_path(store, tree)
         nar = b"".join(api.dump(store, info.store_path))
         closures = ClosureCache()
-        contents = ClosureView(castore, closures, info.node, len(nar)).contents
+        layout = closures.checked(castore, info.node)
+        contents = [(offset, file.size) for offset, file in zip(layout.offsets, layout.files)]
         for first, last in [(len(nar) - 100, len(nar) - 1), (len(nar) // 2, len(nar) // 2 + 70_000), (0, 9)]:
             blobs.opened.clear()
             body = b"".join(nar_body(castore, closures, info.node, len(nar), ByteRange(first, last), "none"))
             assert body == nar[first:last + 1]
-            not_before = [offset for offset, size in contents if offset + size > first]
-            assert 0 < len(blobs.opened) <= len(not_before)  # the renderer may read ahead, never what precedes
+            overlapping = {file.digest for offset, file in zip(layout.offsets, layout.files)
+                           if offset <= last and offset + file.size > first}
+            empty = {file.digest for file in layout.files if file.size == 0}
+            assert overlapping <= set(blobs.opened) <= overlapping | empty  # exactly the files in the range
         assert len([offset for offset, size in contents if offset + size > len(nar) - 100]) == 1
+
+
+def test_a_listing_and_the_ranges_read_after_it_share_one_layout(tmp_path):
+    """A client reading `.ls`, then one file by Range, costs one fetch of the closure."""
+    tree = make_zoo(tmp_path / "zoo", big=1 << 20)
+    directories = RecordingDirectories()
+    castore = CAStore(MemoryBlobService(), directories)
+    node, _ = import_path(castore, tree)
+    closures = ClosureCache()
+    layout = closures.get(directories, node).layout
+    entry = json.loads(nar_listing(layout).decode("utf-8", "surrogateescape"))["root"]["entries"]["medium.bin"]
+    first, last = entry["narOffset"], entry["narOffset"] + entry["size"] - 1
+    assert b"".join(nar_body(castore, closures, node, layout.size, ByteRange(first, last), "none")) == (
+        (tree / "medium.bin").read_bytes())
+    assert directories.recursive_gets == 1
 
 
 def test_junk_and_unknown_names_are_404_never_500(served):

@@ -20,7 +20,8 @@ import pytest
 
 from nar_bridge.names import NarFile
 from nar_bridge.narinfo import served_narinfo
-from store.archive import Status, archive, open_source
+from store.archive import Status, archive
+from store.binary_cache import open_source
 from castore.digest import B3Digest
 from castore.nodes import FileNode
 from store.narinfo import NarInfo, NarinfoExtras
@@ -218,7 +219,7 @@ def test_missing_nar_and_malformed_narinfo_are_reported_and_the_rest_kept_with_e
         assert "No such file" in failed[missing.store_path.hash_part]
         assert "lacks required field" in failed[malformed.store_path.hash_part]
         assert store.pathinfo.get(missing.store_path.digest) is None
-        served = served_narinfo(store.pathinfo.get(good.store_path.digest), ())
+        served = served_narinfo(store.pathinfo.get(good.store_path.digest))
         assert (served.system, served.unknown) == (good.system, good.unknown)
         again = archive(store, open_source(f"file://{root}"), [good.store_path])
         assert (again.archived, again.skipped) == (0, 1)

@@ -9,9 +9,11 @@ from pathlib import Path
 from store import api
 
 NOT_FOR_DUMP = ("google.protobuf", "grpc", "aiohttp", "rich", "trio", "pyfuse3", "nar_bridge.app", "fuse.mount",
-                "castore.ingest", "store.nar.ingest", "store.nar.reader", "store.narinfo", "_hashlib")
+                "castore.ingest", "store.nar.ingest", "store.nar.reader", "store.narinfo", "_hashlib",
+                "importlib.metadata", "tomllib")
 """Protobuf (stored records are read by castore.wire), the servers, the mount, the progress bar,
-the writing side, and OpenSSL (a NAR is read back, not hashed)."""
+the writing side, OpenSSL (a NAR is read back, not hashed), the command plug-ins (entry points
+are scanned only for commands store does not have) and the config parser."""
 
 PROGRAM = """
 import sys

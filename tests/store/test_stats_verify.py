@@ -3,7 +3,6 @@ and signatures (made by C++ Nix's `nix store sign` in the interop test)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from castore.digest import B3Digest
-from castore.local.engine import LocalEngine
+from castore.local.registry import open_engine
 from store.signing import SecretKey
+from tests.castore.local_store import flip_frame_byte
 from tests.conftest import make_zoo
 from tests.store.nixtool import build_closure, interop, new_key, nix
 
@@ -50,19 +50,13 @@ def import_zoo(zoo: Path, local: str) -> str:
 
 def flip_byte_of_chunk(store_dir: Path, data: bytes) -> None:
     """Corrupt the frame holding the chunk of `data` in its pack file."""
-    engine = LocalEngine.open(str(store_dir))
+    engine = open_engine(str(store_dir))
     try:
         record = engine.chunk_record(B3Digest.of(data))
     finally:
         engine.close()
     assert record is not None
-    location = record.location
-    [pack] = (store_dir / "packs").glob(f"{location.pack:08d}.pack")
-    with open(pack, "r+b") as f:
-        f.seek(location.frame_offset + location.frame_length // 2)
-        byte = f.read(1)
-        f.seek(-1, io.SEEK_CUR)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    flip_frame_byte(store_dir, record.location)
 
 
 def test_stats_of_an_empty_store_count_nothing(local):
@@ -85,7 +79,7 @@ def test_stats_of_a_filled_store_are_plausible(zoo, local, store_dir):
     assert 0.9 * file_bytes < figures["logicalBytes"] < 1.01 * file_bytes
     assert figures["chunkedBlobs"] == 2  # big.bin and medium.bin
     assert figures["chunks"] > figures["standaloneChunks"] > 10
-    packs = sum(p.stat().st_size for p in (store_dir / "packs").glob("*.pack"))
+    packs = sum(p.stat().st_size for p in (store_dir / "packs").glob("*/*.pack"))
     assert figures["packBytes"] == packs
     assert figures["storedBytes"] == packs + os.path.getsize(store_dir / "meta" / "data.mdb")
     assert figures["narRatio"] == pytest.approx(figures["narBytes"] / figures["storedBytes"])

@@ -1,0 +1,48 @@
+"""The near/far path-info cache: read near; on a miss ask far and keep its answer in near.
+
+Writes go to far, the source of truth, unless far is read-only (an HTTP binary cache read
+through, see nix_http.py): then near is the store that keeps them, and this is the
+read-through of nar-bridge's --upstream, the daemon and the mount alike. Concurrent misses
+for one path ask far once.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from castore.nodes import Node
+from castore.singleflight import SingleFlight
+from store.pathinfo.model import PathInfo
+from store.pathinfo.service import PathInfoService
+
+
+class CachePathInfoService(PathInfoService):
+    """Closing it leaves near and far open: the composition that built them closes them."""
+
+    def __init__(self, near: PathInfoService, far: PathInfoService) -> None:
+        self.near = near
+        self.far = far
+        self._keeper = near if far.read_only else far
+        """Where writes, listings and NAR calculations go."""
+        self._misses: SingleFlight[bytes, PathInfo | None] = SingleFlight()
+
+    def get(self, digest: bytes) -> PathInfo | None:
+        found = self.near.get(digest)
+        return found if found is not None else self._misses.run(bytes(digest), lambda: self._miss(digest))
+
+    def _miss(self, digest: bytes) -> PathInfo | None:
+        """Ask far; keep what it finds in near."""
+        found = self.far.get(digest)
+        return None if found is None else self.near.put(found)
+
+    def put(self, info: PathInfo) -> PathInfo:
+        return self._keeper.put(info)
+
+    def list(self) -> Iterator[PathInfo]:
+        return self._keeper.list()
+
+    def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
+        return self.near.get_by_nar_sha256(nar_sha256) or self.far.get_by_nar_sha256(nar_sha256)
+
+    def calculate_nar(self, node: Node) -> tuple[int, bytes]:
+        return self._keeper.calculate_nar(node)
