@@ -143,12 +143,10 @@ class S3PackStore(PackStore):
         it), any other failure a one-line BackendError naming the endpoint."""
         try:
             yield
-        except FileNotFoundError:
-            if missing is None:
-                raise
-            raise CorruptionError(f"pack {missing} is referenced but missing from "
-                                  f"s3://{self.bucket}/{self.prefix}") from None
-        except BaseError as error:
+        except (FileNotFoundError, BaseError) as error:
+            if missing is not None and isinstance(error, FileNotFoundError):
+                raise CorruptionError(f"pack {missing} is referenced but missing from "
+                                      f"s3://{self.bucket}/{self.prefix}") from None
             first = (str(error).splitlines() or [type(error).__name__])[0]
             raise BackendError(f"object storage at {self._endpoint} could not {action}: {first[:300]}") from None
 
