@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services.postgres"]  # the real PostgreSQL server fixtures, one per session
+# the real servers (PostgreSQL, SeaweedFS for S3), each started once per session when a test asks
+pytest_plugins = ["tests.services.postgres", "tests.services.seaweed"]
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TESTDATA = Path(os.environ.get("CAIRN_TESTDATA", SHARED / "testdata"))

@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import obstore
 import pytest
 
 from castore.errors import CorruptionError, ValidationError
 from castore.storage.packs import PackStore, pack_name
+from castore.storage.packs_cache import CachedPackStore
 from castore.storage.packs_fs import FsPackStore
 from castore.storage.packs_memory import MemoryPackStore
+from castore.storage.packs_s3 import S3PackStore
 
 
 @dataclass
@@ -40,9 +43,29 @@ def _fs(tmp_path: Path) -> Backend:
     return Backend(lambda: FsPackStore(str(tmp_path / "packs")), truncate)
 
 
-@pytest.fixture(params=["memory", "fs"])
+def _s3(url: str) -> Backend:
+    def truncate(s: S3PackStore, name: str, size: int) -> None:
+        [head] = s.read(name, [(0, size)])
+        obstore.put(s._store, s.key(name), head)  # an overwrite, as a broken upload or a bad actor would
+
+    return Backend(lambda: S3PackStore(url), truncate)
+
+
+def _cached(tmp_path: Path) -> Backend:
+    """The range cache over a file system store: a combinator keeps the contract it wraps."""
+    fs = _fs(tmp_path)
+
+    def truncate(s: CachedPackStore, name: str, size: int) -> None:
+        fs.truncate(s.inner, name, size)
+
+    return Backend(lambda: CachedPackStore(fs.open(), str(tmp_path / "cache"), 1 << 20), truncate)
+
+
+@pytest.fixture(params=["memory", "fs", "s3", "cached"])
 def backend(request, tmp_path: Path) -> Backend:
-    return _memory() if request.param == "memory" else _fs(tmp_path)
+    if request.param == "s3":
+        return _s3(request.getfixturevalue("s3_url"))  # real SeaweedFS, started only if s3 runs
+    return {"memory": _memory, "fs": lambda: _fs(tmp_path), "cached": lambda: _cached(tmp_path)}[request.param]()
 
 
 @pytest.fixture
