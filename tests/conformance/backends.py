@@ -80,13 +80,18 @@ def cached(near: str, far: str) -> Factory:
 
 def on_postgres(packs: str) -> Callable[..., ContextManager[Store]]:
     """Records in a PostgreSQL database of the directory's own (the same one when it is opened
-    again), packs at `packs` (`{root}` is the directory)."""
+    again), packs at `packs` (`{root}` is the directory, `{s3}` the test's S3 prefix)."""
     databases: dict[Path, str] = {}
 
-    def open_postgres(root: Path, postgres_server) -> ContextManager[Store]:
+    def open_postgres(root: Path, postgres_server, s3_url: str = "") -> ContextManager[Store]:
         url = databases.get(root) or databases.setdefault(root, postgres_server.create_database())
-        return open_store(f"{url}&packs={packs.format(root=root)}")
+        return open_store(f"{url}&packs={packs.format(root=root, s3=s3_url)}")
     return open_postgres
+
+
+def local_s3(root: Path, s3_url: str) -> ContextManager[Store]:
+    """LMDB records here, packs in object storage (one machine, data off-box)."""
+    return open_store(f"local://{root}/store?packs={s3_url}")
 
 
 def _listen_url(transport: str, socket_dir: Path) -> str:
@@ -106,4 +111,6 @@ BACKENDS: dict[str, Backend] = {
     "cache-memory-local": Backend(cached("memory://", "local://{root}/far"), durable=True),
     "cache-local-local": Backend(cached("local://{root}/near", "local://{root}/far"), durable=True),
     "postgres-files": Backend(on_postgres("file://{root}/packs"), needs=("postgres_server",), durable=True),
+    "postgres-s3": Backend(on_postgres("{s3}"), needs=("postgres_server", "s3_url"), durable=True),
+    "local-s3": Backend(local_s3, needs=("s3_url",), durable=True),
 }
