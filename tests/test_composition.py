@@ -315,3 +315,12 @@ def test_local_records_with_packs_elsewhere(tmp_path, zoo):
     assert not (tmp_path / "meta-here" / "packs").exists()
     with open_store(url) as store:
         assert store.pathinfo.get(info.store_path.digest) == info
+
+
+@pytest.mark.parametrize("query, message", [
+    ("packs-cache=relative", "packs-cache=/abs/dir"),
+    ("packs-cache=/tmp/c&packs-cache-bytes=lots", "positive number of bytes"),
+])
+def test_a_bad_pack_cache_is_one_clear_error(tmp_path, query, message):
+    with pytest.raises(ValidationError, match=message):
+        open_store(f"local://{tmp_path}/s?{query}")

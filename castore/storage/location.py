@@ -7,6 +7,9 @@
 | local:///dir?packs=file:///shared                 | LMDB in dir/meta         | files in /shared           |
 | postgresql://[user@][host][:port]/DB?host=/sock&packs=s3://BUCKET/PREFIX (or file:///dir) | PostgreSQL | as given |
 
+`packs-cache=/abs/dir` (with `packs-cache-bytes=N`, default 1 GiB) keeps recently read ranges
+of packs in a bounded directory on this machine, in front of remote packs.
+
 Object-storage credentials and endpoint come from the standard AWS_* environment, never from
 a URL. Backend modules are imported only for the URLs that need them.
 """
@@ -21,7 +24,8 @@ from castore.errors import ValidationError
 from castore.storage.metadata import MetadataStore
 from castore.storage.packs import PackStore
 
-PACKS = "packs"
+PACKS, CACHE, CACHE_BYTES = "packs", "packs-cache", "packs-cache-bytes"
+DEFAULT_CACHE_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Location:
 
     metadata: str
     packs: str
+    cache: str | None = None
+    """A directory of recently read pack ranges, bounded by `cache_bytes`."""
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
     @classmethod
     def parse(cls, url: str) -> Location:
@@ -39,19 +46,23 @@ class Location:
         except ValueError:
             raise ValidationError(f"bad query in {url!r}: expected name=value&...") from None
         packs = params.pop(PACKS, None)
+        cache = _cache_dir(params.pop(CACHE, None))
+        cache_bytes = _size(params.pop(CACHE_BYTES, None))
         rest = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
         if parts.scheme == "local":
             if params:
-                raise ValidationError(f"unknown parameter {next(iter(params))!r} in {url!r} (known: packs)")
+                raise ValidationError(f"unknown parameter {next(iter(params))!r} in {url!r} "
+                                      f"(known: {PACKS}, {CACHE}, {CACHE_BYTES})")
             from castore.url import local_path
 
             directory = os.path.realpath(local_path(rest))
             return cls(f"lmdb://{os.path.join(directory, 'meta')}",
-                       _packs_url(packs) if packs else f"file://{os.path.join(directory, 'packs')}")
+                       _packs_url(packs) if packs else f"file://{os.path.join(directory, 'packs')}",
+                       cache, cache_bytes)
         if parts.scheme == "postgresql":
             if not packs:
                 raise ValidationError(f"{url!r} needs packs=s3://BUCKET/PREFIX or packs=file:///dir")
-            return cls(rest, _packs_url(packs))
+            return cls(rest, _packs_url(packs), cache, cache_bytes)
         raise ValidationError(f"not a store location: {url!r} (local:///dir, postgresql://...?packs=...)")
 
     def open_metadata(self) -> MetadataStore:
@@ -69,10 +80,16 @@ class Location:
         if parts.scheme == "file":
             from castore.storage.packs_fs import FsPackStore
 
-            return FsPackStore(parts.path)
-        from castore.storage.packs_s3 import S3PackStore
+            packs: PackStore = FsPackStore(parts.path)
+        else:
+            from castore.storage.packs_s3 import S3PackStore
 
-        return S3PackStore(self.packs)
+            packs = S3PackStore(self.packs)
+        if self.cache is None:
+            return packs
+        from castore.storage.packs_cache import CachedPackStore
+
+        return CachedPackStore(packs, self.cache, self.cache_bytes)
 
 
 def _packs_url(url: str) -> str:
@@ -86,3 +103,19 @@ def _packs_url(url: str) -> str:
             raise ValidationError(f"packs=s3://BUCKET/PREFIX names a bucket: {url!r}")
         return url
     raise ValidationError(f"packs must be s3://BUCKET/PREFIX or file:///dir, not {url!r}")
+
+
+def _cache_dir(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith("/"):
+        raise ValidationError(f"{CACHE}=/abs/dir, not {value!r}")
+    return os.path.realpath(value)
+
+
+def _size(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_CACHE_BYTES
+    if not value.isdigit() or int(value) <= 0:
+        raise ValidationError(f"{CACHE_BYTES} is a positive number of bytes, not {value!r}")
+    return int(value)

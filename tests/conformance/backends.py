@@ -113,4 +113,6 @@ BACKENDS: dict[str, Backend] = {
     "postgres-files": Backend(on_postgres("file://{root}/packs"), needs=("postgres_server",), durable=True),
     "postgres-s3": Backend(on_postgres("{s3}"), needs=("postgres_server", "s3_url"), durable=True),
     "local-s3": Backend(local_s3, needs=("s3_url",), durable=True),
+    "postgres-s3-cached": Backend(on_postgres("{s3}&packs-cache={root}/cache&packs-cache-bytes=4000000"),
+                                  needs=("postgres_server", "s3_url"), durable=True),
 }
