@@ -132,27 +132,10 @@ def _nix_path_infos(paths: list[StorePath]) -> list[dict]:
 
 def _references_first(by_path: dict[str, dict]) -> list[str]:
     """Topological order, so a path is copied after everything it refers to."""
-    order: list[str] = []
-    seen: set[str] = set()
+    from castore.postorder import children_first
 
-    def visit(p: str) -> None:
-        stack = [(p, iter(by_path[p].get("references", [])))]
-        seen.add(p)
-        while stack:
-            node, refs = stack[-1]
-            for ref in refs:
-                if ref not in seen and ref in by_path:
-                    seen.add(ref)
-                    stack.append((ref, iter(by_path[ref].get("references", []))))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-
-    for p in sorted(by_path):
-        if p not in seen:
-            visit(p)
-    return order
+    return children_first(sorted(by_path), lambda p: (r for r in by_path[p].get("references", []) if r in by_path),
+                          lambda p: p)
 
 
 def _copy_one(store: Store, path: StorePath, meta: dict) -> int:

@@ -16,6 +16,7 @@ from castore.blobs.service import READ_SIZE
 from castore.directories.closure import leaves_first
 from castore.errors import CorruptionError, NotFoundError
 from castore.nodes import DirectoryNode, FileNode, Node
+from castore.postorder import children_first
 from castore.uploads import SMALL, Uploads
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
@@ -60,23 +61,9 @@ def closure_of(source: Store, roots: Iterable[StorePath] | None) -> list[PathInf
 
 
 def _references_first(infos: dict[bytes, PathInfo]) -> list[PathInfo]:
-    order: list[PathInfo] = []
-    done: set[bytes] = set()
-    for start in sorted(infos.values(), key=lambda i: i.store_path):
-        stack = [(start, False)]
-        while stack:
-            info, refs_done = stack.pop()
-            key = info.store_path.digest
-            if key in done:
-                continue
-            if refs_done:
-                done.add(key)
-                order.append(info)
-                continue
-            stack.append((info, True))
-            stack.extend((infos[r.digest], False) for r in info.references
-                         if r.digest in infos and r.digest not in done and r.digest != key)
-    return order
+    return children_first(sorted(infos.values(), key=lambda i: i.store_path),
+                          lambda i: (infos[r.digest] for r in i.references if r.digest in infos),
+                          lambda i: i.store_path.digest)
 
 
 def copy_paths(source: Store, dest: Store, infos: list[PathInfo], *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 from castore.nodes import Directory
+from castore.postorder import children_first
 
 
 class ClosureValidator:
@@ -54,19 +55,5 @@ def leaves_first(closure: list[Directory]) -> list[Directory]:
     all of its children. Reversing the breadth-first order is not enough: a directory shared at
     two depths is listed once, at the shallower one."""
     by_digest = {bytes(d.digest): d for d in closure}
-    order: list[Directory] = []
-    done: set[bytes] = set()
-    stack = [(closure[0], False)] if closure else []
-    while stack:
-        directory, children_done = stack.pop()
-        key = bytes(directory.digest)
-        if key in done:
-            continue
-        if children_done:
-            done.add(key)
-            order.append(directory)
-            continue
-        stack.append((directory, True))
-        stack.extend((by_digest[bytes(c.digest)], False) for c in directory.directories
-                     if bytes(c.digest) not in done)
-    return order
+    return children_first(closure[:1], lambda d: (by_digest[bytes(c.digest)] for c in d.directories),
+                          lambda d: bytes(d.digest))

@@ -19,29 +19,12 @@ from castore.local.chunker import DEFAULT_PARAMS
 from castore.local.engine import CHUNKS, META, StoreFormatError
 from castore.local.frames import Location
 from castore.local.registry import open_engine
-
+from tests.conformance.test_blobservice import put, random_bytes
+from tests.conformance.test_blobservice import read as read_all
 from tests.castore.local_store import flip_frame_byte, pack_file, pack_files, rewrite
 
 MiB = 1 << 20
 MIN = DEFAULT_PARAMS.min_size
-
-
-def random_bytes(n: int, seed: int = 0) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def put(blobs: LocalBlobService, data: bytes, piece: int = 100_000) -> B3Digest:
-    with blobs.open_write() as writer:
-        for i in range(0, len(data), piece):
-            writer.write(memoryview(data)[i:i + piece])
-        return writer.close()
-
-
-def read_all(blobs: LocalBlobService, digest: B3Digest) -> bytes:
-    reader = blobs.open_read(digest)
-    assert reader is not None
-    with reader:
-        return reader.read()
 
 
 @pytest.fixture
