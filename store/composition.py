@@ -139,7 +139,7 @@ def _records_beside(pathinfos: dict[str, dict[str, Any]]) -> str:
     while "url" not in entry and id(entry) not in seen:
         seen.add(id(entry))
         entry = pathinfos.get(_writes_to(pathinfos, entry), {})
-    url = entry.get("url", "")
+    url = str(entry.get("url", ""))
     if urlsplit(url).scheme in ("memory", *ENGINE_SCHEMES):
         return url
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
@@ -148,10 +148,11 @@ def _records_beside(pathinfos: dict[str, dict[str, Any]]) -> str:
 
 def _writes_to(pathinfos: dict[str, dict[str, Any]], entry: dict[str, Any]) -> str:
     """The entry a signing wrapper or a cache passes writes to (see pathinfo/cache.py)."""
-    if entry.get("type") == "cache":
-        far = pathinfos.get(entry.get("far"), {})
-        return entry.get("near") if str(far.get("url", "")).startswith("nix+http") else entry.get("far")
-    return entry.get("inner")
+    names = {k: v for k, v in entry.items() if isinstance(v, str)}  # a malformed entry fails when built
+    if names.get("type") == "cache":
+        far = pathinfos.get(names.get("far", ""), {})
+        return names.get("near", "") if str(far.get("url", "")).startswith("nix+http") else names.get("far", "")
+    return names.get("inner", "")
 
 
 def wrap_root(config: dict, kind: str, params: dict[str, Any]) -> None:
