@@ -114,36 +114,40 @@ class LocalEngine:
             self._check_unchecked()
 
     def _check_unchecked(self) -> None:
-        """Look the waiting chunks up in one query and frame those not stored yet, in the order
-        they came. Each leaves `_unchecked` only once framed (pending there), so it never
-        looks absent to a reader or a writer in between."""
+        """Look the waiting chunks up in one query, and the sketch features of the new ones that
+        may be deltas in one more, then frame the new ones in the order they came. Each leaves
+        `_unchecked` only once framed (pending there), so it never looks absent to a reader or
+        a writer in between."""
         with self._check_lock:
             with self._unchecked_lock:
                 waiting = list(self._unchecked.items())
             if not waiting:
                 return
             stored = self.records.get_many(CHUNKS, [digest for digest, _ in waiting])
+            features = {digest: deltas.features(data) for (digest, (data, kind)), record in zip(waiting, stored)
+                        if record is None and kind.delta_below and len(data) >= deltas.MIN_SIZE}
+            keys = list({key for keys in features.values() for key in keys})
+            similar = dict(zip(keys, self.records.get_many(SIMILAR, keys))) if keys else {}
             for (digest, (data, kind)), record in zip(waiting, stored):
                 if record is None:
-                    self._add_new_chunk(digest, data, kind)
+                    self.records.count_data(len(data))
+                    delta = self._delta(digest, data, kind, features[digest], similar) if digest in features else None
+                    self._frames.add(digest, data, kind, delta)
                 with self._unchecked_lock:
                     del self._unchecked[digest]
                     self._unchecked_bytes -= len(data)
 
-    def _add_new_chunk(self, digest: bytes, data: bytes, kind: FrameClass) -> None:
-        self.records.count_data(len(data))
-        delta = self._delta(digest, data, kind) if kind.delta_below and len(data) >= deltas.MIN_SIZE else None
-        self._frames.add(digest, data, kind, delta)
-
-    def _delta(self, digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
-        """(base digest, payload) when a delta pays. A chunk with no base close enough is indexed
-        by its features, so it can be a base itself."""
-        keys = deltas.features(data)
-        votes = Counter(base for base in self.records.get_many(SIMILAR, keys) if base is not None)
+    def _delta(self, digest: bytes, data: bytes, kind: FrameClass, keys: list[bytes],
+               similar: dict[bytes, bytes | None]) -> tuple[bytes, bytes] | None:
+        """(base digest, payload) when a delta pays, by the bases `similar` holds for the chunk's
+        sketch features `keys`. A chunk with no base close enough is indexed by its features (in
+        `similar` too, for the chunks after it), so it can be a base itself."""
+        votes = Counter(base for key in keys if (base := similar.get(key)) is not None)
         best = votes.most_common(1)
         if best and best[0][1] >= kind.delta_votes:
             return self._delta_against(best[0][0], data, kind)
         self.records.stage(SIMILAR, ((k, digest) for k in keys))
+        similar.update((k, digest) for k in keys)
         return None
 
     def _delta_against(self, base_digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
