@@ -1,7 +1,8 @@
 """NAR serving in the manner of Mic92's cache-shootout: every NAR of the corpus fetched by plain
 HTTP GETs (the `URL:` of each path's narinfo, `Accept-Encoding: identity`), through two
-nar-bridges on the cluster (PostgreSQL + S3 packs on SeaweedFS; requests alternate between
-them) vs one nar-bridge on the embedded store, with 1 and with 16 connections at once.
+nar-bridges on the cluster (PostgreSQL + S3 packs on SeaweedFS, each bridge with an on-disk
+cache of the pack ranges it reads, `packs-cache=`, unless --no-range-cache; requests alternate
+between them) vs one nar-bridge on the embedded store, with 1 and with 16 connections at once.
 
 With 16 connections each NAR is fetched several times, so there are at least two requests per
 connection. Runs alternate between the two setups; best of 3 throughputs each (the first run
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import math
 import subprocess
+import sys
 import time
 from typing import Iterator
 
@@ -27,6 +29,7 @@ RUNS = 3
 CONNECTIONS = (1, 16)
 PIECE = 1 << 20
 MiB = 1 << 20
+RANGE_CACHE = "--no-range-cache" not in sys.argv
 
 
 def import_trees(store_url: str) -> list[str]:
@@ -36,13 +39,15 @@ def import_trees(store_url: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def bridges(store_url: str, count: int) -> Iterator[list[str]]:
-    """`count` nar-bridges on one store; their base URLs."""
+def bridges(store_url: str, count: int, range_cache: bool = False) -> Iterator[list[str]]:
+    """`count` nar-bridges on one store; their base URLs. With `range_cache` each keeps the pack
+    ranges it reads in an on-disk cache of its own (`packs-cache=`), as one per machine would."""
     with contextlib.ExitStack() as stack:
         urls = []
-        for _ in range(count):
+        for i in range(count):
             port = free_port()
-            argv = [CAIRN, "nar-bridge", "--read-only", "--listen", f"127.0.0.1:{port}", "--store", store_url]
+            url = f"{store_url}&packs-cache={fresh_dir(WORK / f'range-cache-{i}')}" if range_cache else store_url
+            argv = [CAIRN, "nar-bridge", "--read-only", "--listen", f"127.0.0.1:{port}", "--store", url]
             urls.append(stack.enter_context(running(argv, f"http://127.0.0.1:{port}")))
         yield urls
 
@@ -89,7 +94,7 @@ def main() -> None:
         paths = import_trees(embedded_url)
         if import_trees(cluster_url) != paths:
             raise RuntimeError("the two stores gave different store paths")
-        with bridges(embedded_url, 1) as one, bridges(cluster_url, 2) as two:
+        with bridges(embedded_url, 1) as one, bridges(cluster_url, 2, RANGE_CACHE) as two:
             for connections in CONNECTIONS:
                 runs = [(asyncio.run(fetch_all(one, paths, connections)), asyncio.run(fetch_all(two, paths, connections)))
                         for _ in range(RUNS)]

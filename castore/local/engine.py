@@ -180,44 +180,52 @@ class LocalEngine:
         """A chunk's bytes, verified against its digest; None when unknown."""
         return self._read(digest, 0)
 
-    def _read(self, digest: bytes, deltas_above: int) -> bytes | None:
+    def _read(self, digest: bytes, deltas_above: int, known: dict[bytes, ChunkRecord] | None = None) -> bytes | None:
+        """A chunk by its record in `known` (looked up ahead), else by its record now."""
         # Pending first: a chunk leaves `pending` only after its location is staged.
         pending = self._pending(digest)
         if pending is not None:
             return pending
-        record = self.chunk_record(digest)
+        record = known.get(digest) if known else None
+        if record is None:
+            record = self.chunk_record(digest)
         if record is None:
             return None
         if record.base is None:
             return bytes(self._reader.read(digest, record.location))
-        return self._read_delta(digest, record, deltas_above + 1)
+        return self._read_delta(digest, record, deltas_above + 1, known)
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
         all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
         each frame once for the neighbouring chunks that share it. Plain chunks come as views
         into their frame, not copies."""
-        records = self.records.get_many(CHUNKS, digests)
-        for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
+        records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
+        bases = list({record.base for record in records if record is not None and record.base is not None})
+        known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
+                 if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
+        for run in readahead.in_order(self._runs(digests, records, known), self._readers(), FRAMES_AHEAD):
             yield from run
 
-    def _runs(self, digests: Sequence[bytes], records: list[bytes | None]) -> Iterator[functools.partial]:
+    def _runs(self, digests: Sequence[bytes], records: list[ChunkRecord | None],
+              known: dict[bytes, ChunkRecord]) -> Iterator[functools.partial]:
         """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
-        deltas, whose bases are read as the task comes to them); unknown chunks go alone."""
+        deltas, whose bases are read as the task comes to them, by their records in `known`);
+        unknown chunks go alone."""
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
-        for digest, raw in zip(digests, records):
-            record = None if raw is None else ChunkRecord.decode(raw)
+        for digest, record in zip(digests, records):
             here = None if record is None else (record.location.pack, record.location.frame_offset)
             if run and (here is None or here != frame):
-                yield functools.partial(self._read_run, run)
+                yield functools.partial(self._read_run, run, known)
                 run = []
             run.append((digest, record))
             frame = here
         if run:
-            yield functools.partial(self._read_run, run)
+            yield functools.partial(self._read_run, run, known)
 
-    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | memoryview | None]:
+    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]],
+                  known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
         out: list[bytes | memoryview | None] = []
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
@@ -225,7 +233,7 @@ class LocalEngine:
             elif record.base is None:
                 out.append(self._reader.read(digest, record.location))
             else:
-                out.append(self._read_delta(digest, record, 1))
+                out.append(self._read_delta(digest, record, 1, known))
         return out
 
     def _readers(self) -> ThreadPoolExecutor:
@@ -234,12 +242,13 @@ class LocalEngine:
                 self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
             return self._read_pool
 
-    def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int) -> bytes:
+    def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int,
+                    known: dict[bytes, ChunkRecord] | None = None) -> bytes:
         """A delta chunk, verified. Its base is a plain chunk, unless two processes stored one
         chunk at once and the delta's record won: a chain, so its length is bounded."""
         if depth > MAX_DELTA_DEPTH:
             raise CorruptionError(f"chunk {B3Digest(digest)} is a delta more than {MAX_DELTA_DEPTH} deep")
-        base = self._read(record.base, depth)
+        base = self._read(record.base, depth, known)
         if base is None:
             raise CorruptionError(f"chunk {B3Digest(digest)} is a delta against {B3Digest(record.base)}, "
                                   "which is missing")
