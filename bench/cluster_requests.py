@@ -33,9 +33,11 @@ GiB = 1 << 30
 
 def ingest(url: str, one_batch: bool) -> tuple[list[PathInfo], Counter[str]]:
     """The path infos of the seven trees imported into the store at `url`, and the requests sent."""
-    with open_store(url) as store, store.castore.batch() if one_batch else contextlib.nullcontext():
-        infos = [api.import_path(store, tree) for tree in corpus_trees()]
-    return infos, s3_packs(store).requests
+    with open_store(url) as store:
+        requests = s3_packs(store).requests  # still counting until the store is closed
+        with store.castore.batch() if one_batch else contextlib.nullcontext():
+            infos = [api.import_path(store, tree) for tree in corpus_trees()]
+    return infos, requests
 
 
 def ingest_line(what: str, infos: list[PathInfo], requests: Counter[str]) -> str:

@@ -47,7 +47,7 @@ MAX_DELTA_DEPTH = 8
 STANDALONE_LEVEL = 3
 """zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
 CHECK_CHUNKS = 512
-CHECK_BYTES = 2 << 20
+CHECK_BYTES = 512 << 10
 """New chunks wait, up to this many or this many bytes, to be looked up in CHUNKS together: one
 metadata query for hundreds of chunks, where a remote metadata store (PostgreSQL) answers each
 query a round trip later (30,000 single lookups took 10 of the corpus import's 20 s)."""
