@@ -96,8 +96,8 @@ def main() -> None:
             raise RuntimeError("the two stores gave different store paths")
         with bridges(embedded_url, 1) as one, bridges(cluster_url, 2, RANGE_CACHE) as two:
             for connections in CONNECTIONS:
-                runs = [(asyncio.run(fetch_all(one, paths, connections)), asyncio.run(fetch_all(two, paths, connections)))
-                        for _ in range(RUNS)]
+                runs = [(asyncio.run(fetch_all(one, paths, connections)),
+                         asyncio.run(fetch_all(two, paths, connections))) for _ in range(RUNS)]
                 embedded, clustered = (max(column) for column in zip(*runs))
                 r = clustered / embedded
                 print(f"NAR serving, {connections} connection(s): cluster (two bridges) {clustered:.1f} MiB/s vs "
