@@ -46,6 +46,11 @@ MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
 """zstd level of the estimate a delta is weighed against: cheap, and close to what a frame gets."""
+CHECK_CHUNKS = 512
+CHECK_BYTES = 512 << 10
+"""New chunks wait, up to this many or this many bytes, to be looked up in CHUNKS together: one
+metadata query for hundreds of chunks, where a remote metadata store (PostgreSQL) answers each
+query a round trip later (30,000 single lookups took 10 of the corpus import's 20 s)."""
 
 
 class StoreFormatError(BackendError):
@@ -68,6 +73,11 @@ class LocalEngine:
         self._read_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._release = release
+        self._unchecked: dict[bytes, tuple[bytes, FrameClass]] = {}
+        """Chunks added but not yet looked up in CHUNKS (see add_chunk), in order."""
+        self._unchecked_bytes = 0
+        self._unchecked_lock = threading.Lock()
+        self._check_lock = threading.Lock()
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         return self.records.batch()
@@ -76,9 +86,11 @@ class LocalEngine:
         self.records.commit()
 
     def _seal(self) -> None:
-        """A commit's data part: frames flushed into packs, packs put, their records promoted."""
+        """A commit's data part: chunks waiting for their lookup framed, frames flushed into packs,
+        packs put, their records promoted (with the delta index entries the lookup staged)."""
+        self._check_unchecked()
         self._frames.flush()
-        self.packs.seal(lambda: self.records.promote((CHUNKS,)))
+        self.packs.seal(lambda: self.records.promote((CHUNKS, SIMILAR)))
 
     # -- chunks ------------------------------------------------------------------------
 
@@ -88,22 +100,54 @@ class LocalEngine:
         `kind` picks the frames it joins: LARGE for pieces of a chunked blob, DIRECTORIES for
         directories, SMALL otherwise. A chunk much like a stored one is kept as a delta against
         it (see deltas.py) if its class takes deltas.
-        """
-        if self.has_chunk(digest):
-            return
-        self.records.count_data(len(data))
-        delta = self._delta(digest, data, kind) if kind.delta_below and len(data) >= deltas.MIN_SIZE else None
-        self._frames.add(digest, data, kind, delta)
 
-    def _delta(self, digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
-        """(base digest, payload) when a delta pays. A chunk with no base close enough is indexed
-        by its features, so it can be a base itself."""
-        keys = deltas.features(data)
-        votes = Counter(base for base in self.records.get_many(SIMILAR, keys) if base is not None)
+        The lookup whether it is stored already waits for CHECK_CHUNKS others (or the commit),
+        so that many chunks are looked up at once; meanwhile it reads as pending.
+        """
+        with self._unchecked_lock:
+            if digest in self._unchecked or self._frames.pending(digest) is not None:
+                return
+            self._unchecked[digest] = (data, kind)
+            self._unchecked_bytes += len(data)
+            full = len(self._unchecked) >= CHECK_CHUNKS or self._unchecked_bytes >= CHECK_BYTES
+        if full:
+            self._check_unchecked()
+
+    def _check_unchecked(self) -> None:
+        """Look the waiting chunks up in one query, and the sketch features of the new ones that
+        may be deltas in one more, then frame the new ones in the order they came. Each leaves
+        `_unchecked` only once framed (pending there), so it never looks absent to a reader or
+        a writer in between."""
+        with self._check_lock:
+            with self._unchecked_lock:
+                waiting = list(self._unchecked.items())
+            if not waiting:
+                return
+            stored = self.records.get_many(CHUNKS, [digest for digest, _ in waiting])
+            features = {digest: deltas.features(data) for (digest, (data, kind)), record in zip(waiting, stored)
+                        if record is None and kind.delta_below and len(data) >= deltas.MIN_SIZE}
+            keys = list({key for keys in features.values() for key in keys})
+            similar = dict(zip(keys, self.records.get_many(SIMILAR, keys))) if keys else {}
+            for (digest, (data, kind)), record in zip(waiting, stored):
+                if record is None:
+                    self.records.count_data(len(data))
+                    delta = self._delta(digest, data, kind, features[digest], similar) if digest in features else None
+                    self._frames.add(digest, data, kind, delta)
+                with self._unchecked_lock:
+                    del self._unchecked[digest]
+                    self._unchecked_bytes -= len(data)
+
+    def _delta(self, digest: bytes, data: bytes, kind: FrameClass, keys: list[bytes],
+               similar: dict[bytes, bytes | None]) -> tuple[bytes, bytes] | None:
+        """(base digest, payload) when a delta pays, by the bases `similar` holds for the chunk's
+        sketch features `keys`. A chunk with no base close enough is indexed by its features (in
+        `similar` too, for the chunks after it), so it can be a base itself."""
+        votes = Counter(base for key in keys if (base := similar.get(key)) is not None)
         best = votes.most_common(1)
         if best and best[0][1] >= kind.delta_votes:
             return self._delta_against(best[0][0], data, kind)
         self.records.stage(SIMILAR, ((k, digest) for k in keys))
+        similar.update((k, digest) for k in keys)
         return None
 
     def _delta_against(self, base_digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
@@ -118,10 +162,15 @@ class LocalEngine:
         return (base_digest, payload) if len(payload) < kind.delta_below * len(alone) else None
 
     def has_chunk(self, digest: bytes) -> bool:
-        return self._frames.pending(digest) is not None or self.chunk_record(digest) is not None
+        return self._pending(digest) is not None or self.chunk_record(digest) is not None
+
+    def _pending(self, digest: bytes) -> bytes | None:
+        """A chunk's data while it waits for its lookup or its location is not yet recorded."""
+        waiting = self._unchecked.get(digest)  # one dict lookup is atomic
+        return waiting[0] if waiting is not None else self._frames.pending(digest)
 
     def chunk_length(self, digest: bytes) -> int | None:
-        pending = self._frames.pending(digest)
+        pending = self._pending(digest)
         if pending is not None:
             return len(pending)
         record = self.chunk_record(digest)
@@ -131,44 +180,52 @@ class LocalEngine:
         """A chunk's bytes, verified against its digest; None when unknown."""
         return self._read(digest, 0)
 
-    def _read(self, digest: bytes, deltas_above: int) -> bytes | None:
+    def _read(self, digest: bytes, deltas_above: int, known: dict[bytes, ChunkRecord] | None = None) -> bytes | None:
+        """A chunk by its record in `known` (looked up ahead), else by its record now."""
         # Pending first: a chunk leaves `pending` only after its location is staged.
-        pending = self._frames.pending(digest)
+        pending = self._pending(digest)
         if pending is not None:
             return pending
-        record = self.chunk_record(digest)
+        record = known.get(digest) if known else None
+        if record is None:
+            record = self.chunk_record(digest)
         if record is None:
             return None
         if record.base is None:
             return bytes(self._reader.read(digest, record.location))
-        return self._read_delta(digest, record, deltas_above + 1)
+        return self._read_delta(digest, record, deltas_above + 1, known)
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
         all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
         each frame once for the neighbouring chunks that share it. Plain chunks come as views
         into their frame, not copies."""
-        records = self.records.get_many(CHUNKS, digests)
-        for run in readahead.in_order(self._runs(digests, records), self._readers(), FRAMES_AHEAD):
+        records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
+        bases = list({record.base for record in records if record is not None and record.base is not None})
+        known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
+                 if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
+        for run in readahead.in_order(self._runs(digests, records, known), self._readers(), FRAMES_AHEAD):
             yield from run
 
-    def _runs(self, digests: Sequence[bytes], records: list[bytes | None]) -> Iterator[functools.partial]:
+    def _runs(self, digests: Sequence[bytes], records: list[ChunkRecord | None],
+              known: dict[bytes, ChunkRecord]) -> Iterator[functools.partial]:
         """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
-        deltas, whose bases are read as the task comes to them); unknown chunks go alone."""
+        deltas, whose bases are read as the task comes to them, by their records in `known`);
+        unknown chunks go alone."""
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
-        for digest, raw in zip(digests, records):
-            record = None if raw is None else ChunkRecord.decode(raw)
+        for digest, record in zip(digests, records):
             here = None if record is None else (record.location.pack, record.location.frame_offset)
             if run and (here is None or here != frame):
-                yield functools.partial(self._read_run, run)
+                yield functools.partial(self._read_run, run, known)
                 run = []
             run.append((digest, record))
             frame = here
         if run:
-            yield functools.partial(self._read_run, run)
+            yield functools.partial(self._read_run, run, known)
 
-    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]]) -> list[bytes | memoryview | None]:
+    def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]],
+                  known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
         out: list[bytes | memoryview | None] = []
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
@@ -176,7 +233,7 @@ class LocalEngine:
             elif record.base is None:
                 out.append(self._reader.read(digest, record.location))
             else:
-                out.append(self._read_delta(digest, record, 1))
+                out.append(self._read_delta(digest, record, 1, known))
         return out
 
     def _readers(self) -> ThreadPoolExecutor:
@@ -185,12 +242,13 @@ class LocalEngine:
                 self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
             return self._read_pool
 
-    def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int) -> bytes:
+    def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int,
+                    known: dict[bytes, ChunkRecord] | None = None) -> bytes:
         """A delta chunk, verified. Its base is a plain chunk, unless two processes stored one
         chunk at once and the delta's record won: a chain, so its length is bounded."""
         if depth > MAX_DELTA_DEPTH:
             raise CorruptionError(f"chunk {B3Digest(digest)} is a delta more than {MAX_DELTA_DEPTH} deep")
-        base = self._read(record.base, depth)
+        base = self._read(record.base, depth, known)
         if base is None:
             raise CorruptionError(f"chunk {B3Digest(digest)} is a delta against {B3Digest(record.base)}, "
                                   "which is missing")

@@ -193,11 +193,44 @@ def test_full_packs_are_put_during_a_batch_and_named_only_by_its_commit(monkeypa
     datas = [random.Random(seed).randbytes(5 << 20) for seed in range(3)]
     with blobs.batch():
         digests = [put(blobs, data) for data in datas]
+        deadline = time.monotonic() + 10  # frames are compressed and appended by worker threads
+        while len(list(packs.list())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(list(packs.list())) >= 2  # put as they filled, before any commit
         assert list(metadata.items(packs_module.PACKS)) == []  # yet no record names them
         assert list(metadata.items(CHUNKS)) == []
         assert [blobs.read_all(d) for d in digests] == datas  # staged, put or still in memory
     assert len(list(metadata.items(packs_module.PACKS))) == len(list(packs.list()))
+    assert [blobs.read_all(d) for d in digests] == datas
+    blobs.close()
+
+
+class CountingMetadata(MemoryMetadataStore):
+    """Counts the queries of the chunks table: each is a round trip on a remote metadata store."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunk_queries = 0
+
+    def get(self, table: Table, key: bytes) -> bytes | None:
+        self.chunk_queries += table == CHUNKS
+        return super().get(table, key)
+
+    def get_many(self, table: Table, keys) -> list[bytes | None]:
+        self.chunk_queries += table == CHUNKS
+        return super().get_many(table, keys)
+
+
+def test_new_chunks_are_looked_up_many_at_a_time_and_read_back_before_and_after_the_commit() -> None:
+    metadata = CountingMetadata()
+    engine = LocalEngine(metadata, MemoryPackStore())
+    blobs = LocalBlobService(engine)
+    datas = [b"small file %d" % i for i in range(2000)] + [b"small file 7"]  # one twice
+    with blobs.batch():
+        digests = [put(blobs, data) for data in datas]
+        assert [blobs.read_all(d) for d in digests] == datas  # waiting for the lookup, or framed
+    assert metadata.chunk_queries <= 2000 // 100
+    assert len(list(metadata.items(CHUNKS))) == 2000
     assert [blobs.read_all(d) for d in digests] == datas
     blobs.close()
 
