@@ -92,8 +92,11 @@ def running_cluster(replicas: int = REPLICAS) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster(postgres_server: PostgresServer, seaweedfs: SeaweedFS) -> Iterator[Cluster]:
-    """Two daemons and two bridges on a fresh database and bucket prefix of the session servers."""
+def cluster(postgres_server: PostgresServer, seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    """Two daemons and two bridges on a fresh database and bucket prefix of the session servers;
+    the test's own environment reaches the object store too (AWS_* set)."""
+    for name, value in seaweedfs.env.items():
+        monkeypatch.setenv(name, value)
     with serving(store_url(postgres_server, seaweedfs), seaweedfs.env) as running:
         yield running
 
