@@ -29,8 +29,7 @@ def overlapping_tree(root: Path, tag: str, files: int = 40, own_bytes: int = 1 <
     for n in range(files):
         (root / "shared" / f"small-{n}.txt").write_text(f"shared file {n}\n" * (n + 1))
     (root / "own").mkdir()
-    seed = random.Random(tag).randrange(1 << 30)
-    (root / "own" / "data.bin").write_bytes(_pseudo_random(own_bytes, seed=seed))
+    (root / "own" / "data.bin").write_bytes(random.Random(tag).randbytes(own_bytes))  # incompressible
     (root / "own" / "tag").write_text(tag)
     os.symlink("shared/big.bin", root / "link")
     return root
