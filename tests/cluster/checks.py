@@ -9,6 +9,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from castore.blobs.local import BLOBS, decode_chunk_list
 from castore.local.engine import CHUNKS
 from castore.local.frames import ChunkRecord
 from castore.local.packs import PACKS
@@ -51,8 +52,8 @@ class Objects:
     chunks: list[bytes]
     """The digest of every chunk record."""
     missing: list[str]
-    """Problems: a chunk naming a pack number with no record, a record naming no object (or one
-    of another size)."""
+    """Problems: a blob listing a chunk with no record, a delta whose base has none, a chunk
+    naming a pack number with no record, a pack record naming no object (or one of another size)."""
     unreferenced: int
     """Pack objects no record names: what a writer killed after its put left (garbage for GC)."""
 
@@ -62,13 +63,16 @@ _ROW = struct.Struct("<32sQ")
 
 
 def walk_objects(store: str) -> Objects:
-    """Every chunk record's pack has a record, and every pack record an object of its size
-    (the AWS_* environment must point at the object store)."""
+    """Every chunk a blob lists or a delta builds on has a record, every chunk record's pack has a
+    record, and every pack record an object of its size (the AWS_* environment must point at the
+    object store)."""
     location = Location.parse(store)
     metadata = location.open_metadata()
     try:
         rows = {struct.unpack(">I", key)[0]: _ROW.unpack(value) for key, value in metadata.items(PACKS)}
         chunks = [(digest, ChunkRecord.decode(raw)) for digest, raw in metadata.items(CHUNKS)]
+        listed = {bytes(c.digest): digest for digest, raw in metadata.items(BLOBS)
+                  for c in decode_chunk_list(digest, raw)}
     finally:
         metadata.close()
     packs = location.open_packs()
@@ -76,8 +80,13 @@ def walk_objects(store: str) -> Objects:
         stored = dict(packs.list())
     finally:
         packs.close()
-    missing = [f"chunk {digest.hex()} names pack {record.location.pack}, which has no record"
-               for digest, record in chunks if record.location.pack not in rows]
+    recorded = {digest for digest, _ in chunks}
+    missing = [f"blob {blob.hex()} lists chunk {chunk.hex()}, which has no record"
+               for chunk, blob in listed.items() if chunk not in recorded]
+    missing += [f"chunk {digest.hex()} is a delta against {record.base.hex()}, which has no record"
+                for digest, record in chunks if record.base is not None and record.base not in recorded]
+    missing += [f"chunk {digest.hex()} names pack {record.location.pack}, which has no record"
+                for digest, record in chunks if record.location.pack not in rows]
     missing += [f"pack {number} ({name.hex()}, {size} bytes) has no object of that size"
                 for number, (name, size) in rows.items() if stored.get(name.hex()) != size]
     named = {name.hex() for name, _ in rows.values()}

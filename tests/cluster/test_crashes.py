@@ -36,6 +36,7 @@ def test_writers_killed_at_random_leave_acknowledged_paths_whole(cluster, tmp_pa
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
     shared = [overlapping_tree(tmp_path / f"shared-{n}", f"shared-{n}") for n in range(3)]
+
     def writer(n: int) -> subprocess.Popen:
         """`cairn import` of a tree of its own and two shared ones, in a random order. An own
         tree larger than a pack fills one before its path commits: a kill after that put and
@@ -47,19 +48,21 @@ def test_writers_killed_at_random_leave_acknowledged_paths_whole(cluster, tmp_pa
         return cluster.popen("import", "--store", cluster.store, *map(str, trees),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    started = time.monotonic()
-    out, err = writer(KILLS).communicate()
-    assert not err.startswith(b"Traceback"), err
-    whole = time.monotonic() - started  # a writer's whole run: kills land anywhere in one
-    acknowledged = set(out.decode().split())
-    killed = 0
-    for n in range(KILLS):
-        process = writer(n)
-        out, _ = killed_after(process, rng.uniform(0.3, whole))
-        killed += process.returncode == -signal.SIGKILL
+    acknowledged: set[str] = set()
+    whole = 0.0  # how long the last writer that finished took: kills land anywhere in such a run
+    killed = attempts = 0
+    while killed < KILLS:
+        attempts += 1
+        assert attempts <= 3 * KILLS, f"seed {seed}: only {killed} of {attempts} writers died before finishing"
+        process, started = writer(attempts), time.monotonic()
+        out, err = killed_after(process, rng.uniform(0.3, whole)) if whole else process.communicate()
+        if process.returncode == -signal.SIGKILL:
+            killed += 1
+        else:
+            assert process.returncode == 0, err.decode()
+            whole = time.monotonic() - started
         acknowledged.update(out.decode().split())
-    print(f"seed {seed}: {killed} of {KILLS} writers killed, {len(acknowledged)} paths acknowledged")
-    assert killed >= KILLS // 2, f"seed {seed}: most writers must die mid-import"
+    print(f"seed {seed}: {killed} of {attempts} writers killed, {len(acknowledged)} paths acknowledged")
 
     verified = cluster.cairn("verify", "--all", "--store", cluster.store)
     report = verified.stderr.decode()

@@ -71,7 +71,8 @@ def test_postgres_down_is_unavailable_and_its_return_is_served(seaweedfs, monkey
     for name, value in seaweedfs.env.items():
         monkeypatch.setenv(name, value)
     # durable: a crash (stop "immediate") must keep what was acknowledged, as in production
-    with running_postgres(durable=True) as postgres, serving(store_url(postgres, seaweedfs), seaweedfs.env, 1) as cluster:
+    with running_postgres(durable=True) as postgres, \
+            serving(store_url(postgres, seaweedfs), seaweedfs.env, 1) as cluster:
         path, nar = imported(cluster, overlapping_tree(tmp_path / "tree", "pg"))
         store_path = api.parse_store_path(path)
         postgres.stop("immediate")

@@ -10,6 +10,7 @@ the tests prove.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import shutil
@@ -23,7 +24,7 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -71,14 +72,14 @@ def serving(store: str, env: dict[str, str], replicas: int = REPLICAS) -> Iterat
         stack.callback(shutil.rmtree, directory, ignore_errors=True)
         cluster = Cluster(store, env, directory)
         for n in range(replicas):
-            url = f"grpc+unix://{directory / f'daemon-{n}.sock'}"
-            stack.enter_context(_replica(cluster, f"daemon-{n}", ["daemon", "--listen", url],
-                                         lambda: (directory / f"daemon-{n}.sock").exists()))
-            cluster.daemons.append(url)
+            sock = directory / f"daemon-{n}.sock"
+            stack.enter_context(_replica(cluster, f"daemon-{n}", ["daemon", "--listen", f"grpc+unix://{sock}"],
+                                         sock.exists))
+            cluster.daemons.append(f"grpc+unix://{sock}")
         for n in range(replicas):
             port = _free_port()
             stack.enter_context(_replica(cluster, f"bridge-{n}", ["nar-bridge", "--listen", f"127.0.0.1:{port}"],
-                                         lambda: _answers(port)))
+                                         functools.partial(_answers, port)))
             cluster.bridges.append(f"http://127.0.0.1:{port}")
         yield cluster
 
@@ -92,7 +93,8 @@ def running_cluster(replicas: int = REPLICAS) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def cluster(postgres_server: PostgresServer, seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+def cluster(postgres_server: PostgresServer, seaweedfs: SeaweedFS,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
     """Two daemons and two bridges on a fresh database and bucket prefix of the session servers;
     the test's own environment reaches the object store too (AWS_* set)."""
     for name, value in seaweedfs.env.items():
@@ -102,7 +104,7 @@ def cluster(postgres_server: PostgresServer, seaweedfs: SeaweedFS, monkeypatch: 
 
 
 @contextmanager
-def _replica(cluster: Cluster, name: str, args: list[str], ready) -> Iterator[subprocess.Popen]:
+def _replica(cluster: Cluster, name: str, args: list[str], ready: Callable[[], bool]) -> Iterator[subprocess.Popen]:
     """One `cairn` server process, started until `ready()`, stopped with SIGTERM on exit."""
     log = cluster.directory / f"{name}.log"
     with open(log, "wb") as out:
