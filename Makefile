@@ -1,4 +1,5 @@
-# Cairn: `make run` starts the daemon and nar-bridge on the embedded store; `make test` runs every test.
+# Cairn: `make run` starts the daemon and nar-bridge on the embedded store; `make cluster` starts a
+# cluster (PostgreSQL, SeaweedFS, two daemons, two nar-bridges); `make test` runs every test.
 # Both install what is missing first (apt packages, a virtual environment, the package).
 
 SHELL := /bin/bash
@@ -10,7 +11,7 @@ LISTEN ?= grpc+unix://$(DATA)/cairn.sock
 BRIDGE ?= 127.0.0.1:9000
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx postgresql
 
-.PHONY: setup apt venv run test proto bench clean
+.PHONY: setup apt venv run cluster test proto bench clean
 
 setup: apt venv
 
@@ -38,6 +39,11 @@ run: setup
 	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE) & daemon=$$!; \
 	trap 'kill -TERM $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
 	$(VENV)/bin/cairn nar-bridge --listen $(BRIDGE) --store $(STORE)
+
+# PostgreSQL, SeaweedFS, two daemons and two nar-bridges on one database and bucket, started by the
+# code the tests use; it prints their addresses and the --store URL. Ctrl-C stops them all.
+cluster: setup
+	$(PY) -m tests.services.cluster
 
 test: setup
 	$(VENV)/bin/pytest

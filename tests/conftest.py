@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# the real servers (PostgreSQL, SeaweedFS for S3), each started once per session when a test asks
-pytest_plugins = ["tests.services.postgres", "tests.services.seaweed"]
+# the real servers (PostgreSQL, SeaweedFS for S3; a cluster of replicas over them), started when a test asks
+pytest_plugins = ["tests.services.postgres", "tests.services.seaweed", "tests.services.cluster"]
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 TESTDATA = Path(os.environ.get("CAIRN_TESTDATA", SHARED / "testdata"))

@@ -46,6 +46,7 @@ class SeaweedFS:
     directory: Path
     ports: dict[str, int]
     """Each role's HTTP port, and its gRPC port as `<role>.grpc`."""
+    bucket: str = BUCKET
 
     @property
     def endpoint(self) -> str:
@@ -75,6 +76,14 @@ class SeaweedFS:
             for leftover in glob.glob(f"/tmp/seaweedfs-*-{port}.sock"):
                 os.unlink(leftover)
 
+    def restart(self) -> None:
+        """Kill the server and start it again on the same directory and ports: what it stored
+        is still there (an object store coming back after an outage)."""
+        self.kill()
+        self.process = _start(self.directory, self.ports).process
+        _wait_until_serving(self)
+        _wait_until_writable(self, self.bucket)
+
 
 @contextmanager
 def running_seaweedfs(bucket: str = BUCKET) -> Iterator[SeaweedFS]:
@@ -83,6 +92,7 @@ def running_seaweedfs(bucket: str = BUCKET) -> Iterator[SeaweedFS]:
         directory = Path(tempfile.mkdtemp(prefix="cairn-seaweedfs-"))
         stack.callback(shutil.rmtree, directory, ignore_errors=True)
         weed = _start(directory)
+        weed.bucket = bucket
         stack.callback(weed.kill)
         _wait_until_serving(weed)
         weed.create_bucket(bucket)
@@ -104,12 +114,12 @@ def s3_url(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> str:
     return f"s3://{BUCKET}/test-{uuid.uuid4().hex}"
 
 
-def _start(directory: Path) -> SeaweedFS:
-    ports = _free_ports([*ROLES, *(f"{role}.grpc" for role in ROLES)])
+def _start(directory: Path, ports: dict[str, int] | None = None) -> SeaweedFS:
+    ports = ports or _free_ports([*ROLES, *(f"{role}.grpc" for role in ROLES)])
     config = directory / "s3.json"
     config.write_text('{"identities": [{"name": "cairn", "credentials": [{"accessKey": "%s", "secretKey": "%s"}], '
                       '"actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (ACCESS_KEY, SECRET_KEY))
-    (directory / "data").mkdir()
+    (directory / "data").mkdir(exist_ok=True)
     log = open(directory / "weed.log", "wb")
     process = subprocess.Popen(
         [_weed(), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={directory / 'data'}",
