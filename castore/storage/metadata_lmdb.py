@@ -9,10 +9,13 @@ lmdb_compaction.py).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import struct
 import threading
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import lmdb
 
@@ -118,6 +121,23 @@ class LmdbMetadataStore(MetadataStore):
             start = 0 if raw is None else _ID.unpack(raw)[0]
             txn.put(counter.encode(), _ID.pack(start + ID_BLOCK))
         return range(start, start + ID_BLOCK)
+
+    @contextlib.contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """An flock on `lock-<name>` beside the environment: released by the kernel when its
+        holder exits, however it exits."""
+        if not re.fullmatch(r"[a-z0-9-]{1,64}", name):
+            raise ValueError(f"lock names are short lowercase words: {name!r}")
+        fd = os.open(os.path.join(self.path, f"lock-{name}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, compaction.DATA))

@@ -126,6 +126,17 @@ def test_size_bytes_grows_with_the_records(meta: MetadataStore) -> None:
     assert meta.size_bytes() > small >= 0
 
 
+def test_try_lock_has_one_holder_at_a_time_and_is_free_again_after(meta: MetadataStore) -> None:
+    with meta.try_lock("gc") as first:
+        assert first
+        with meta.try_lock("gc") as second:
+            assert not second
+        with meta.try_lock("other") as other:
+            assert other
+    with meta.try_lock("gc") as again:
+        assert again
+
+
 IDS = """
 import sys
 from castore.storage.metadata_lmdb import LmdbMetadataStore
