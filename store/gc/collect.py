@@ -21,7 +21,8 @@ from typing import Callable, Iterable
 from castore.errors import BackendError, NotFoundError, ValidationError
 from castore.local.engine import LocalEngine
 from castore.local.marking import LiveSet, Marker
-from castore.local.sweep import COMMIT_RECORDS, SweepReport, Sweeper, delete_where
+from castore.local.packs import PACKS, PackRow
+from castore.local.sweep import COMMIT_RECORDS, RETIRED, SweepReport, Sweeper, delete_where
 from castore.nodes import DirectoryNode, FileNode, decode_node
 from castore.storage.metadata import Table
 from store.gc import retention
@@ -208,14 +209,18 @@ def delete_path(store: Store, path: StorePath, force: bool = False) -> None:
     engine.metadata.commit({}, deletes)
 
 
-def last_run(store: Store) -> dict | None:
-    """The last GC's report, or None when GC never ran (or the store is not embedded)."""
+def status(store: Store) -> dict | None:
+    """For `cairn stats`: the last GC's report (None if none ran) and the bytes of packs
+    retired since, which the next GC deletes once the grace period has passed. None when the
+    store is not embedded."""
     try:
         engine = engine_of(store)
     except ValidationError:
         return None
     raw = engine.records.get(STATE, b"last")
-    return None if raw is None else json.loads(raw)
+    packs = {k: PackRow.decode(v).size for k, v in engine.records.items(PACKS)}
+    retired = sum(packs.get(k, 0) for k, _ in engine.records.items(RETIRED))
+    return {"lastRun": None if raw is None else json.loads(raw), "reclaimableBytes": retired}
 
 
 def _camel(name: str) -> str:
