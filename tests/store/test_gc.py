@@ -21,6 +21,7 @@ from store.gc.roots import add_root, remove_root, roots
 from store.url import Store, open_store
 from store.verify import Tally, verify_chunks
 from tests.castore.test_local_deltas import binary_like, patched
+from tests.store.gc_tools import disk_bytes
 
 
 def tree(root: Path, tag: str, files: int = 20, size: int = 50_000) -> Path:
@@ -33,10 +34,6 @@ def tree(root: Path, tag: str, files: int = 20, size: int = 50_000) -> Path:
 
 def pack_files(store_dir: Path) -> list[Path]:
     return sorted((store_dir / "packs").rglob("*.pack"))
-
-
-def disk_bytes(store_dir: Path) -> int:
-    return sum(p.stat().st_size for p in store_dir.rglob("*") if p.is_file())
 
 
 @pytest.fixture
