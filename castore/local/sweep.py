@@ -75,8 +75,12 @@ class SweepReport:
 @dataclass
 class _Frame:
     length: int
+    """Compressed."""
     live: int = 0
     total: int = 0
+    live_bytes: int = 0
+    """Uncompressed bytes of live chunks, of `total_bytes` in all."""
+    total_bytes: int = 0
 
 
 @dataclass
@@ -84,7 +88,9 @@ class _PackUse:
     frames: dict[int, _Frame] = field(default_factory=dict)
 
     def live_bytes(self) -> int:
-        return sum(f.length for f in self.frames.values() if f.live)
+        """Compressed bytes that are live, a frame's shared among its chunks by their sizes."""
+        return int(sum(f.length * f.live_bytes / f.total_bytes if f.total_bytes else f.length
+                       for f in self.frames.values() if f.live))
 
 
 class Sweeper:
@@ -180,8 +186,10 @@ class Sweeper:
             location = ChunkRecord.decode(raw).location
             frame = use[location.pack].frames.setdefault(location.frame_offset, _Frame(location.frame_length))
             frame.total += 1
+            frame.total_bytes += location.length
             if digest in self.live:
                 frame.live += 1
+                frame.live_bytes += location.length
                 continue
             dead[digest] = tombstones.encode(int(self._now), raw)
             if len(dead) >= COMMIT_RECORDS:

@@ -4,6 +4,7 @@ reads and writes that race a GC still find their data."""
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def tree(root: Path, tag: str, files: int = 20, size: int = 50_000) -> Path:
     """A tree of distinct, poorly compressible files."""
     root.mkdir(parents=True)
     for i in range(files):
-        (root / f"f{i}").write_bytes(binary_like(size, seed=hash((tag, i)) & 0xFFFF_FFFF))
+        (root / f"f{i}").write_bytes(binary_like(size, seed=zlib.crc32(f"{tag}/{i}".encode())))
     return root
 
 
