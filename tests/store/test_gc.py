@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import zlib
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 
@@ -19,10 +20,11 @@ from store.gc import retention
 from store.gc.collect import collect, delete_path, status
 from store.gc.engine import engine_of
 from store.gc.roots import add_root, remove_root, roots
+from castore.storage.metadata_postgres import PostgresMetadataStore
 from store.url import Store, open_store
 from store.verify import Tally, verify_chunks
 from tests.castore.test_local_deltas import binary_like, patched
-from tests.store.gc_tools import disk_bytes
+from tests.store.gc_tools import disk_bytes, engine_store
 
 
 def tree(root: Path, tag: str, files: int = 20, size: int = 50_000) -> Path:
@@ -37,9 +39,18 @@ def pack_files(store_dir: Path) -> list[Path]:
     return sorted((store_dir / "packs").rglob("*.pack"))
 
 
+@pytest.fixture(params=["lmdb", "postgres"])
+def reopen(request, tmp_path: Path) -> Callable[[], Store]:
+    """Opens the store under test again: the embedded one, or the engine over PostgreSQL."""
+    if request.param == "lmdb":
+        return lambda: open_store(f"local://{tmp_path}/s")
+    url = request.getfixturevalue("postgres_url")
+    return lambda: engine_store(PostgresMetadataStore.open(url), str(tmp_path / "s" / "packs"))
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    with open_store(f"local://{tmp_path}/s") as s:
+def store(reopen: Callable[[], Store]) -> Iterator[Store]:
+    with reopen() as s:
         yield s
 
 
@@ -94,18 +105,18 @@ def test_a_dry_run_reports_the_same_and_changes_nothing(store: Store, tmp_path: 
         (real.paths, real.sweep.chunks, real.sweep.packs_deleted, real.sweep.bytes_deleted)
 
 
-def test_keep_since_keeps_paths_added_or_served_within_it_with_their_closures(store: Store, tmp_path: Path) -> None:
+def test_keep_since_keeps_paths_added_or_served_within_it_with_their_closures(store: Store, reopen, tmp_path: Path) -> None:
     served = api.import_path(store, tree(tmp_path / "served", "s", files=2))
     idle = api.import_path(store, tree(tmp_path / "idle", "i", files=2))
     engine = engine_of(store)
     old = retention.stamp(1_000_000)
     engine.metadata.commit({retention.ADDED: {served.store_path.digest: old, idle.store_path.digest: old}})
-    with open_store(f"local://{tmp_path}/s") as server:
+    with reopen() as server:
         server.pathinfo.get(served.store_path.digest)  # served: remembered in memory ...
     # ... and written when the service closed
     report = collect(store, keep_since=3600, grace=0)
     assert report.paths == 1 and report.paths_kept == 1
-    with open_store(f"local://{tmp_path}/s") as again:
+    with reopen() as again:
         assert again.pathinfo.get(served.store_path.digest) is not None
         assert again.pathinfo.get(idle.store_path.digest) is None
 
@@ -156,7 +167,7 @@ def test_one_gc_at_a_time(store: Store, tmp_path: Path) -> None:
             collect(store, everything=True)
 
 
-def test_a_kept_delta_against_an_unkept_base_reads_back_exactly(store: Store, tmp_path: Path) -> None:
+def test_a_kept_delta_against_an_unkept_base_reads_back_exactly(store: Store, reopen, tmp_path: Path) -> None:
     base = binary_like(12 * 1024, seed=11)  # one chunk
     near = patched(base, 4096, seed=12)
     (tmp_path / "old").mkdir()
@@ -171,7 +182,7 @@ def test_a_kept_delta_against_an_unkept_base_reads_back_exactly(store: Store, tm
     expected = dumps(store, new)
     collect(store, grace=0)
     assert store.pathinfo.get(old.store_path.digest) is None
-    with open_store(f"local://{tmp_path}/s") as fresh:
+    with reopen() as fresh:
         assert dumps(fresh, new) == expected
         tally = Tally()
         assert list(verify_chunks(fresh, tally, None)) == [] and tally.chunks_checked
