@@ -120,7 +120,8 @@ class Sweeper:
         self._step("keeping new chunks and delta bases")
         self._keep_young_and_bases(packs)
         self._step("sweeping chunk records")
-        use = self._sweep_chunks()
+        use = self._sweep_chunks(packs)
+        self._resurrect(retired, use)  # bases of chunks committed during the sweep, swept before them
         self._step("sweeping blob records and the delta index")
         self._sweep_blobs()
         self._sweep_similar()
@@ -145,20 +146,31 @@ class Sweeper:
                 self._store.delete(name.decode())
             self._meta.commit({}, {UNNAMED: [name]})
 
-    def _resurrect(self, retired: dict[int, int]) -> None:
-        for table in (CHUNKS, BLOBS):
-            back: dict[bytes, bytes] = {}
-            for digest, raw in self._meta.items(tombstones.tombstones(table)):
-                if digest in self.live:
-                    back[digest] = tombstones.decode(raw)[1]
-            for batch in _batches(back):
-                unretire = []
-                if table is CHUNKS:
-                    unretire = [n for n in {ChunkRecord.decode(v).location.pack for v in batch.values()}
-                                if retired.pop(n, None) is not None]
-                self.report.resurrected += len(batch)
-                self._commit({table: batch}, {tombstones.tombstones(table): list(batch),
-                                              RETIRED: [pack_number(n) for n in unretire]})
+    def _resurrect(self, retired: dict[int, int], use: dict[int, _PackUse] | None = None) -> None:
+        """Put back the tombstoned records of live chunks and blobs, and of the bases of those
+        that are deltas; their packs are no longer retired, and count them in `use`."""
+        again = True
+        while again:
+            again = False
+            for table in (CHUNKS, BLOBS):
+                back = {digest: tombstones.decode(raw)[1]
+                        for digest, raw in self._meta.items(tombstones.tombstones(table)) if digest in self.live}
+                for batch in _batches(back):
+                    unretire = set()
+                    if table is CHUNKS:
+                        for value in batch.values():
+                            record = ChunkRecord.decode(value)
+                            unretire.add(record.location.pack)
+                            if use is not None:
+                                _count(use, record.location, live=True)
+                            if record.base is not None and self.live.add(record.base):
+                                again = True
+                    unretire = [n for n in unretire if retired.pop(n, None) is not None]
+                    self.report.resurrected += len(batch)
+                    self._commit({table: batch}, {tombstones.tombstones(table): list(batch),
+                                                  RETIRED: [pack_number(n) for n in unretire]})
+                    if self._dry:  # nothing is put back: do not count it again
+                        again = False
 
     def _keep_young_and_bases(self, packs: dict[int, PackRow]) -> None:
         """Chunks in packs put within the grace period (or since the sweep began: no row loaded)
@@ -178,18 +190,20 @@ class Sweeper:
                 if record is not None and record.base is not None and self.live.add(record.base):
                     bases.append(record.base)
 
-    def _sweep_chunks(self) -> dict[int, _PackUse]:
-        """Tombstones for unkept chunk records; what each pack's frames hold."""
+    def _sweep_chunks(self, packs: dict[int, PackRow]) -> dict[int, _PackUse]:
+        """Tombstones for unkept chunk records; what each pack's frames hold. A chunk committed
+        since the sweep began (its pack has no row loaded) is young: kept, with its base."""
         use: dict[int, _PackUse] = defaultdict(_PackUse)
         dead: dict[bytes, bytes] = {}
         for digest, raw in self._meta.items(CHUNKS):
-            location = ChunkRecord.decode(raw).location
-            frame = use[location.pack].frames.setdefault(location.frame_offset, _Frame(location.frame_length))
-            frame.total += 1
-            frame.total_bytes += location.length
-            if digest in self.live:
-                frame.live += 1
-                frame.live_bytes += location.length
+            record = ChunkRecord.decode(raw)
+            if record.location.pack not in packs:
+                self.live.add(digest)
+                if record.base is not None:
+                    self.live.add(record.base)
+            live = digest in self.live
+            _count(use, record.location, live)
+            if live:
                 continue
             dead[digest] = tombstones.encode(int(self._now), raw)
             if len(dead) >= COMMIT_RECORDS:
@@ -387,6 +401,16 @@ class _PackWriter:
         sweeper._commit(puts, deletes)
         self._data = bytearray()
         self._records = {}
+
+
+def _count(use: dict[int, _PackUse], location: Location, live: bool) -> None:
+    """Count a chunk into its frame's figures."""
+    frame = use[location.pack].frames.setdefault(location.frame_offset, _Frame(location.frame_length))
+    frame.total += 1
+    frame.total_bytes += location.length
+    if live:
+        frame.live += 1
+        frame.live_bytes += location.length
 
 
 def delete_where(meta: MetadataStore, table: Table, doomed: Callable[[bytes, bytes], bool]) -> None:

@@ -15,6 +15,7 @@ from castore.errors import BackendError, NotFoundError, ValidationError
 from castore.local.sweep import RETIRED
 from castore.local import tombstones
 from castore.local.engine import CHUNKS
+from castore.local.frames import ChunkRecord
 from store import api
 from store.gc import retention
 from store.gc.collect import collect, delete_path, status
@@ -242,3 +243,24 @@ def test_an_interrupted_deletion_is_finished_by_the_next_gc(store: Store, tmp_pa
     assert list(engine.metadata.items(UNNAMED)) == []
     assert dumps(store, info)
     assert list(engine.metadata.items(RETIRED)) == []
+
+
+def test_a_tombstoned_delta_kept_again_brings_back_its_tombstoned_base(store: Store, tmp_path: Path) -> None:
+    base = binary_like(12 * 1024, seed=21)
+    near = patched(base, 4096, seed=22)
+    for name, data in (("old", base), ("new", near)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_bytes(data)
+    api.import_path(store, tmp_path / "old")
+    new = api.import_path(store, tmp_path / "new")
+    engine = engine_of(store)
+    add_root(engine, "new", [new.store_path])
+    expected = dumps(store, new)
+    dead = tombstones.tombstones(CHUNKS)
+    swept = {d: engine.metadata.get(CHUNKS, d) for d in (B3Digest.of(base), B3Digest.of(near))}
+    assert ChunkRecord.decode(swept[B3Digest.of(near)]).base == B3Digest.of(base)
+    engine.metadata.commit({dead: {d: tombstones.encode(1, raw) for d, raw in swept.items()}}, {CHUNKS: list(swept)})
+    report = collect(store, grace=0)
+    assert report.sweep.resurrected == 2
+    assert all(engine.metadata.get(CHUNKS, d) == raw for d, raw in swept.items())
+    assert dumps(store, new) == expected
