@@ -3,14 +3,16 @@
 A kept node keeps its directories (chunks themselves), the blobs of its files, their chunks,
 and (found by the sweep, which reads chunk records) the bases of chunks stored as deltas.
 
-Memory: a live chunk or chunked blob is an 8-byte prefix of its digest in a set of ints,
-about 70 bytes each (a prefix two digests share keeps a dead chunk, never loses a live one);
-a directory, whose entries are followed once, is kept whole, about 100 bytes. A GC's mark
-of 3 million chunks and 200,000 directories fits in about 230 MB.
+Memory: a live chunk or chunked blob is the first 8 bytes of its digest in an open-addressing
+table of u64s at most half full: 16-32 bytes each (a Python set of ints takes ~100). A prefix
+two digests share keeps a dead chunk, never loses a live one. A directory, whose entries are
+followed once, is kept whole in a set, ~100 bytes. So 10 million live chunks and 500,000
+directories mark in about 400 MB at worst and 210 MB at best; 3 million chunks in under 150 MB.
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import Iterable
 
 from castore.blobs.local import BLOBS, decode_chunk_list
@@ -23,24 +25,69 @@ BATCH = 1_000
 """Directories read (and blob records looked up) per engine call."""
 
 
+class PrefixTable:
+    """A set of non-zero u64s: linear probing in an array('Q'), grown to stay at most half full.
+    Digest prefixes are uniform, so their low bits index it as they are."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._slots = array("Q", bytes(8 * capacity))
+        self._mask = capacity - 1
+        self._count = 0
+
+    def add(self, key: int) -> bool:
+        """Insert; whether it was absent."""
+        if 2 * (self._count + 1) > len(self._slots):
+            self._grow()
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while True:
+            found = slots[i]
+            if found == key:
+                return False
+            if not found:
+                slots[i] = key
+                self._count += 1
+                return True
+            i = (i + 1) & mask
+
+    def __contains__(self, key: int) -> bool:
+        slots, mask = self._slots, self._mask
+        i = key & mask
+        while True:
+            found = slots[i]
+            if found == key:
+                return True
+            if not found:
+                return False
+            i = (i + 1) & mask
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _grow(self) -> None:
+        old = self._slots
+        self._slots = array("Q", bytes(16 * len(old)))
+        self._mask = len(self._slots) - 1
+        self._count = 0
+        for key in old:
+            if key:
+                self.add(key)
+
+
 def _prefix(digest: bytes) -> int:
-    return int.from_bytes(digest[:8], "big")
+    return int.from_bytes(digest[:8], "big") or 1  # 0 marks an empty slot
 
 
 class LiveSet:
     """Chunks (and chunked blobs' records) that are kept, by digest prefix."""
 
     def __init__(self) -> None:
-        self._live: set[int] = set()
+        self._live = PrefixTable()
         self._directories: set[bytes] = set()
 
     def add(self, digest: bytes) -> bool:
         """Keep a chunk or blob record; whether it was not kept before."""
-        key = _prefix(digest)
-        if key in self._live:
-            return False
-        self._live.add(key)
-        return True
+        return self._live.add(_prefix(digest))
 
     def __contains__(self, digest: bytes) -> bool:
         return _prefix(digest) in self._live

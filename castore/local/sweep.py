@@ -16,7 +16,7 @@ Crash safety: every step is one or more atomic commits, each leaving a store tha
 everything kept. Data goes only after the records naming it: a pack is named in UNNAMED in the
 commit that drops its row (or before a rewrite puts it), deleted, and then un-named; a GC
 that dies in between leaves an UNNAMED entry the next one finishes. Records are streamed a
-page at a time; memory is the mark, one entry per pack and per live frame, and the records of
+page at a time; memory is the mark, about 150 bytes per frame and per pack, and the records of
 at most REWRITE_CHUNKS chunks being moved.
 """
 
@@ -72,7 +72,7 @@ class SweepReport:
     pack_bytes_after: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     length: int
     """Compressed."""

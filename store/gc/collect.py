@@ -7,8 +7,9 @@ that has written its blobs but not yet its path info). Path records not kept are
 first; then the castore sweep (castore/local/sweep.py) frees chunks and packs. One GC at a
 time per store (the metadata store's "gc" lock), while everything else goes on.
 
-Memory: the kept paths' digests (about 100 bytes a path) and the castore mark (see
-castore/local/marking.py); records are streamed a page at a time.
+Memory: the kept paths' digests (about 100 bytes a path), the castore mark (16-32 bytes a live
+chunk, see castore/local/marking.py) and the sweep's figures (about 200 bytes a frame, see
+castore/local/sweep.py); records are streamed a page at a time.
 """
 
 from __future__ import annotations
