@@ -67,7 +67,11 @@ class LmdbMetadataStore(MetadataStore):
         with self._dbs_lock:
             handle = self._dbs.get(name)
             if handle is None:
-                handle = self._dbs[name] = self.env.open_db(name.encode(), create=True)
+                # In a transaction begun here: open_db's own would wait for LMDB's write lock
+                # holding the GIL, and a thread committing needs the GIL to let go of that lock.
+                with self.env.begin(write=True) as txn:
+                    handle = self.env.open_db(name.encode(), txn=txn, create=True)
+                self._dbs[name] = handle
             return handle
 
     def get(self, table: Table, key: bytes) -> bytes | None:

@@ -174,3 +174,24 @@ def test_lmdb_open_shares_one_environment_per_directory_until_the_last_close(tmp
     third = LmdbMetadataStore.open(str(tmp_path / "meta"))
     assert third is not first and third.get(PLAIN, b"k") == b"v"
     third.close()
+
+
+def test_lmdb_reading_a_new_table_while_another_thread_commits_does_not_deadlock(tmp_path: Path) -> None:
+    import threading
+
+    store = LmdbMetadataStore.open(str(tmp_path / "meta"))
+    done = threading.Event()
+
+    def commit() -> None:
+        while not done.is_set():
+            store.commit({PLAIN: {b"%d" % i: b"x" for i in range(2000)}})
+
+    writer = threading.Thread(target=commit)
+    writer.start()
+    try:
+        for n in range(200):  # each opens (creates) a table
+            assert store.get(Table(f"new-{n}"), b"k") is None
+    finally:
+        done.set()
+        writer.join()
+        store.close()
