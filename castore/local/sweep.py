@@ -46,8 +46,8 @@ UNNAMED = Table("gc-unnamed")
 start of the next GC: that GC deletes it (unless a row names it) and drops the entry."""
 COMMIT_RECORDS = 10_000
 """Records per sweep commit: commits stay small, and a concurrent writer waits little."""
-REWRITE_CHUNKS = 1_000_000
-"""Live chunks one GC moves at most (about 150 MB of their records); the next GC goes on."""
+REWRITE_CHUNKS = 200_000
+"""Live chunks one GC moves at most (about 50 MB of their records); the next GC goes on."""
 _TIME = struct.Struct(">Q")
 
 
@@ -258,7 +258,15 @@ class Sweeper:
                  use: dict[int, _PackUse]) -> None:
         if not sparse:
             return
-        moving = self._live_chunks(set(sparse))
+        chosen: set[int] = set()
+        count = 0
+        for number in sorted(sparse):  # whole packs, up to REWRITE_CHUNKS live chunks in all
+            live = sum(f.live for f in use[number].frames.values())
+            if chosen and count + live > REWRITE_CHUNKS:
+                break
+            chosen.add(number)
+            count += live
+        moving = self._live_chunks(chosen)
         if self._dry:
             moved = {r.location.pack for _, r in moving}
             self.report.packs_rewritten = len(moved)
@@ -278,19 +286,14 @@ class Sweeper:
             self.report.packs_rewritten += 1
         writer.flush()
 
-    def _live_chunks(self, sparse: set[int]) -> list[tuple[bytes, ChunkRecord]]:
-        """The live chunks of these packs, at most REWRITE_CHUNKS, whole packs only."""
-        found: dict[int, list[tuple[bytes, ChunkRecord]]] = defaultdict(list)
+    def _live_chunks(self, packs: set[int]) -> list[tuple[bytes, ChunkRecord]]:
+        """The chunk records of these packs (every one left is live: the dead are swept)."""
+        found = []
         for digest, raw in self._meta.items(CHUNKS):
             record = ChunkRecord.decode(raw)
-            if record.location.pack in sparse:
-                found[record.location.pack].append((digest, record))
-        out: list[tuple[bytes, ChunkRecord]] = []
-        for number in sorted(found):
-            if out and len(out) + len(found[number]) > REWRITE_CHUNKS:
-                break
-            out.extend(found[number])
-        return out
+            if record.location.pack in packs:
+                found.append((digest, record))
+        return found
 
     def _delete_retired(self, packs: dict[int, PackRow], retired: dict[int, int]) -> None:
         """Packs retired at least the grace period ago, with the tombstones naming them (and
