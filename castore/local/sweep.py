@@ -10,7 +10,8 @@ Given the mark (marking.py), a sweep
 5. retires packs with nothing live, and rewrites packs less than half live: their live frames
    are copied into new packs (whole when every chunk of a frame is live, else recompressed)
    and their records repointed; a reader holding an old location finds the new one on retry;
-6. deletes packs retired more than the grace period ago, with the tombstones naming them.
+6. deletes packs retired more than the grace period ago, with the tombstones naming them, and
+   packs no row has named for the grace period (a writer died before its commit: STRAYS).
 
 Crash safety: every step is one or more atomic commits, each leaving a store that reads
 everything kept. Data goes only after the records naming it: a pack is named in UNNAMED in the
@@ -44,6 +45,10 @@ RETIRED = Table("gc-retired")
 UNNAMED = Table("gc-unnamed")
 """Pack name -> b"": a pack GC put for a rewrite or is deleting, which no row may name at the
 start of the next GC: that GC deletes it (unless a row names it) and drops the entry."""
+STRAYS = Table("gc-strays")
+"""Pack name -> when a GC first found it with no row naming it (u64 seconds): a writer that
+died between putting a pack and committing its records left it. Deleted when a GC at least
+the grace period later finds it still unnamed."""
 COMMIT_RECORDS = 10_000
 """Records per sweep commit: commits stay small, and a concurrent writer waits little."""
 REWRITE_CHUNKS = 200_000
@@ -130,6 +135,8 @@ class Sweeper:
         self._rewrite(packs, retired, sparse, use)
         self._step("deleting retired packs")
         self._delete_retired(packs, retired)
+        self._step("deleting packs writers left unnamed")
+        self._delete_strays()
         self._drop_old_blob_tombstones()
         self.report.pack_bytes_after = sum(PackRow.decode(v).size for _, v in self._meta.items(PACKS)) \
             if not self._dry else self.report.pack_bytes_before - self.report.bytes_deleted + self.report.bytes_moved
@@ -318,6 +325,27 @@ class Sweeper:
         self._commit({}, {UNNAMED: [name.encode() for name in names]})
         stale = [pack_number(n) for n in retired if n not in packs]
         self._commit({}, {RETIRED: stale})
+
+    def _delete_strays(self) -> None:
+        if self._dry:
+            return
+        named = {PackRow.decode(v).name for _, v in self._meta.items(PACKS)}
+        seen = {k.decode(): _TIME.unpack(v)[0] for k, v in self._meta.items(STRAYS)}
+        found: dict[str, int] = {}
+        for name, size in self._store.list():
+            if name in named:
+                continue
+            first = seen.pop(name, None)
+            if first is None:
+                found[name] = int(self._now)
+            elif first <= self._cutoff:
+                self._commit({UNNAMED: {name.encode(): b""}}, {STRAYS: [name.encode()]})
+                self._store.delete(name)
+                self._commit({}, {UNNAMED: [name.encode()]})
+                self.report.packs_deleted += 1
+                self.report.bytes_deleted += size
+        self._commit({STRAYS: {n.encode(): _TIME.pack(t) for n, t in found.items()}},
+                     {STRAYS: [n.encode() for n in seen]})  # seen before, named or gone since
 
     def _drop_old_blob_tombstones(self) -> None:
         if self._dry:

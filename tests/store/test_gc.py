@@ -264,3 +264,18 @@ def test_a_tombstoned_delta_kept_again_brings_back_its_tombstoned_base(store: St
     assert report.sweep.resurrected == 2
     assert all(engine.metadata.get(CHUNKS, d) == raw for d, raw in swept.items())
     assert dumps(store, new) == expected
+
+
+def test_a_pack_a_dead_writer_left_unnamed_is_deleted_by_a_gc_a_grace_period_after_one_saw_it(
+        store: Store, tmp_path: Path) -> None:
+    info = api.import_path(store, tree(tmp_path / "a", "a", files=1))
+    engine = engine_of(store)
+    add_root(engine, "r", [info.store_path])
+    stray = "e" * 64
+    engine.packs.store.put(stray, b"a writer put this pack and died before its commit")
+    assert collect(store, grace=3600).sweep.packs_deleted == 0  # first seen
+    assert collect(store, grace=3600).sweep.packs_deleted == 0  # not yet a grace period ago
+    assert os.path.exists(engine.packs.store.path(stray))
+    assert collect(store, grace=0).sweep.packs_deleted == 1
+    assert not os.path.exists(engine.packs.store.path(stray))
+    assert dumps(store, info)
