@@ -14,7 +14,7 @@ from typing import Callable, Generic, TypeVar
 
 from aiohttp import web
 
-from castore.nodes import DirectoryNode, FileNode, Node, decode_node, encode_node
+from castore.nodes import DirectoryNode, FileNode, Node
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.records.service import Namespace

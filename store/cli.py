@@ -15,7 +15,8 @@ from castore.progress import byte_progress, human_bytes
 from store import api
 from store.url import Store, open_store
 
-COMMANDS = ("daemon", "import", "dump", "path-info", "copy", "archive", "stats", "verify", "castore")
+COMMANDS = ("daemon", "import", "dump", "path-info", "copy", "archive", "stats", "verify", "castore", "root", "delete",
+            "gc")
 PLUGINS = "cairn.commands"
 """Entry-point group of the layers above store (fuse, nar_bridge): each adds its commands, so
 store never imports them. They are looked up only for a command store does not have (or for
@@ -99,6 +100,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         "space-separated as in nix.conf; repeatable)")
     p.set_defaults(func=cmd_verify)
 
+    from store.gc.cli import add_commands as add_gc_commands  # a few parser entries: no GC code loaded
+
+    add_gc_commands(sub, store_args)
     groups = {"castore": castore_cli.add_commands(sub)}
     if _needs_plugins(sys.argv[1:] if argv is None else argv):
         from importlib.metadata import entry_points

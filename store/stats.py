@@ -20,6 +20,8 @@ class StoreStats:
     """Sum of every path's NarSize: what a binary cache would hold uncompressed."""
     blobs: BlobUsage | None
     """None when the blob service cannot tell."""
+    gc: dict | None = None
+    """Garbage collection's status (store/gc/collect.py status); None when the store is not embedded."""
 
     @property
     def dedup_ratio(self) -> float | None:
@@ -46,6 +48,8 @@ class StoreStats:
                     "indexBytes": b.index_bytes, "storedBytes": b.stored_bytes,
                     "dedupRatio": self.dedup_ratio, "logicalRatio": self.logical_ratio,
                     "narRatio": self.nar_ratio}
+        if self.gc is not None:
+            out["gc"] = self.gc
         return out
 
     def lines(self) -> list[str]:
@@ -55,7 +59,7 @@ class StoreStats:
         b = self.blobs
         if b is None:
             return out + ["blobs, chunks and stored bytes: unknown (the blob service cannot tell)"]
-        return out + [
+        return out + self._gc_lines() + [
             f"chunked blobs  {b.chunked_blobs}",
             f"chunks         {b.chunks} ({b.standalone_chunks} stand-alone: one-piece blobs, directories; "
             f"{b.delta_chunks} stored as deltas)",
@@ -67,13 +71,29 @@ class StoreStats:
             f"overall        {_times(self.nar_ratio)} (NAR / stored)"]
 
 
+    def _gc_lines(self) -> list[str]:
+        if self.gc is None:
+            return []
+        import time
+
+        last = self.gc["lastRun"]
+        when = "never" if last is None else (
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(last['started']))}, freed "
+            f"{last['pathsDeleted']} paths and {human_bytes(last['storeBytesBefore'] - last['storeBytesAfter'])}")
+        return [f"last gc        {when}",
+                f"reclaimable    {human_bytes(self.gc['reclaimableBytes'])} of packs retired, freed by the next gc "
+                "after the grace period (`cairn gc --dry-run` tells what unkept paths would free)"]
+
+
 def store_stats(store: Store) -> StoreStats:
     """Reads every path info once; the blob figures walk the backend's records."""
+    from store.gc.collect import status
+
     paths = nar_bytes = 0
     for info in store.pathinfo.list():
         paths += 1
         nar_bytes += info.nar_size
-    return StoreStats(paths, nar_bytes, store.castore.blobs.usage())
+    return StoreStats(paths, nar_bytes, store.castore.blobs.usage(), status(store))
 
 
 def _ratio(a: int, b: int) -> float | None:

@@ -191,9 +191,21 @@ class LocalEngine:
             record = self.chunk_record(digest)
         if record is None:
             return None
-        if record.base is None:
-            return bytes(self._reader.read(digest, record.location))
-        return self._read_delta(digest, record, deltas_above + 1, known)
+        return bytes(self._read_record(digest, record, deltas_above, known))
+
+    def _read_record(self, digest: bytes, record: ChunkRecord, deltas_above: int,
+                     known: dict[bytes, ChunkRecord] | None = None, retry: bool = True) -> bytes | memoryview:
+        """A chunk read where `record` says. Garbage collection may have moved it to another
+        pack and deleted the one the record named: then its record is read once more."""
+        try:
+            if record.base is None:
+                return self._reader.read(digest, record.location)
+            return self._read_delta(digest, record, deltas_above + 1, known)
+        except CorruptionError:
+            moved = self.chunk_record(digest) if retry else None
+            if moved is None or moved == record:
+                raise
+            return self._read_record(digest, moved, deltas_above, None, retry=False)
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
@@ -230,10 +242,8 @@ class LocalEngine:
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
                 out.append(self.read_chunk(digest))
-            elif record.base is None:
-                out.append(self._reader.read(digest, record.location))
             else:
-                out.append(self._read_delta(digest, record, 1, known))
+                out.append(self._read_record(digest, record, 0, known))
         return out
 
     def _readers(self) -> ThreadPoolExecutor:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import mmap
 import struct
 import threading
-from typing import Callable
+import time
+from typing import Callable, NamedTuple
 
 from castore.errors import BackendError, CorruptionError
 from castore.local.records import Records
@@ -21,7 +22,8 @@ from castore.storage.metadata import Table
 from castore.storage.packs import PackStore, pack_name
 
 PACKS = Table("packs", insert_only=True)
-"""Pack number (u32, big-endian) -> name (32 bytes) and size (u64)."""
+"""Pack number (u32, big-endian) -> name (32 bytes), size (u64) and, since garbage collection,
+when it was put (u64 seconds; older rows have none: see PackRow)."""
 PACK_BYTES = 24 * 1024 * 1024
 """The open pack is sealed once the next frame would not fit: large enough that an object
 store's per-request cost does not matter, small enough for a writer's memory, which holds up
@@ -30,6 +32,33 @@ blob peaks at 116-130 MB with 24 MiB packs, 139-141 MB with 32 MiB ones (the tes
 MiB; 71-84 MB when packs were files appended in place)."""
 _NUMBER = struct.Struct(">I")
 _ROW = struct.Struct("<32sQ")
+_CREATED = struct.Struct("<Q")
+
+
+class PackRow(NamedTuple):
+    """A pack's row: its name (hex), size, and when it was put (0: before rows said)."""
+
+    name: str
+    size: int
+    created: int
+
+    def encode(self) -> bytes:
+        return _ROW.pack(bytes.fromhex(self.name), self.size) + _CREATED.pack(self.created)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> PackRow:
+        name, size = _ROW.unpack_from(raw)
+        created = _CREATED.unpack_from(raw, _ROW.size)[0] if len(raw) > _ROW.size else 0
+        return cls(name.hex(), size, created)
+
+
+def pack_number(number: int) -> bytes:
+    """A pack number as PACKS keys it."""
+    return _NUMBER.pack(number)
+
+
+def number_of(key: bytes) -> int:
+    return _NUMBER.unpack(key)[0]
 
 
 class Packs:
@@ -90,12 +119,12 @@ class Packs:
         row = self._records.get(PACKS, _NUMBER.pack(pack_id))
         if row is None:
             raise CorruptionError(f"pack {pack_id} is named by a chunk but has no record")
-        name = self._names[pack_id] = _ROW.unpack(row)[0].hex()
+        name = self._names[pack_id] = PackRow.decode(row).name
         return name
 
     def stored_bytes(self) -> int:
         """Bytes of the committed packs."""
-        return sum(_ROW.unpack(row)[1] for _, row in self._records.items(PACKS))
+        return sum(PackRow.decode(row).size for _, row in self._records.items(PACKS))
 
     def close(self) -> None:
         """Close the pack store; what the open pack holds is dropped (the caller commits first)."""
@@ -142,7 +171,7 @@ class Packs:
                 self._recycle(pack)
                 self._cond.notify_all()
             self._check()
-        self._records.stage(PACKS, [(_NUMBER.pack(pack.number), _ROW.pack(bytes.fromhex(name), pack.size))])
+        self._records.stage(PACKS, [(pack_number(pack.number), PackRow(name, pack.size, int(time.time())).encode())])
         with self._cond:  # its row is staged: readers find it through the records from now on
             self._names[pack.number] = name
             del self._sealing[pack.number]

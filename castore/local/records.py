@@ -15,6 +15,7 @@ import contextlib
 import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
+from castore.local import tombstones
 from castore.storage.metadata import MetadataStore, Table
 
 COMMIT_BYTES = 64 * 1024 * 1024
@@ -46,7 +47,10 @@ class Records:
                 value = view.get(table, {}).get(key)
                 if value is not None:
                     return value
-        return self.metadata.get(table, key)
+        value = self.metadata.get(table, key)
+        if value is None and table.name in tombstones.SWEPT:
+            return self._swept([key], table)[0]
+        return value
 
     def get_many(self, table: Table, keys: Sequence[bytes]) -> list[bytes | None]:
         """Records for many keys, staged or committed: one metadata transaction for all of them."""
@@ -55,10 +59,20 @@ class Records:
             found = [next((view[k] for view in views if k in view), None) for k in keys] if views \
                 else None
         if found is None:
-            return self.metadata.get_many(table, keys)
+            found = [None] * len(keys)
         missing = [k for k, v in zip(keys, found) if v is None]
-        committed = iter(self.metadata.get_many(table, missing) if missing else ())
-        return [next(committed) if v is None else v for v in found]
+        committed = self.metadata.get_many(table, missing) if missing else []
+        if table.name in tombstones.SWEPT and None in committed:
+            unknown = [k for k, v in zip(missing, committed) if v is None]
+            swept = iter(self._swept(unknown, table))
+            committed = [next(swept) if v is None else v for v in committed]
+        found_committed = iter(committed)
+        return [next(found_committed) if v is None else v for v in found]
+
+    def _swept(self, keys: Sequence[bytes], table: Table) -> list[bytes | None]:
+        """Records of `keys` garbage collection swept and has not dropped yet (see tombstones.py)."""
+        raw = self.metadata.get_many(tombstones.tombstones(table), keys)
+        return [None if r is None else tombstones.decode(r)[1] for r in raw]
 
     def items(self, table: Table) -> Iterator[tuple[bytes, bytes]]:
         """Every committed record of `table` in key order (commit first to include staged ones)."""

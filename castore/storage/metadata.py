@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import ContextManager, Iterable, Iterator, Mapping, Sequence
 
 PAGE = 10_000
 """Records read per scan when walking a table: no transaction stays open while the caller works."""
@@ -61,6 +61,12 @@ class MetadataStore(ABC):
     @abstractmethod
     def next_id(self, counter: str) -> int:
         """A number this counter never returned before, to any process, even across crashes."""
+
+    @abstractmethod
+    def try_lock(self, name: str) -> ContextManager[bool]:
+        """A lock held by at most one holder, in any process, for the length of the `with`:
+        it yields whether this caller got it (it never waits). For work that must run once per
+        store at a time (garbage collection); a holder that dies releases it."""
 
     @abstractmethod
     def size_bytes(self) -> int:

@@ -9,10 +9,13 @@ lmdb_compaction.py).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import re
 import struct
 import threading
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import lmdb
 
@@ -64,7 +67,11 @@ class LmdbMetadataStore(MetadataStore):
         with self._dbs_lock:
             handle = self._dbs.get(name)
             if handle is None:
-                handle = self._dbs[name] = self.env.open_db(name.encode(), create=True)
+                # In a transaction begun here: open_db's own would wait for LMDB's write lock
+                # holding the GIL, and a thread committing needs the GIL to let go of that lock.
+                with self.env.begin(write=True) as txn:
+                    handle = self.env.open_db(name.encode(), txn=txn, create=True)
+                self._dbs[name] = handle
             return handle
 
     def get(self, table: Table, key: bytes) -> bytes | None:
@@ -118,6 +125,23 @@ class LmdbMetadataStore(MetadataStore):
             start = 0 if raw is None else _ID.unpack(raw)[0]
             txn.put(counter.encode(), _ID.pack(start + ID_BLOCK))
         return range(start, start + ID_BLOCK)
+
+    @contextlib.contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """An flock on `lock-<name>` beside the environment: released by the kernel when its
+        holder exits, however it exits."""
+        if not re.fullmatch(r"[a-z0-9-]{1,64}", name):
+            raise ValueError(f"lock names are short lowercase words: {name!r}")
+        fd = os.open(os.path.join(self.path, f"lock-{name}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def size_bytes(self) -> int:
         return os.path.getsize(os.path.join(self.path, compaction.DATA))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from castore.storage.metadata import PAGE, MetadataStore, Table
 
@@ -14,6 +15,7 @@ class MemoryMetadataStore(MetadataStore):
         self._tables: dict[str, dict[bytes, bytes]] = {}
         self._counters: dict[str, itertools.count] = {}
         self._lock = threading.Lock()
+        self._held: set[str] = set()
 
     def get(self, table: Table, key: bytes) -> bytes | None:
         return self._tables.get(table.name, {}).get(key)
@@ -52,6 +54,18 @@ class MemoryMetadataStore(MetadataStore):
     def next_id(self, counter: str) -> int:
         with self._lock:
             return next(self._counters.setdefault(counter, itertools.count()))
+
+    @contextlib.contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        with self._lock:
+            got = name not in self._held
+            self._held.add(name)
+        try:
+            yield got
+        finally:
+            if got:
+                with self._lock:
+                    self._held.discard(name)
 
     def size_bytes(self) -> int:
         with self._lock:

@@ -18,6 +18,7 @@ a deadlock PostgreSQL still reports rolls the whole commit back, and it is retri
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from contextlib import contextmanager
@@ -216,6 +217,25 @@ class PostgresMetadataStore(MetadataStore):
             return self._run(create_then_next)
 
     # -- the rest --------------------------------------------------------------------------
+
+    @contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """pg_try_advisory_lock on a pooled connection kept for the length of the `with`: the
+        server releases it when that session ends, so a holder that dies frees it."""
+        key = int.from_bytes(hashlib.blake2b(f"cairn lock {name}".encode(), digest_size=8).digest(), "big",
+                             signed=True)
+        try:
+            with self._pool.connection() as conn:
+                got = conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]
+                try:
+                    yield got
+                finally:
+                    if got and not conn.broken:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", [key])
+        except PoolTimeout:
+            raise BackendError(f"PostgreSQL at {self._where}: no connection within {self._timeout:g} s") from None
+        except psycopg.Error as e:
+            raise self._backend_error(e) from None
 
     def size_bytes(self) -> int:
         return self._run(lambda conn: conn.execute(

@@ -13,6 +13,7 @@ from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import Node, encode_node, rename
 from castore.storage.metadata import Table
 from castore.url import CAStore
+from store.gc.retention import ADDED, Touches, stamp
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -30,10 +31,15 @@ class LocalPathInfoService(EngineUser, PathInfoService):
     def __init__(self, engine: LocalEngine, castore: CAStore) -> None:
         super().__init__(engine)
         self._castore = castore
+        self._served = Touches(engine.records)
 
     def get(self, digest: bytes) -> PathInfo | None:
+        """A path info; serving it counts for retention (see store/gc/retention.py)."""
         raw = self.engine.records.get(PATHINFO, bytes(digest))
-        return None if raw is None else self._with_extras(PathInfo.decode(raw))
+        if raw is None:
+            return None
+        self._served.touch(digest)
+        return self._with_extras(PathInfo.decode(raw))
 
     def _with_extras(self, info: PathInfo) -> PathInfo:
         raw = self.engine.records.get(EXTRAS, info.store_path.digest)
@@ -47,8 +53,14 @@ class LocalPathInfoService(EngineUser, PathInfoService):
         if info.extras is not None:
             self.engine.records.stage(EXTRAS, [(info.store_path.digest, info.extras.encode())])
         self.engine.records.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
+        self.engine.records.stage(ADDED, [(info.store_path.digest, stamp())])
         self.engine.records.put(PATHINFO, [(info.store_path.digest, info.encode())])
         return info
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._served.flush()
+        super().close()
 
     def list(self) -> Iterator[PathInfo]:
         return (self._with_extras(PathInfo.decode(raw)) for _, raw in self.engine.records.items(PATHINFO))

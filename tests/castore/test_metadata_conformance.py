@@ -126,6 +126,17 @@ def test_size_bytes_grows_with_the_records(meta: MetadataStore) -> None:
     assert meta.size_bytes() > small >= 0
 
 
+def test_try_lock_has_one_holder_at_a_time_and_is_free_again_after(meta: MetadataStore) -> None:
+    with meta.try_lock("gc") as first:
+        assert first
+        with meta.try_lock("gc") as second:
+            assert not second
+        with meta.try_lock("other") as other:
+            assert other
+    with meta.try_lock("gc") as again:
+        assert again
+
+
 IDS = """
 import sys
 from castore.storage.metadata_lmdb import LmdbMetadataStore
@@ -163,3 +174,24 @@ def test_lmdb_open_shares_one_environment_per_directory_until_the_last_close(tmp
     third = LmdbMetadataStore.open(str(tmp_path / "meta"))
     assert third is not first and third.get(PLAIN, b"k") == b"v"
     third.close()
+
+
+def test_lmdb_reading_a_new_table_while_another_thread_commits_does_not_deadlock(tmp_path: Path) -> None:
+    import threading
+
+    store = LmdbMetadataStore.open(str(tmp_path / "meta"))
+    done = threading.Event()
+
+    def commit() -> None:
+        while not done.is_set():
+            store.commit({PLAIN: {b"%d" % i: b"x" for i in range(2000)}})
+
+    writer = threading.Thread(target=commit)
+    writer.start()
+    try:
+        for n in range(20):  # each opens (creates) a table (MAX_DBS bounds them)
+            assert store.get(Table(f"new-{n}"), b"k") is None
+    finally:
+        done.set()
+        writer.join()
+        store.close()
