@@ -1,6 +1,6 @@
 """Packs as the engine sees them: numbered, filled in memory, sealed into a PackStore.
 
-Frames are appended to the open pack, held in memory up to PACK_BYTES; then, or at a commit,
+Frames are appended to the open pack, held in memory up to the pack store's pack_bytes; then, or at a commit,
 it is sealed: named by its BLAKE3, put into the pack store (durable on return), and its row
 (number -> name, size) staged in PACKS for the commit that names its frames. Chunk records
 keep the pack's number, a u32 from the metadata store's "packs" counter (unique across
@@ -24,12 +24,6 @@ from castore.storage.packs import PackStore, pack_name
 PACKS = Table("packs", insert_only=True)
 """Pack number (u32, big-endian) -> name (32 bytes), size (u64) and, since garbage collection,
 when it was put (u64 seconds; older rows have none: see PackRow)."""
-PACK_BYTES = 24 * 1024 * 1024
-"""The open pack is sealed once the next frame would not fit: large enough that an object
-store's per-request cost does not matter, small enough for a writer's memory, which holds up
-to two packs (one being put while the next fills; see append) and a spare. Importing a 300 MiB
-blob peaks at 116-130 MB with 24 MiB packs, 139-141 MB with 32 MiB ones (the test allows 150
-MiB; 71-84 MB when packs were files appended in place)."""
 _NUMBER = struct.Struct(">I")
 _ROW = struct.Struct("<32sQ")
 _CREATED = struct.Struct("<Q")
@@ -138,14 +132,14 @@ class Packs:
         """Memory for a new open pack: the spare if the frame fits in a pack of the usual size.
         Reusing it spares faulting in and zeroing fresh pages (30 ms of CPU per 32 MiB pack, 3%
         of a numpy import); a writer keeps it, with what it held, until it closes."""
-        if frame_size <= PACK_BYTES and self._spare is not None:
+        if frame_size <= self.store.pack_bytes and self._spare is not None:
             memory, self._spare = self._spare, None
             return memory
-        return mmap.mmap(-1, max(PACK_BYTES, frame_size))
+        return mmap.mmap(-1, max(self.store.pack_bytes, frame_size))
 
     def _recycle(self, pack: _OpenPack) -> None:
         """Keep a put pack's memory as the spare, or give it back (caller holds the lock)."""
-        if self._spare is None and len(pack.memory) == PACK_BYTES:
+        if self._spare is None and len(pack.memory) == self.store.pack_bytes:
             self._spare = pack.memory
         else:
             pack.memory.close()

@@ -36,7 +36,7 @@ from castore.local import tombstones
 from castore.local.engine import CHUNKS, SIMILAR, LocalEngine
 from castore.local.frames import DELTA, SMALL, ChunkRecord, Location
 from castore.local.marking import LiveSet
-from castore.local.packs import PACK_BYTES, PACKS, PackRow, number_of, pack_number
+from castore.local.packs import PACKS, PackRow, number_of, pack_number
 from castore.storage.metadata import MetadataStore, Table
 from castore.storage.packs import pack_name
 
@@ -365,7 +365,7 @@ class Sweeper:
 
 
 class _PackWriter:
-    """Live frames of sparse packs, copied into new packs of up to PACK_BYTES."""
+    """Live frames of sparse packs, copied into new packs of up to the pack store's pack_bytes."""
 
     def __init__(self, sweeper: Sweeper) -> None:
         self._sweeper = sweeper
@@ -403,7 +403,7 @@ class _PackWriter:
         self._done.append(pack)
 
     def _append(self, frame: bytes) -> int:
-        if self._data and len(self._data) + len(frame) > PACK_BYTES:
+        if self._data and len(self._data) + len(frame) > self._sweeper._store.pack_bytes:
             self.flush()
         offset = len(self._data)
         self._data += frame

@@ -34,6 +34,7 @@ Key = tuple[str, int, int]
 class CachedPackStore(PackStore):
     def __init__(self, inner: PackStore, directory: str, max_bytes: int) -> None:
         self.inner = inner
+        self.pack_bytes = inner.pack_bytes  # packs are made for the store behind the cache
         self.directory = directory
         self.max_bytes = max_bytes
         self._lock = threading.Lock()

@@ -67,6 +67,10 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 class S3PackStore(PackStore):
+    pack_bytes = 64 * 1024 * 1024
+    """Object storage bills per request: 64 MiB packs take about 16 PUTs per GiB ingested (24 MiB
+    ones 43), for a writer peak about 100 MB higher."""
+
     def __init__(self, url: str) -> None:
         self.bucket, self.prefix = parse_url(url)
         self.requests: Counter[str] = Counter()

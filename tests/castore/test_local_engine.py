@@ -185,9 +185,9 @@ def test_the_engine_knows_neither_backend_and_works_over_memory_stores() -> None
     reopened.close()
 
 
-def test_full_packs_are_put_during_a_batch_and_named_only_by_its_commit(monkeypatch) -> None:
-    monkeypatch.setattr(packs_module, "PACK_BYTES", 64 * 1024)  # every frame fills a pack
+def test_full_packs_are_put_during_a_batch_and_named_only_by_its_commit() -> None:
     metadata, packs = MemoryMetadataStore(), MemoryPackStore()
+    packs.pack_bytes = 64 * 1024  # every frame fills a pack
     engine = LocalEngine(metadata, packs)
     blobs = LocalBlobService(engine)
     datas = [random.Random(seed).randbytes(5 << 20) for seed in range(3)]
