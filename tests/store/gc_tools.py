@@ -6,17 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from castore.blobs.local import LocalBlobService
-from castore.directories.local import LocalDirectoryService
-from castore.local.engine import LocalEngine
 from castore.local.packs import PACKS, PackRow
-from castore.storage.metadata import MetadataStore
-from castore.storage.packs_fs import FsPackStore
-from castore.url import CAStore
 from store.gc import retention
 from store.gc.engine import engine_of
-from store.pathinfo.local import LocalPathInfoService
-from store.url import Store, open_store
+from store.url import open_store
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CAIRN = str(Path(sys.executable).parent / "cairn")
@@ -44,17 +37,3 @@ def age(url: str, seconds: int) -> None:
 
 def disk_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
-
-
-def engine_store(metadata: MetadataStore, packs: str) -> Store:
-    """A Store over the embedded engine on any MetadataStore (PostgreSQL here), packs in files:
-    what the scale-out store composes, put together by hand."""
-    users = [3]
-
-    def release() -> bool:
-        users[0] -= 1
-        return users[0] == 0
-
-    engine = LocalEngine(metadata, FsPackStore(packs), release=release)
-    castore = CAStore(LocalBlobService(engine), LocalDirectoryService(engine))
-    return Store(castore, LocalPathInfoService(engine, castore))
