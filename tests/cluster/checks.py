@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from castore.blobs.local import BLOBS, decode_chunk_list
 from castore.local.engine import CHUNKS
 from castore.local.frames import ChunkRecord
-from castore.local.packs import PACKS
+from castore.local.packs import PACKS, PackRow, number_of
 from castore.storage.location import Location
 from tests.conftest import _pseudo_random
 from tests.services.cluster import Cluster
@@ -58,10 +57,6 @@ class Objects:
     """Pack objects no record names: what a writer killed after its put left (garbage for GC)."""
 
 
-_ROW = struct.Struct("<32sQ")
-"""A PACKS value: the pack's name and size (castore/local/packs.py)."""
-
-
 def walk_objects(store: str) -> Objects:
     """Every chunk a blob lists or a delta builds on has a record, every chunk record's pack has a
     record, and every pack record an object of its size (the AWS_* environment must point at the
@@ -69,7 +64,7 @@ def walk_objects(store: str) -> Objects:
     location = Location.parse(store)
     metadata = location.open_metadata()
     try:
-        rows = {struct.unpack(">I", key)[0]: _ROW.unpack(value) for key, value in metadata.items(PACKS)}
+        rows = {number_of(key): PackRow.decode(value) for key, value in metadata.items(PACKS)}
         chunks = [(digest, ChunkRecord.decode(raw)) for digest, raw in metadata.items(CHUNKS)]
         listed = {bytes(c.digest): digest for digest, raw in metadata.items(BLOBS)
                   for c in decode_chunk_list(digest, raw)}
@@ -87,7 +82,7 @@ def walk_objects(store: str) -> Objects:
                 for digest, record in chunks if record.base is not None and record.base not in recorded]
     missing += [f"chunk {digest.hex()} names pack {record.location.pack}, which has no record"
                 for digest, record in chunks if record.location.pack not in rows]
-    missing += [f"pack {number} ({name.hex()}, {size} bytes) has no object of that size"
-                for number, (name, size) in rows.items() if stored.get(name.hex()) != size]
-    named = {name.hex() for name, _ in rows.values()}
+    missing += [f"pack {number} ({row.name}, {row.size} bytes) has no object of that size"
+                for number, row in rows.items() if stored.get(row.name) != row.size]
+    named = {row.name for row in rows.values()}
     return Objects([digest for digest, _ in chunks], missing, len(set(stored) - named))

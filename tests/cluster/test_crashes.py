@@ -81,7 +81,7 @@ def test_a_copy_into_the_cluster_killed_and_resumed_copies_everything_once(clust
     monkeypatch.setenv("PYTHONUNBUFFERED", "1")  # each path is printed once it is copied
     source = f"local://{tmp_path}/source"
     with open_store(source) as store:
-        paths = [api.import_path(store, overlapping_tree(tmp_path / f"tree-{n}", f"tree-{n}", own_bytes=4 << 20))
+        paths = [api.import_path(store, overlapping_tree(tmp_path / f"tree-{n}", f"tree-{n}", own_bytes=8 << 20))
                  .store_path for n in range(6)]
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
@@ -90,7 +90,7 @@ def test_a_copy_into_the_cluster_killed_and_resumed_copies_everything_once(clust
     done = rng.randrange(len(paths) - 2)  # killed while copying one of the last paths but one, or before
     for _ in range(done):
         assert first.stdout.readline(), "the copy ended early"
-    time.sleep(rng.uniform(0, 0.1))
+    time.sleep(rng.uniform(0, 0.02))  # two or more 8 MiB paths still to go take longer than this
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert first.returncode == -signal.SIGKILL, f"seed {seed}: the copy finished before its kill"
