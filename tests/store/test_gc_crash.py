@@ -25,7 +25,7 @@ from store.gc.roots import add_root
 from store.pathinfo.local import PATHINFO
 from store.url import open_store
 from tests.store.gc_tools import CAIRN, cairn
-from tests.store.test_gc import pack_files, tree
+from tests.store.test_gc import packs_of, tree
 
 ROUNDS = 30
 
@@ -46,10 +46,10 @@ def make_store(tmp_path: Path) -> tuple[Path, dict[str, bytes], list[str]]:
 
 
 def state(directory: Path) -> tuple[list[str], list, list]:
-    """Pack files, and GC's bookkeeping of unfinished work."""
+    """Packs, and GC's bookkeeping of unfinished work."""
     with open_store(f"local://{directory}") as store:
         engine = engine_of(store)
-        return ([p.name for p in pack_files(directory)], list(engine.metadata.items(UNNAMED)),
+        return (sorted(packs_of(store)), list(engine.metadata.items(UNNAMED)),
                 list(engine.metadata.items(RETIRED)))
 
 
