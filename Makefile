@@ -11,7 +11,7 @@ LISTEN ?= grpc+unix://$(DATA)/cairn.sock
 BRIDGE ?= 127.0.0.1:9000
 APT_PACKAGES := fuse3 libfuse3-dev pkg-config nix-bin xz-utils nginx postgresql
 
-.PHONY: setup apt venv run cluster test proto bench clean
+.PHONY: setup apt venv run cluster test proto bench fuzz clean
 
 setup: apt venv
 
@@ -53,6 +53,12 @@ proto: venv
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Every parser under atheris, 1,000,000 inputs each (RUNS=N for fewer); crashes land in bench/out/fuzz/crashes.
+RUNS ?= 1000000
+fuzz: setup
+	$(PY) -m pip install -q -e '.[test,fuzz]' --config-settings editable_mode=compat
+	$(PY) bench/fuzz.py --runs $(RUNS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
