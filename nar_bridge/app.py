@@ -9,6 +9,8 @@
 | /nar/tvix-castore/<node>?narsize=N      | GET HEAD       | nar       |
 | /nar/snix-castore/<node>?narsize=N      | GET HEAD       | nar       |
 | /log/<drv>                              | GET HEAD PUT   | logs      |
+| /realisations/<sha256:hex>!<out>.doi    | GET HEAD PUT   | realisations |
+| /build-trace-v2/<drv>/<out>.doi         | GET HEAD PUT   | realisations |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
 from nar_bridge.logs import get_log, put_log
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
+from nar_bridge.realisations import get_build_trace, get_realisation, put_build_trace, put_realisation
 from nar_bridge.upload import put_nar, put_narinfo
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,11 @@ def make_app(bridge: Bridge) -> web.Application:
     routes.add_get("/nar/{prefix:(?:tvix|snix)-castore}/{node}", get_castore_nar)
     routes.add_get("/nar/{name}", get_nar_file)
     routes.add_get("/log/{drv}", get_log)
-    for path, handler in (("/{hash}.narinfo", put_narinfo), ("/nar/{name}", put_nar), ("/log/{drv}", put_log)):
+    routes.add_get("/realisations/{id}", get_realisation)
+    routes.add_get("/build-trace-v2/{drv}/{output}", get_build_trace)
+    for path, handler in (("/{hash}.narinfo", put_narinfo), ("/nar/{name}", put_nar), ("/log/{drv}", put_log),
+                          ("/realisations/{id}", put_realisation),
+                          ("/build-trace-v2/{drv}/{output}", put_build_trace)):
         routes.add_put(path, guarded(handler), expect_handler=expect_handler)
     app.on_cleanup.append(lambda _: bridge.close())
     return app

@@ -1,7 +1,9 @@
 """Small named records the Nix layer keeps beside its path infos, in the store's metadata.
 
 Namespaces: "staged" (a NAR uploaded to nar-bridge whose narinfo has not come yet: it has
-no store path, so no PathInfo, but a restart must not lose it) and "log" (build logs).
+no store path, so no PathInfo, but a restart must not lose it), "log" (build logs) and
+"realisation" (which store path a content-addressed derivation's output was built as: see
+store/records/realisations.py).
 Keeping them in the store rather than in files beside one bridge means every bridge in
 front of the store sees them, and a later GC can keep what an upload in progress needs.
 """
@@ -13,12 +15,13 @@ from abc import ABC, abstractmethod
 
 from castore.errors import ValidationError
 
-NAMESPACES = ("staged", "log")
-_KEY = re.compile(r"[A-Za-z0-9+\-._?=]{1,255}")
+NAMESPACES = ("staged", "log", "realisation")
+_KEY = re.compile(r"[A-Za-z0-9+\-._?=:!^]{1,255}")
 
 
 def check(namespace: str, key: str) -> bytes:
-    """The record key as stored; file-name-safe keys only (store path and NAR file names)."""
+    """The record key as stored; file-name-safe keys only (store path and NAR file names, and
+    Nix's derivation output ids, `sha256:<hex>!out` and `<drv>^out`)."""
     if namespace not in NAMESPACES:
         raise ValueError(f"unknown record namespace {namespace!r}")
     if not _KEY.fullmatch(key) or key.startswith("."):
