@@ -92,10 +92,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_cat(args: argparse.Namespace) -> int:
     from castore.digest import B3Digest
-    from castore.errors import NotFoundError
+    from castore.errors import NotFoundError, ValidationError
 
     with open_from(args) as store:
         digest = B3Digest.parse(args.digest)
+        if store.directories.get(digest) is not None:
+            raise ValidationError(f"{digest} is a directory, not a blob: list it with `cairn castore ls`")
         reader = store.blobs.open_read(digest)
         if reader is None:
             raise NotFoundError(f"blob {digest} not found")

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
 from castore.errors import BackendError, NotFoundError, ValidationError
+from castore.nodes import DirectoryNode, Node
 from store.contentaddress import CAMethod, ContentAddress
 from store.nar.render import render_nar
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.signing import Signature
-from store.storepath import StorePath, make_source_path
+from store.storepath import STORE_DIR, StorePath, make_source_path
 from store.url import Store, open_store
 
 __all__ = ["Store", "open_store", "import_path", "dump", "dump_to", "path_info", "parse_store_path",
-           "copy_from_nix", "CopyResult"]
+           "copy_from_nix", "CopyResult", "split_store_path"]
 
 
 def parse_store_path(text: str) -> StorePath:
@@ -71,14 +72,43 @@ def path_info(store: Store, store_path: StorePath) -> PathInfo:
     return info
 
 
-def dump(store: Store, store_path: StorePath) -> Iterator[bytes]:
-    """The NAR of a store path, as `nix-store --dump` writes it, in pieces."""
-    return render_nar(store.castore, path_info(store, store_path).node)
+def dump(store: Store, store_path: StorePath, below: str = "") -> Iterator[bytes]:
+    """The NAR of a store path, or of the file, directory or symlink `below` it (`bin/hello`), as
+    `nix-store --dump` writes it, in pieces."""
+    return render_nar(store.castore, _descend(store, store_path, below))
 
 
-def dump_to(store: Store, store_path: StorePath, out: BinaryIO) -> None:
-    """Write the NAR of a store path to `out` (and flush it); the render ends before this returns."""
-    with contextlib.closing(dump(store, store_path)) as pieces:
+def _descend(store: Store, store_path: StorePath, below: str) -> Node:
+    """The node at `below` in the path: every step but the last must be a directory (a symlink
+    on the way would lead out of what the store path holds)."""
+    node = path_info(store, store_path).node
+    walked = store_path.absolute
+    for name in filter(None, below.split("/")):
+        if not isinstance(node, DirectoryNode):
+            raise ValidationError(f"{walked} is not a directory")
+        directory = store.castore.directories.get(node.digest)
+        if directory is None:
+            raise NotFoundError(f"directory {node.digest} of {walked} is missing from the store")
+        walked = f"{walked}/{name}"
+        node = next((n for n in directory.nodes() if n.name == os.fsencode(name)), None)
+        if node is None:
+            raise NotFoundError(f"{walked} does not exist")
+    return node
+
+
+def split_store_path(text: str) -> tuple[StorePath, str]:
+    """`/nix/store/<basename>[/below]` (or a basename): the store path and what lies below it."""
+    absolute = text.startswith("/")
+    if absolute and not text.startswith(STORE_DIR + "/"):
+        raise ValidationError(f"{text[:120]!r} is not in {STORE_DIR}")
+    basename, _, below = text[len(STORE_DIR) + 1 if absolute else 0:].partition("/")
+    return StorePath.from_basename(basename), below
+
+
+def dump_to(store: Store, store_path: StorePath, out: BinaryIO, below: str = "") -> None:
+    """Write the NAR of a store path (or of what is `below` it) to `out` (and flush it); the render
+    ends before this returns."""
+    with contextlib.closing(dump(store, store_path, below)) as pieces:
         for piece in pieces:
             out.write(piece)
     out.flush()
@@ -124,10 +154,16 @@ def _nix_path_infos(paths: list[StorePath]) -> list[dict]:
     except FileNotFoundError:
         raise BackendError("nix is not installed (needed to read the local Nix store)") from None
     if out.returncode != 0:
-        raise NotFoundError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "nix path-info failed")
+        raise NotFoundError(_nix_error(out.stderr) or "nix path-info failed")
     infos = json.loads(out.stdout)
     by_path = {i["path"]: i for i in infos}
     return [by_path[p] for p in _references_first(by_path)]
+
+
+def _nix_error(stderr: str) -> str:
+    """Nix's last line without its own `error: `: the command line adds `cairn: error: `."""
+    lines = stderr.strip().splitlines()
+    return lines[-1].removeprefix("error: ") if lines else ""
 
 
 def _references_first(by_path: dict[str, dict]) -> list[str]:

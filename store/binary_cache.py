@@ -16,14 +16,19 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from castore.errors import NotFoundError, ValidationError
+from store.storepath import STORE_DIR
 
 HTTP_TIMEOUT = 120
 NARINFO_SUFFIX = ".narinfo"
 NARINFO_LIMIT = 2 << 20
+CACHE_INFO = "nix-cache-info"
 
 
 class Source(Protocol):
     """Where narinfos and NAR files come from."""
+
+    def cache_info(self) -> bytes:
+        """Its `nix-cache-info`; NotFoundError when it has none."""
 
     def list(self) -> list[str]:
         """Hash parts of every path it holds; ValidationError when it cannot be listed."""
@@ -38,6 +43,14 @@ class Source(Protocol):
 class FileSource:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def cache_info(self) -> bytes:
+        if not self.root.is_dir():
+            raise NotFoundError(f"{self.root}: no such directory")
+        try:
+            return self._file(CACHE_INFO).read_bytes()[:NARINFO_LIMIT]
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFoundError(f"{self.root}/{CACHE_INFO}: no such file") from None
 
     def list(self) -> list[str]:
         return sorted(p.name[:-len(NARINFO_SUFFIX)] for p in self.root.glob(f"*{NARINFO_SUFFIX}"))
@@ -63,6 +76,10 @@ class HttpSource:
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/") + "/"
 
+    def cache_info(self) -> bytes:
+        with self._open(CACHE_INFO) as response:
+            return response.read(NARINFO_LIMIT)
+
     def list(self) -> list[str]:
         raise ValidationError("an HTTP cache cannot be listed: give root store paths (--roots FILE or STORE_PATH)")
 
@@ -87,9 +104,25 @@ class HttpSource:
             if e.code in (403, 404):
                 raise NotFoundError(f"{url}: HTTP {e.code}") from None
             raise OSError(f"{url}: HTTP {e.code}") from None
+        except urllib.error.URLError as e:
+            raise OSError(f"{url}: {e.reason}") from None
 
 
 def open_source(url: str) -> Source:
+    """The cache at `url`, once it has shown it is one: a `nix-cache-info` for this store directory
+    (a mistyped directory or URL would otherwise archive nothing, successfully)."""
+    source = _source(url)
+    try:
+        info = source.cache_info().decode(errors="replace")
+    except NotFoundError as e:
+        raise ValidationError(f"{url} is not a Nix binary cache ({e})") from None
+    store_dirs = [line.partition(":")[2].strip() for line in info.splitlines() if line.startswith("StoreDir:")]
+    if any(d != STORE_DIR for d in store_dirs):
+        raise ValidationError(f"{url} is a binary cache for {store_dirs[0][:120]!r}, not {STORE_DIR}")
+    return source
+
+
+def _source(url: str) -> Source:
     parts = urlsplit(url)
     if parts.scheme == "file" and not parts.netloc and parts.path.startswith("/"):
         return FileSource(Path(os.path.normpath(parts.path)))

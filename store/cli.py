@@ -15,8 +15,8 @@ from castore.progress import byte_progress, human_bytes
 from store import api
 from store.url import Store, open_store
 
-COMMANDS = ("daemon", "import", "dump", "path-info", "copy", "archive", "stats", "verify", "castore", "root", "delete",
-            "gc")
+COMMANDS = ("daemon", "import", "dump", "path-info", "list", "copy", "archive", "stats", "verify", "castore", "root",
+            "delete", "gc")
 PLUGINS = "cairn.commands"
 """Entry-point group of the layers above store (fuse, nar_bridge): each adds its commands, so
 store never imports them. They are looked up only for a command store does not have (or for
@@ -50,6 +50,7 @@ def _needs_plugins(argv: list[str]) -> bool:
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cairn", description="A content-addressed store for the Nix world.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (daemon, mounts, nar-bridge)")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_args = _store_args()
 
@@ -62,14 +63,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("dump", parents=[store_args], help="write a store path's NAR to stdout")
-    p.add_argument("path", metavar="STORE_PATH")
+    p = sub.add_parser("dump", parents=[store_args],
+                       help="write the NAR of a store path, or of a path inside one, to stdout")
+    p.add_argument("path", metavar="PATH", help="/nix/store/<hash>-<name>[/inside/it]")
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser("path-info", parents=[store_args], help="show what the store knows of paths")
     p.add_argument("--json", action="store_true", help="as JSON, like `nix path-info --json`")
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_path_info)
+
+    p = sub.add_parser("list", parents=[store_args], help="every path, with its NAR size and registration time")
+    p.add_argument("--json", action="store_true", help="as a JSON list, with nix path-info's field names")
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("copy", parents=[store_args],
                        help="copy paths and closures from the local Nix store, or between two Cairn stores")
@@ -132,9 +138,36 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, looked up only when asked (a dump stays light)."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_) -> None:
+        from importlib.metadata import version
+
+        print(f"cairn {version('cairn')}")
+        parser.exit()
+
+
 def cmd_dump(args: argparse.Namespace) -> int:
+    store_path, below = api.split_store_path(args.path)
     with open_store_from(args) as store:
-        api.dump_to(store, api.parse_store_path(args.path), sys.stdout.buffer)
+        api.dump_to(store, store_path, sys.stdout.buffer, below)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from store.listing import list_paths, listed_json, listed_line
+
+    with open_store_from(args) as store:
+        if args.json:
+            for text in listed_json(list_paths(store)):
+                sys.stdout.write(text)
+        else:
+            for listed in list_paths(store):
+                print(listed_line(listed))
     return 0
 
 
@@ -216,7 +249,7 @@ def cmd_archive(args: argparse.Namespace) -> int:
         if outcome.status is Status.ARCHIVED:
             print(outcome.name, flush=True)
         elif outcome.status is Status.FAILED:
-            print(f"cairn: archive: {outcome.name}: {outcome.error}", file=sys.stderr, flush=True)
+            print(f"cairn: error: {outcome.name}: {outcome.error}", file=sys.stderr, flush=True)
 
     with open_store_from(args) as store, byte_progress("archiving") as progress:
         result = archive(store, source, roots, jobs=args.jobs, progress=progress, on_outcome=report)
@@ -251,7 +284,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 for problem in verify_chunks(store, tally, progress):
                     print(problem, flush=True)
             if not tally.chunks_checked:
-                print("cairn: chunk digests not checked: the blob service cannot list its chunks", file=sys.stderr)
+                print("cairn: warning: chunk digests not checked: the blob service cannot list its chunks",
+                      file=sys.stderr)
         with byte_progress("checking paths") as progress:
             for problem in verify_paths(store, paths, keys, tally, progress):
                 print(problem, flush=True)

@@ -28,6 +28,10 @@ def stamp(when: float | None = None) -> bytes:
     return _TIME.pack(int(time.time() if when is None else when))
 
 
+def unstamp(raw: bytes) -> int:
+    return _TIME.unpack(raw)[0]
+
+
 def since(records: Records, table: Table, cutoff: float) -> Iterator[bytes]:
     """Path digests whose time in `table` (ADDED or SERVED) is at or after `cutoff`."""
     for digest, raw in records.items(table):

@@ -14,7 +14,7 @@ from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import Node, encode_node, rename
 from castore.storage.metadata import Table
 from castore.url import CAStore
-from store.gc.retention import ADDED, Touches, stamp
+from store.gc.retention import ADDED, Touches, stamp, unstamp
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -67,6 +67,9 @@ class LocalPathInfoService(EngineUser, PathInfoService):
             extras = self.engine.records.get_many(EXTRAS, [digest for digest, _ in page])
             for (_, raw), extra in zip(page, extras):
                 yield _with_extras(PathInfo.decode(raw), extra)
+
+    def registration_times(self, digests: list[bytes]) -> list[int | None]:
+        return [None if raw is None else unstamp(raw) for raw in self.engine.records.get_many(ADDED, digests)]
 
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
         digest = self.engine.records.get(NARHASH, bytes(nar_sha256))

@@ -30,6 +30,10 @@ class PathInfoService(ABC):
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         """NAR size and sha256 of a root node (its name is ignored)."""
 
+    def registration_times(self, digests: list[bytes]) -> list[int | None]:
+        """When each of these paths was added (Unix seconds), None where not known; default: unknown."""
+        return [None] * len(digests)
+
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
         """A path whose NAR has this sha256 (for NAR URLs); default: a scan."""
         return next((i for i in self.list() if i.nar_sha256 == nar_sha256), None)

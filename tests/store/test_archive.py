@@ -180,7 +180,7 @@ def test_bad_data_is_reported_per_path_and_never_stored(cache, tmp_path):
     done = cairn("archive", f"file://{source}", "--store", store)
     assert done.returncode == 1
     assert sorted(done.stdout.split()) == sorted(set(cache.paths) - set(spoiled))
-    errors = [line for line in done.stderr.splitlines() if line.startswith("cairn: archive: ")]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("cairn: error: ")]
     assert len(errors) == 3, done.stderr
     for path in spoiled:
         assert any(path in line for line in errors)
@@ -194,6 +194,7 @@ def plain_cache(root: Path, tmp_path: Path, names: list[str]) -> list[NarInfo]:
     """A `file://` cache of small imported trees, NARs uncompressed with FileHash and FileSize."""
     root.mkdir()
     (root / "nar").mkdir()
+    (root / "nix-cache-info").write_text("StoreDir: /nix/store\n")
     narinfos = []
     for name in names:
         upload = make_upload(small_tree(tmp_path / "trees" / name, name))

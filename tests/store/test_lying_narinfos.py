@@ -56,7 +56,7 @@ def test_archive_refuses_a_lying_narinfo_and_keeps_nothing(cache, top_root, tmp_
     store = f"local://{tmp_path}/store"
     done = cairn("archive", f"file://{lying_cache(cache, tmp_path, cache.top, field)}", "--store", store)
     assert done.returncode != 0
-    assert f"cairn: archive: {cache.top}: {field} " in done.stderr, done.stderr
+    assert f"cairn: error: {cache.top}: {field} " in done.stderr, done.stderr
     assert sorted(done.stdout.split()) == sorted(p for p in cache.paths if p != cache.top)
     assert cairn("path-info", cache.top, "--store", store).returncode != 0
     with open_store(store) as opened:
