@@ -36,6 +36,8 @@ $(VENV)/.installed: pyproject.toml
 # The daemon runs in the background, nar-bridge in the foreground; Ctrl-C stops both.
 run: setup
 	mkdir -p $(DATA)
+	@echo "cairn is $(abspath $(VENV))/bin/cairn; to use the store served here from another shell:"
+	@echo '  export PATH="$(abspath $(VENV))/bin:$$PATH" CAIRN_STORE=$(STORE)'
 	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE) & daemon=$$!; \
 	trap 'kill -TERM $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
 	$(VENV)/bin/cairn nar-bridge --listen $(BRIDGE) --store $(STORE)
