@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Sequence
 
 from aiohttp import web
 
@@ -73,14 +74,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.Response(status=status, text=f"{e}\n")
 
 
-def load_config(*, priority: int, read_only: bool, token_file: str | None) -> BridgeConfig:
+def load_config(*, priority: int, read_only: bool, token_file: str | None,
+                sign_key_files: Sequence[str] = ()) -> BridgeConfig:
     """The bridge's settings from the command line, each validated."""
+    from store.composition import load_secret_keys
+
     token = None
     if token_file is not None:
         token = Path(token_file).read_text().strip()
         if not token:
             raise ValidationError(f"token file {token_file} is empty")
-    return BridgeConfig(priority, read_only, token)
+    return BridgeConfig(priority, read_only, token, load_secret_keys(list(sign_key_files)))
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

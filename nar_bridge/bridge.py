@@ -19,6 +19,7 @@ from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.records.service import Namespace
 from store.records.staged import StagedNar
+from store.signing import SecretKey
 from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
@@ -36,6 +37,8 @@ class BridgeConfig:
     priority: int = DEFAULT_PRIORITY
     read_only: bool = False
     token: str | None = None
+    sign_keys: tuple[SecretKey, ...] = ()
+    """What signs realisations on the way out (narinfos: the store's signing wrapper)."""
 
 
 class Recent(Generic[K, T]):

@@ -17,7 +17,7 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
     p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY,
                    help="the Priority of nix-cache-info (default: %(default)s)")
     p.add_argument("--sign-key", metavar="FILE", action="append", default=[],
-                   help="a Nix secret key file; served narinfos get its signature (repeatable)")
+                   help="a Nix secret key file; served narinfos and realisations get its signature (repeatable)")
     p.add_argument("--read-only", action="store_true", help="refuse uploads (403)")
     p.add_argument("--token-file", metavar="FILE", help="uploads need this token (HTTP Basic password or Bearer)")
     p.add_argument("--upstream", metavar="URL", action="append", default=[],
@@ -34,7 +34,8 @@ def cmd_nar_bridge(args: argparse.Namespace) -> int:
     from nar_bridge import app
     from store.cli import open_store_from
 
-    config = app.load_config(priority=args.priority, read_only=args.read_only, token_file=args.token_file)
+    config = app.load_config(priority=args.priority, read_only=args.read_only, token_file=args.token_file,
+                             sign_key_files=args.sign_key)
     # Each upstream is read through after the store and those before it; signing covers them all.
     wrappers = [{"type": "cache", "near": ROOT, "far": {"url": url}} for url in args.upstream]
     if args.sign_key:

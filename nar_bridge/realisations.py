@@ -7,7 +7,8 @@ and a substituting Nix asks for before the output itself.
 Both are kept in the store's "realisation" records (store/records/realisations.py), checked
 and as sent. Nix uploads a realisation after its output path, so a PUT naming a path this
 cache does not have is refused (400); a GET whose path has since gone (deleted, collected)
-answers 404, as if the output was never built, rather than point at nothing.
+answers 404, as if the output was never built, rather than point at nothing. With `--sign-key`
+a served realisation gets a signature by each key, as narinfos do (`nix copy --from` checks them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Callable
 from aiohttp import web
 
 from castore.errors import ValidationError
-from store.records.realisations import NAMESPACE, REALISATION_LIMIT, built_id, check_built, check_hashed, hashed_id
+from store.records.realisations import (NAMESPACE, REALISATION_LIMIT, built_id, check_built, check_hashed,
+                                        hashed_id, with_signatures)
 from store.records.service import Namespace
 from store.storepath import StorePath
 from nar_bridge.bodies import read_limited
@@ -68,7 +70,10 @@ async def _get(request: web.Request, parse: Callable[[web.Request], tuple[str, C
 
     def lookup() -> bytes | None:
         value = _records(bridge).get(key)
-        return value if value is not None and _have(bridge, check(value)) else None
+        if value is None or not _have(bridge, check(value)):
+            return None
+        keys = bridge.config.sign_keys
+        return with_signatures(key, value, keys) if keys else value
 
     value = await bridge.workers.call(lookup)
     if value is None:

@@ -10,7 +10,8 @@ Nix keeps them in binary caches in two generations, both in the "realisation" re
 
 The record keys are Nix's own ids, `sha256:<hex>!out` and `<drv basename>^out`: no store path
 or output name holds `:`, `!` or `^`, so the two cannot collide. A value is checked here (shape,
-size, names, signatures) and kept as it was sent, so it is served byte for byte.
+size, names, signatures) and kept as it was sent, so it is served byte for byte, unless the
+server signs it on the way out (`with_signatures`), as it signs narinfos.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import base64
 import binascii
 import json
 import re
-from typing import Any
+from typing import Any, Sequence
 
 from castore.errors import ValidationError
 from store.pathinfo.model import DRV_SUFFIX
-from store.signing import Signature
+from store.signing import SecretKey, Signature
 from store.storepath import StorePath
 
 NAMESPACE = "realisation"
@@ -87,6 +88,37 @@ def check_built(body: bytes) -> StorePath:
     return _store_path(value.get("outPath"))
 
 
+def with_signatures(key: str, body: bytes, keys: Sequence[SecretKey]) -> bytes:
+    """A checked value (of record `key`) with a signature by each key added, over the fingerprint
+    Nix verifies: the realisation without its signatures, as nlohmann's compact dump (keys sorted).
+
+    Nix <= 2.34 signs `{"dependentRealisations", "id", "outPath"}`; the later ones of those
+    versions write `dependentRealisations` empty whatever the uploader sent, so when it is not
+    empty a second signature covers that form. Nix >= 2.35 signs `{"key": {"drvPath",
+    "outputName"}, "value": {"outPath"}}` and writes signatures as `{"keyName", "sig"}`.
+    """
+    value = json.loads(body)
+    drv, built, output = key.partition("^")
+    if built:
+        message = {"key": {"drvPath": drv, "outputName": output}, "value": {"outPath": value["outPath"]}}
+        added: list[Any] = [_signature_json(k.sign(_dump(message))) for k in keys]
+    else:
+        dependents = value.get("dependentRealisations", {})
+        forms = [dependents, {}] if dependents else [dependents]
+        messages = [_dump({"dependentRealisations": d, "id": key, "outPath": value["outPath"]}) for d in forms]
+        added = [str(k.sign(m)) for k in keys for m in messages]
+    value["signatures"] = [*value.get("signatures", []), *added]
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _signature_json(sig: Signature) -> dict[str, str]:
+    return {"keyName": sig.key_name, "sig": base64.b64encode(sig.data).decode()}
+
+
 def _object(body: bytes, fields: set[str]) -> dict[str, Any]:
     if len(body) > REALISATION_LIMIT:
         raise ValidationError(f"realisation larger than {REALISATION_LIMIT} bytes")
@@ -118,9 +150,8 @@ def _string(value: Any, what: str) -> str:
 
 
 def _store_path(value: Any) -> StorePath:
-    """An output path as realisations write it: a basename (Nix also reads an absolute path)."""
-    text = _string(value, "a realisation's store path")
-    return StorePath.parse(text) if text.startswith("/") else StorePath.from_basename(text)
+    """An output path as realisations write it (and Nix reads it): a basename."""
+    return StorePath.from_basename(_string(value, "a realisation's store path"))
 
 
 def _signature_object(sig: dict[str, Any]) -> Signature:

@@ -14,7 +14,8 @@ import pytest
 from store import nixbase32
 from tests.nar_bridge.conftest import make_upload, small_tree
 from tests.nar_bridge.test_write import put_nar
-from tests.store.nixtool import interop, nix
+from tests.nar_bridge.test_nix_interop import fails
+from tests.store.nixtool import interop, new_key, nix
 
 CA = ["--extra-experimental-features", "ca-derivations", "--option", "substituters", ""]
 DRV = nixbase32.encode(bytes(range(20))) + "-hello.drv"
@@ -37,26 +38,43 @@ def realisations(store: str, expr: Path) -> list[dict]:
     return json.loads(nix("nix", *CA, "realisation", "info", "--json", "--store", store, "-f", str(expr)))
 
 
+def unsigned(found: list[dict]) -> list[dict]:
+    return [{**r, "signatures": []} for r in found]
+
+
 @interop
 def test_nix_copies_a_ca_output_with_its_realisations_to_the_bridge_and_back(ca_expr, start_bridge, nix_cache,
                                                                              tmp_path):
-    bridge = start_bridge()
+    secret, public = new_key(tmp_path, "realisations-test")
+    bridge = start_bridge(None, "--sign-key", str(secret))
     nix("nix", *CA, "copy", "--to", bridge.url, "-f", str(ca_expr))
     built = realisations("auto", ca_expr)
-    assert realisations(bridge.url, ca_expr) == built
+    assert unsigned(realisations(bridge.url, ca_expr)) == unsigned(built)
     dependency = next(iter(built[0]["dependentRealisations"]))
     assert bridge.get(f"/realisations/{dependency}.doi").status == 200
     nix_cache()
-    copied = tmp_path / "copied"
-    nix("nix", *CA, "copy", "--no-check-sigs", "--from", bridge.url, "--to", f"local?root={copied}", "-f", str(ca_expr))
-    assert realisations(f"local?root={copied}", ca_expr) == built
+    # Signature checks on: Nix registers the realisations because the bridge signed them.
+    copied = f"local?root={tmp_path / 'copied'}"
+    nix("nix", *CA, "copy", "--option", "trusted-public-keys", public, "--from", bridge.url, "--to", copied,
+        "-f", str(ca_expr))
+    assert unsigned(realisations(copied, ca_expr)) == unsigned(built)
     nix_cache()
     # A fresh store that may not build anything gets the output by its realisation, from the bridge.
     substituted = f"local?root={tmp_path / 'substituted'}"
     nix("nix", *CA, "build", "--store", substituted, "--max-jobs", "0", "--option", "substituters", bridge.url,
-        "--option", "require-sigs", "false", "--no-link", "-f", str(ca_expr))
-    assert realisations(substituted, ca_expr) == built
+        "--no-link", "-f", str(ca_expr))
+    assert unsigned(realisations(substituted, ca_expr)) == unsigned(built)
     assert "Traceback" not in bridge.log_text()
+
+
+@interop
+def test_unsigned_realisations_are_refused_by_a_nix_that_checks_signatures(ca_expr, start_bridge, nix_cache,
+                                                                          tmp_path):
+    bridge = start_bridge()
+    nix("nix", *CA, "copy", "--to", bridge.url, "-f", str(ca_expr))
+    nix_cache()
+    err = fails(*CA, "copy", "--from", bridge.url, "--to", f"local?root={tmp_path / 'copied'}", "-f", str(ca_expr))
+    assert "lacks a valid signature" in err
 
 
 @pytest.fixture
