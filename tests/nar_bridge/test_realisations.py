@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from store import nixbase32
-from tests.nar_bridge.conftest import make_upload, small_tree
+from tests.nar_bridge.conftest import CAIRN, make_upload, small_tree
 from tests.nar_bridge.test_write import put_nar
 from tests.nar_bridge.test_nix_interop import fails
 from tests.store.nixtool import interop, new_key, nix
@@ -101,6 +102,9 @@ def test_build_trace_v2_as_nix_2_35_writes_and_reads_it(output):
     assert bridge.get(f"/build-trace-v2/{DRV}/dev.doi").status == 404
     bridge.restart()
     assert bridge.get(url).status == 200
+    # Its output deleted, the realisation is as good as gone: it would send Nix to a missing path.
+    subprocess.run([CAIRN, "delete", "--force", "--store", bridge.store, out_path], check=True, capture_output=True)
+    assert bridge.get(url).status == 404
 
 
 def test_realisations_are_checked_before_they_are_kept(output):
