@@ -2,7 +2,8 @@
 
 `app.make_app` wires the pieces: `narinfo` and `nar` answer the read side (with
 `closures` and `listing`), `upload` the write side (with `records`, and the
-codecs of `store.compression`), `logs` build logs, `upstream` reads misses through from
+codecs of `store.compression`), `logs` build logs, `realisations` the realisations of
+content-addressed derivations' outputs, `upstream` reads misses through from
 other caches, `access` guards writes; `bridge` holds what they share. Handlers run on one event loop;
 every blocking call into the store goes through `threads.Workers`, so the loop never
 waits on LMDB, gRPC, rendering or hashing.
