@@ -73,6 +73,11 @@ def main() -> None:
                    "vxjiwkjkn7x4079qvh1jkl5pn05j2aw0",
                    vectors["root_nodes"][0]["base64url_nopad"] + "\n136"):
         write("http_names", header.encode())
+    out = "/nix/store/vxjiwkjkn7x4079qvh1jkl5pn05j2aw0-foo"
+    drv_id = "sha256:" + "ab" * 32 + "!out"
+    write("realisation", f'{drv_id}\n{{"id":"{drv_id}","outPath":"{out}","signatures":[],'
+                         f'"dependentRealisations":{{}}}}'.encode())
+    write("realisation", f'{drv_id}\n{{"outPath":"{out}","signatures":[{{"keyName":"k","sig":"AAAA"}}]}}'.encode())
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from store.nar.ingest import ingest_nar
 from store.nar.reader import read_nar
 from store.nar.render import render_nar
 from store.narinfo import NarInfo
+from store.records.realisations import check_built, check_hashed, hashed_id
 from store.nixhash import NixHash
 from store.storepath import StorePath
 
@@ -157,6 +158,19 @@ def http_names(data: bytes) -> None:
         pass
 
 
+def realisation(data: bytes) -> None:
+    """A realisation uploaded to `realisations/<id>.doi` (first line: the id) or `build-trace-v2/`."""
+    head, _, body = data.partition(b"\n")
+    try:
+        check_hashed(hashed_id(_text(head)), body)
+    except ValidationError:
+        pass
+    try:
+        check_built(body)
+    except ValidationError:
+        pass
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     f.__name__: f for f in (nar_reader, nar_ingest, narinfo, nix_names, castore_wire, decompress_xz,
-                            decompress_zstd, decompress_bzip2, decompress_br, http_names)}
+                            decompress_zstd, decompress_bzip2, decompress_br, http_names, realisation)}
