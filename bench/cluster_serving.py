@@ -11,24 +11,18 @@ of a bridge is also its cold start: its closure cache is empty). Target: ratio >
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import math
 import subprocess
 import sys
-import time
 from typing import Iterator
-
-import aiohttp
 
 from cluster_services import cluster
 from common import CAIRN, ROOT, corpus_trees, fresh_dir, free_port, running
+from shootout import throughput
 
 WORK = ROOT / "bench" / "out" / "cluster-serving"
 RUNS = 3
 CONNECTIONS = (1, 16)
-PIECE = 1 << 20
-MiB = 1 << 20
 RANGE_CACHE = "--no-range-cache" not in sys.argv
 
 
@@ -52,42 +46,6 @@ def bridges(store_url: str, count: int, range_cache: bool = False) -> Iterator[l
         yield urls
 
 
-async def nar_urls(session: aiohttp.ClientSession, bridge: str, paths: list[str]) -> list[str]:
-    """The NAR URL of each path, relative to a bridge, from its narinfo."""
-    urls = []
-    for path in paths:
-        digest = path.removeprefix("/nix/store/")[:32]
-        async with session.get(f"{bridge}/{digest}.narinfo") as reply:
-            reply.raise_for_status()
-            fields = dict(line.split(": ", 1) for line in (await reply.text()).splitlines() if ": " in line)
-        urls.append(fields["URL"])
-    return urls
-
-
-async def fetch_all(bridges: list[str], paths: list[str], connections: int) -> float:
-    """MiB/s of fetching every NAR (repeated to give each connection two requests), `connections`
-    at a time, spread over the bridges in turn."""
-    headers = {"Accept-Encoding": "identity"}
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector, headers=headers, auto_decompress=False,
-                                     timeout=aiohttp.ClientTimeout(total=None)) as session:
-        nars = await nar_urls(session, bridges[0], paths)
-        work = [nar for _ in range(math.ceil(2 * connections / len(nars))) for nar in nars]
-        gate = asyncio.Semaphore(connections)
-        total = 0
-
-        async def fetch(i: int, nar: str) -> None:
-            nonlocal total
-            async with gate, session.get(f"{bridges[i % len(bridges)]}/{nar}") as reply:
-                reply.raise_for_status()
-                async for piece in reply.content.iter_chunked(PIECE):
-                    total += len(piece)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(fetch(i, nar) for i, nar in enumerate(work)))
-        return total / MiB / (time.perf_counter() - start)
-
-
 def main() -> None:
     with cluster() as c:
         embedded_url, cluster_url = f"local://{fresh_dir(WORK / 'embedded')}", c.store_url()
@@ -96,8 +54,8 @@ def main() -> None:
             raise RuntimeError("the two stores gave different store paths")
         with bridges(embedded_url, 1) as one, bridges(cluster_url, 2, RANGE_CACHE) as two:
             for connections in CONNECTIONS:
-                runs = [(asyncio.run(fetch_all(one, paths, connections)),
-                         asyncio.run(fetch_all(two, paths, connections))) for _ in range(RUNS)]
+                runs = [(throughput(one, paths, connections), throughput(two, paths, connections))
+                        for _ in range(RUNS)]
                 embedded, clustered = (max(column) for column in zip(*runs))
                 r = clustered / embedded
                 print(f"NAR serving, {connections} connection(s): cluster (two bridges) {clustered:.1f} MiB/s vs "

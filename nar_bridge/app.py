@@ -27,6 +27,7 @@ from nar_bridge.access import ACCESS, Access, Handler, expect_handler, guarded
 from nar_bridge.bodies import BodyTooLarge
 from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
 from nar_bridge.logs import get_log, put_log
+from nar_bridge.nar_cache import NAR_CACHE_BYTES
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
 from nar_bridge.realisations import get_build_trace, get_realisation, put_build_trace, put_realisation
@@ -75,16 +76,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def load_config(*, priority: int, read_only: bool, token_file: str | None,
-                sign_key_files: Sequence[str] = ()) -> BridgeConfig:
+                sign_key_files: Sequence[str] = (), nar_cache: str | None = None,
+                nar_cache_mib: int | None = None) -> BridgeConfig:
     """The bridge's settings from the command line, each validated."""
     from store.composition import load_secret_keys
 
+    if nar_cache_mib is not None and nar_cache_mib < 1:
+        raise ValidationError(f"--nar-cache-mib wants a positive number, got {nar_cache_mib}")
     token = None
     if token_file is not None:
         token = Path(token_file).read_text().strip()
         if not token:
             raise ValidationError(f"token file {token_file} is empty")
-    return BridgeConfig(priority, read_only, token, load_secret_keys(list(sign_key_files)))
+    cache_bytes = NAR_CACHE_BYTES if nar_cache_mib is None else nar_cache_mib << 20
+    return BridgeConfig(priority, read_only, token, load_secret_keys(list(sign_key_files)),
+                        None if nar_cache is None else Path(nar_cache), cache_bytes)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import asyncio
 import collections
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
 from nar_bridge.names import NarFile
+from nar_bridge.nar_cache import NAR_CACHE_BYTES, NarCache
 from nar_bridge.threads import Workers
 
 T = TypeVar("T")
@@ -39,6 +41,9 @@ class BridgeConfig:
     token: str | None = None
     sign_keys: tuple[SecretKey, ...] = ()
     """What signs realisations on the way out (narinfos: the store's signing wrapper)."""
+    nar_cache: Path | None = None
+    """Where hot rendered NARs are kept (see nar_cache); None: every NAR is rendered."""
+    nar_cache_bytes: int = NAR_CACHE_BYTES
 
 
 class Recent(Generic[K, T]):
@@ -85,6 +90,7 @@ class Bridge:
         self.logs = Namespace(store.records, "log")
         self.recent_narinfos: Recent[bytes, str] = Recent()
         self.closures = ClosureCache()
+        self.nar_cache = None if config.nar_cache is None else NarCache(config.nar_cache, config.nar_cache_bytes)
 
     async def with_path_info(self, digest: bytes, then: Callable[[PathInfo], T]) -> T | None:
         """`then(info)` for the path with this digest, in the same worker call as the lookup;

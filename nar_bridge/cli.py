@@ -26,6 +26,11 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
                    help="where uploads awaiting their narinfo and build logs are kept (default: in the "
                         "store when it keeps path infos itself (local://, memory://), else a local store "
                         "in ~/.local/state/cairn/records)")
+    p.add_argument("--nar-cache", metavar="DIR",
+                   help="keep hot rendered NARs in DIR and send them from there with sendfile (default: render "
+                        "every NAR)")
+    p.add_argument("--nar-cache-mib", metavar="MIB", type=int,
+                   help="the most the NAR cache keeps (default: 4096)")
     p.set_defaults(func=cmd_nar_bridge, serves=True)
 
 
@@ -35,7 +40,8 @@ def cmd_nar_bridge(args: argparse.Namespace) -> int:
     from store.cli import open_store_from
 
     config = app.load_config(priority=args.priority, read_only=args.read_only, token_file=args.token_file,
-                             sign_key_files=args.sign_key)
+                             sign_key_files=args.sign_key, nar_cache=args.nar_cache,
+                             nar_cache_mib=args.nar_cache_mib)
     # Each upstream is read through after the store and those before it; signing covers them all.
     wrappers = [{"type": "cache", "near": ROOT, "far": {"url": url}} for url in args.upstream]
     if args.sign_key:

@@ -16,10 +16,11 @@ compressed again: Nix keeps the narinfo it uploaded and fetches that URL later.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from aiohttp import web
 
@@ -31,6 +32,7 @@ from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.closures import ClosureCache
 from store.compression import compressing
 from nar_bridge.names import NarFile, parse_castore_nar
+from nar_bridge.nar_cache import NarCache
 from nar_bridge.threads import PieceChannel
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ async def get_nar_file(request: web.Request) -> web.StreamResponse:
     found = await bridge.workers.call(bridge.find_nar, nar_file)
     if found is None:
         raise web.HTTPNotFound(text=f"{nar_file.url} is not in this cache\n")
-    return await serve_nar(request, bridge, found.node, found.nar_size, nar_file.compression)
+    return await serve_nar(request, bridge, found.node, found.nar_size, nar_file.compression, found.nar_sha256)
 
 
 async def get_castore_nar(request: web.Request) -> web.StreamResponse:
@@ -71,8 +73,9 @@ async def get_castore_nar(request: web.Request) -> web.StreamResponse:
 
 
 async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: int,
-                    file_compression: str = "none") -> web.StreamResponse:
-    """The NAR, or for an upload's compressed name the NAR compressed that way (no length, no ranges)."""
+                    file_compression: str = "none", nar_sha256: bytes | None = None) -> web.StreamResponse:
+    """The NAR, or for an upload's compressed name the NAR compressed that way (no length, no ranges).
+    Uncompressed, by NarHash, it comes from the rendered-NAR cache when the bridge has one."""
     if file_compression != "none":
         byte_range, compression = None, file_compression
         headers = {"Content-Type": NAR_TYPE}
@@ -87,6 +90,12 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
             raise web.HTTPNotFound(text="the NAR's contents are not in the store\n")
         await response.prepare(request)
         return response
+    if compression == "none" and nar_sha256 is not None and bridge.nar_cache is not None \
+            and bridge.nar_cache.fits(nar_size):
+        cached = await _cached(bridge, bridge.nar_cache, node, nar_size, nar_sha256, byte_range)
+        if cached is not None:
+            with cached:
+                return await _send_file(request, response, cached, byte_range or ByteRange(0, nar_size - 1))
     channel = PieceChannel(asyncio.get_running_loop())
     bridge.workers.stream(channel.feed, nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range,
                                                  compression))
@@ -107,6 +116,31 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
             request.transport.abort()
     finally:
         channel.close()
+    return response
+
+
+async def _cached(bridge: Bridge, cache: NarCache, node: Node, nar_size: int, nar_sha256: bytes,
+                  byte_range: ByteRange | None) -> BinaryIO | None:
+    """The NAR's cache file; the whole NAR is rendered into the cache when missing (its errors
+    raise here, before any header), a range is only served from it when it is there already."""
+    if byte_range is not None:
+        return await bridge.workers.call(cache.open, nar_sha256, nar_size)
+    render = functools.partial(nar_body, bridge.store.castore, bridge.closures, node, nar_size, None, "none")
+    return await bridge.workers.stream(cache.serve, nar_sha256, nar_size, render)
+
+
+async def _send_file(request: web.Request, response: web.StreamResponse, file: BinaryIO,
+                     byte_range: ByteRange) -> web.StreamResponse:
+    """The range of a file as the body, by sendfile: the kernel copies it, not this process."""
+    await response.prepare(request)
+    if request.transport is None:
+        raise ConnectionResetError("the client went away")
+    try:
+        if byte_range.length:
+            await asyncio.get_running_loop().sendfile(request.transport, file, byte_range.first, byte_range.length)
+        await response.write_eof()
+    except ConnectionError:
+        log.debug("client of %s went away", request.path)
     return response
 
 
