@@ -3,6 +3,8 @@ HTTP GETs (the `URL:` of each path's narinfo, `Accept-Encoding: identity`), thro
 nar-bridges on the cluster (PostgreSQL + S3 packs on SeaweedFS, each bridge with an on-disk
 cache of the pack ranges it reads, `packs-cache=`, unless --no-range-cache; requests alternate
 between them) vs one nar-bridge on the embedded store, with 1 and with 16 connections at once.
+Every bridge keeps hot rendered NARs in an on-disk cache of its own (`--nar-cache`), unless
+--no-nar-cache.
 
 With 16 connections each NAR is fetched several times, so there are at least two requests per
 connection. Runs alternate between the two setups; best of 3 throughputs each (the first run
@@ -24,6 +26,7 @@ WORK = ROOT / "bench" / "out" / "cluster-serving"
 RUNS = 3
 CONNECTIONS = (1, 16)
 RANGE_CACHE = "--no-range-cache" not in sys.argv
+NAR_CACHE = "--no-nar-cache" not in sys.argv
 
 
 def import_trees(store_url: str) -> list[str]:
@@ -33,7 +36,7 @@ def import_trees(store_url: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def bridges(store_url: str, count: int, range_cache: bool = False) -> Iterator[list[str]]:
+def bridges(store_url: str, name: str, count: int, range_cache: bool = False) -> Iterator[list[str]]:
     """`count` nar-bridges on one store; their base URLs. With `range_cache` each keeps the pack
     ranges it reads in an on-disk cache of its own (`packs-cache=`), as one per machine would."""
     with contextlib.ExitStack() as stack:
@@ -42,6 +45,8 @@ def bridges(store_url: str, count: int, range_cache: bool = False) -> Iterator[l
             port = free_port()
             url = f"{store_url}&packs-cache={fresh_dir(WORK / f'range-cache-{i}')}" if range_cache else store_url
             argv = [CAIRN, "nar-bridge", "--read-only", "--listen", f"127.0.0.1:{port}", "--store", url]
+            if NAR_CACHE:
+                argv += ["--nar-cache", str(fresh_dir(WORK / f"nar-cache-{name}-{i}"))]
             urls.append(stack.enter_context(running(argv, f"http://127.0.0.1:{port}")))
         yield urls
 
@@ -52,7 +57,7 @@ def main() -> None:
         paths = import_trees(embedded_url)
         if import_trees(cluster_url) != paths:
             raise RuntimeError("the two stores gave different store paths")
-        with bridges(embedded_url, 1) as one, bridges(cluster_url, 2, RANGE_CACHE) as two:
+        with bridges(embedded_url, "embedded", 1) as one, bridges(cluster_url, "cluster", 2, RANGE_CACHE) as two:
             for connections in CONNECTIONS:
                 runs = [(throughput(one, paths, connections), throughput(two, paths, connections))
                         for _ in range(RUNS)]

@@ -40,7 +40,9 @@ class NarCache:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._files: collections.OrderedDict[str, int] = collections.OrderedDict()
-        """Name -> size, least recently used first; sizes include reservations of renders under way."""
+        """Name -> size of the NARs in the directory, least recently used first."""
+        self._rendering: dict[str, int] = {}
+        """Name -> size of the renders under way: counted, so they find the room they need."""
         self._bytes = 0
         self._checked: set[str] = set()
         """Files this process wrote or checked: they are served without hashing them again."""
@@ -86,8 +88,14 @@ class NarCache:
 
     def _fill(self, name: str, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> None:
         """Render into a temporary file, check it, rename it to `name`; CorruptionError (nothing
-        kept) when the rendered bytes are not the NAR the NarHash names."""
-        self._reserve(name, size)
+        kept) when the rendered bytes are not the NAR the NarHash names. Nothing to do when a render
+        that finished since the caller looked put it there (no other render of it runs now)."""
+        with self._lock:
+            if name in self._files:
+                return
+        self._make_room(size)
+        with self._lock:
+            self._rendering[name] = size
         temporary = tempfile.NamedTemporaryFile(dir=self._directory, prefix=_TEMPORARY, delete=False)
         try:
             sha256 = hashlib.sha256()
@@ -103,26 +111,23 @@ class NarCache:
             os.rename(temporary.name, self._directory / name)
         except BaseException:
             os.unlink(temporary.name)
-            self._drop(name)
+            with self._lock:
+                self._bytes -= self._rendering.pop(name)
             raise
         with self._lock:
-            kept = name in self._files  # not evicted by renders of others while this one ran
-            if kept:
-                self._checked.add(name)
-        if not kept:
-            _unlink(self._directory / name)
+            self._files[name] = self._rendering.pop(name)
+            self._checked.add(name)
 
-    def _reserve(self, name: str, size: int) -> None:
-        """Count `size` bytes for `name`, evicting the least recently used NARs to make room."""
+    def _make_room(self, size: int) -> None:
+        """Count `size` more bytes, evicting the least recently used NARs to stay within the bound."""
         evicted = []
         with self._lock:
-            self._bytes += size - self._files.pop(name, 0)
+            self._bytes += size
             while self._files and self._bytes > self._max_bytes:
                 old, old_size = self._files.popitem(last=False)
                 self._bytes -= old_size
                 self._checked.discard(old)
                 evicted.append(old)
-            self._files[name] = size
         for old in evicted:
             _unlink(self._directory / old)
 
@@ -144,7 +149,8 @@ class NarCache:
                 found.append((stat.st_mtime, entry.name, stat.st_size))
         for _, name, size in sorted(found):
             if self.fits(size):
-                self._reserve(name, size)
+                self._make_room(size)
+                self._files[name] = size
             else:
                 _unlink(self._directory / name)
 

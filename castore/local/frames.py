@@ -59,7 +59,9 @@ layout, a mount's walk) then decompresses only directory frames, not the 8 MiB o
 files a directory would share a SMALL frame with. Never deltas (delta_below 0)."""
 DELTA = FrameClass(level=1, bound=4 * 1024 * 1024)
 """Delta payloads: already zstd, so their frame only groups them (level 1 costs next to nothing)."""
-FRAME_CACHE_BYTES = 32 * 1024 * 1024
+FRAME_CACHE_BYTES = 128 * 1024 * 1024
+"""Decompressed frames kept (see FrameReader): a bridge streaming 16 NARs at once reads more than
+32 MiB of distinct frames, and below its working set every frame is decompressed again and again."""
 MAX_FRAME = 64 * 1024 * 1024
 """No frame we write comes near this; a header claiming more is corrupt (and must not allocate it)."""
 WORKERS = max(1, min(2, os.cpu_count() or 1))

@@ -17,19 +17,22 @@ T = TypeVar("T")
 
 def in_order(tasks: Iterator[Callable[[], T]], pool: concurrent.futures.Executor, ahead: int) -> Iterator[T]:
     """Each task's result, in order; up to `ahead` tasks run before the consumer asks for them.
+    A task no worker has started when its turn comes runs in the consumer's thread: with many
+    consumers on one small pool (a bridge's concurrent streams), each would otherwise wait in
+    the queue behind the others' tasks while its own thread idles.
 
     A consumer that stops early cancels what has not started and waits for what has, so
     no worker still reads once the generator is closed.
     """
-    pending = collections.deque(pool.submit(task) for task in itertools.islice(tasks, ahead))
+    pending = collections.deque((task, pool.submit(task)) for task in itertools.islice(tasks, ahead))
     try:
         while pending:
-            done = pending.popleft()
-            task = next(tasks, None)
-            if task is not None:
-                pending.append(pool.submit(task))
-            yield done.result()
+            task, done = pending.popleft()
+            following = next(tasks, None)
+            if following is not None:
+                pending.append((following, pool.submit(following)))
+            yield task() if done.cancel() else done.result()
     finally:
-        for future in pending:
+        for _, future in pending:
             future.cancel()
-        concurrent.futures.wait(pending)
+        concurrent.futures.wait([future for _, future in pending])
