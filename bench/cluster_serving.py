@@ -6,8 +6,8 @@ between them) vs one nar-bridge on the embedded store, with 1 and with 16 connec
 Every bridge keeps hot rendered NARs in an on-disk cache of its own (`--nar-cache`), unless
 --no-nar-cache.
 
-With 16 connections each NAR is fetched several times, so there are at least two requests per
-connection. Runs alternate between the two setups; best of 3 throughputs each (the first run
+Each NAR is fetched ROUNDS times per run (with 16 connections more, so there are at least two
+requests per connection). Runs alternate between the two setups; best of 3 throughputs each (the first run
 of a bridge is also its cold start: its closure cache is empty). Target: ratio >= 0.8x.
 """
 
@@ -24,6 +24,7 @@ from shootout import throughput
 
 WORK = ROOT / "bench" / "out" / "cluster-serving"
 RUNS = 3
+ROUNDS = 3
 CONNECTIONS = (1, 16)
 RANGE_CACHE = "--no-range-cache" not in sys.argv
 NAR_CACHE = "--no-nar-cache" not in sys.argv
@@ -59,7 +60,7 @@ def main() -> None:
             raise RuntimeError("the two stores gave different store paths")
         with bridges(embedded_url, "embedded", 1) as one, bridges(cluster_url, "cluster", 2, RANGE_CACHE) as two:
             for connections in CONNECTIONS:
-                runs = [(throughput(one, paths, connections), throughput(two, paths, connections))
+                runs = [(throughput(one, paths, connections, ROUNDS), throughput(two, paths, connections, ROUNDS))
                         for _ in range(RUNS)]
                 embedded, clustered = (max(column) for column in zip(*runs))
                 r = clustered / embedded

@@ -89,6 +89,8 @@ class Bridge:
         self.staged = Namespace(store.records, "staged")
         self.logs = Namespace(store.records, "log")
         self.recent_narinfos: Recent[bytes, str] = Recent()
+        self.recent_nars: Recent[str, StagedNar] = Recent()
+        """NARs found by file name lately: a hot NAR is sent from the NAR cache without a lookup."""
         self.closures = ClosureCache()
         self.nar_cache = None if config.nar_cache is None else NarCache(config.nar_cache, config.nar_cache_bytes)
 

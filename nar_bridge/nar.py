@@ -60,9 +60,12 @@ async def get_nar_file(request: web.Request) -> web.StreamResponse:
         nar_file = NarFile.parse(request.match_info["name"])
     except ValidationError:
         raise web.HTTPNotFound(text="no such NAR\n") from None
-    found = await bridge.workers.call(bridge.find_nar, nar_file)
+    found = bridge.recent_nars.get(nar_file.name)
     if found is None:
-        raise web.HTTPNotFound(text=f"{nar_file.url} is not in this cache\n")
+        found = await bridge.workers.call(bridge.find_nar, nar_file)
+        if found is None:
+            raise web.HTTPNotFound(text=f"{nar_file.url} is not in this cache\n")
+        bridge.recent_nars.put(nar_file.name, found)
     return await serve_nar(request, bridge, found.node, found.nar_size, nar_file.compression, found.nar_sha256)
 
 
