@@ -7,6 +7,10 @@ sends headers only once the first piece is there. A failure after that (a chunk 
 longer matches its digest) aborts the connection, so the client sees a broken transfer,
 never a short 200.
 
+With a NAR cache (see nar_cache), an uncompressed NAR named by its NarHash is rendered into
+the cache whole (checked against the NarHash: errors still come before any header) and sent
+from there with sendfile, as are ranges of NARs already cached.
+
 Single byte ranges are answered 206, reading only the files the range overlaps (see
 store.nar.render); `Content-Encoding: zstd` is used when the client accepts it and
 asked for the whole NAR. An upload's compressed name (`.nar.xz`, ...) is served
