@@ -31,6 +31,7 @@ from aiohttp import web
 from castore.errors import ValidationError
 from castore.nodes import Node
 from castore.url import CAStore
+from store.nar.layout import NarLayout
 from store.nar.render import render_layout, render_range
 from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.closures import ClosureCache
@@ -132,7 +133,7 @@ async def _cached(bridge: Bridge, cache: NarCache, node: Node, nar_size: int, na
     raise here, before any header), a range is only served from it when it is there already."""
     if byte_range is not None:
         return await bridge.workers.call(cache.open, nar_sha256, nar_size)
-    render = functools.partial(nar_body, bridge.store.castore, bridge.closures, node, nar_size, None, "none")
+    render = functools.partial(cache_body, bridge.store.castore, bridge.closures, node, nar_size)
     return await bridge.workers.stream(cache.serve, nar_sha256, nar_size, render)
 
 
@@ -205,14 +206,25 @@ def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int
              compression: str) -> Iterator[bytes]:
     """The rendered (ranged, compressed) pieces; a generator, so the layout and its checks too run in
     the worker. `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
-    layout = closures.checked(castore, node)
-    if layout.size != nar_size:
-        raise ValidationError(f"the NAR of this node has {layout.size} bytes, not {nar_size}")
+    layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
         pieces = render_layout(castore.blobs, layout)
     else:
         pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))
+
+
+def cache_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int) -> Iterator[bytes]:
+    """The whole NAR as rendered into the NAR cache: no check that every blob exists first, as the
+    render ends before any header is sent (a missing one is still a clean error), and no
+    coalescing (the pieces go to a file, not to the event loop)."""
+    yield from render_layout(castore.blobs, _sized(closures.get(castore.directories, node).layout, nar_size))
+
+
+def _sized(layout: NarLayout, nar_size: int) -> NarLayout:
+    if layout.size != nar_size:
+        raise ValidationError(f"the NAR of this node has {layout.size} bytes, not {nar_size}")
+    return layout
 
 
 def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:

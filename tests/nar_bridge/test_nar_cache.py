@@ -15,7 +15,11 @@ from castore.digest import B3Digest
 from castore.errors import CorruptionError
 from castore.local.registry import open_engine
 from nar_bridge.nar_cache import NarCache
+from castore.nodes import FileNode
 from store import api, nixbase32
+from store.nar.layout import lay_out
+from store.pathinfo.model import PathInfo
+from store.storepath import StorePath
 from tests.castore.local_store import flip_frame_byte
 from tests.conftest import make_zoo
 
@@ -169,4 +173,16 @@ def test_a_corrupt_pack_is_a_clean_error_before_any_header_and_nothing_is_cached
     reply = bridge.get(f"/nar/{nixbase32.encode(info.nar_sha256)}.nar", Accept_Encoding="identity")
     assert reply.status == 500 and b"chunk" in reply.body and "content-type" in reply.headers
     assert reply.headers["content-type"].startswith("text/plain")
+    assert files(cache_dir) == []
+
+
+def test_missing_contents_are_a_404_before_any_header_and_nothing_is_cached(tmp_path, start_bridge):
+    url, cache_dir = f"local://{tmp_path}/store", tmp_path / "nar-cache"
+    missing = FileNode(b"", B3Digest(bytes(range(32))), 3)
+    path = StorePath(bytes(20), "broken")
+    with api.open_store(url) as store:
+        store.pathinfo.put(PathInfo(path, missing, lay_out(store.castore.directories, missing).size, bytes(32)))
+    bridge = start_bridge(url, "--nar-cache", str(cache_dir))
+    reply = bridge.get(f"/nar/{nixbase32.encode(bytes(32))}.nar")
+    assert reply.status == 404 and b"not found" in reply.body
     assert files(cache_dir) == []
