@@ -21,7 +21,7 @@ from common import CAIRN, ROOT, add_to_nix, corpus_trees, file_cache, fresh_dir,
 from shootout import throughput
 
 WORK = ROOT / "bench" / "out" / "nar-serving"
-RUNS = 3
+RUNS = 5
 ROUNDS = 3
 CONNECTIONS = (1, 16)
 NAR_CACHE = "--no-nar-cache" not in sys.argv
