@@ -12,7 +12,7 @@ HERE = Path(__file__).resolve().parent
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))
     names = sys.argv[1:] or sorted(p.stem for p in HERE.glob("*.py")
-                                   if p.stem not in ("common", "cluster_services", "run_all", "before_after"))
+                                   if p.stem not in ("common", "cluster_services", "shootout", "run_all", "before_after"))
     for name in names:
         print(f"== {name}", flush=True)
         sys.argv = [str(HERE / f"{name}.py")]  # each with its default options, not run_all's arguments
