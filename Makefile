@@ -40,7 +40,7 @@ run: setup
 	@echo '  export PATH="$(abspath $(VENV))/bin:$$PATH" CAIRN_STORE=$(STORE)'
 	$(VENV)/bin/cairn daemon --listen $(LISTEN) --store $(STORE) & daemon=$$!; \
 	trap 'kill -TERM $$daemon 2>/dev/null; wait $$daemon' EXIT INT TERM; \
-	$(VENV)/bin/cairn nar-bridge --listen $(BRIDGE) --store $(STORE)
+	$(VENV)/bin/cairn nar-bridge --listen $(BRIDGE) --store $(STORE) --nar-cache $(DATA)/nar-cache
 
 # PostgreSQL, SeaweedFS, two daemons and two nar-bridges on one database and bucket, started by the
 # code the tests use; it prints their addresses and the --store URL. Ctrl-C stops them all.

@@ -78,7 +78,8 @@ def serving(store: str, env: dict[str, str], replicas: int = REPLICAS) -> Iterat
             cluster.daemons.append(f"grpc+unix://{sock}")
         for n in range(replicas):
             port = _free_port()
-            stack.enter_context(_replica(cluster, f"bridge-{n}", ["nar-bridge", "--listen", f"127.0.0.1:{port}"],
+            stack.enter_context(_replica(cluster, f"bridge-{n}", ["nar-bridge", "--listen", f"127.0.0.1:{port}",
+                                                                "--nar-cache", str(directory / f"nars-{n}")],
                                          functools.partial(_answers, port)))
             cluster.bridges.append(f"http://127.0.0.1:{port}")
         yield cluster
