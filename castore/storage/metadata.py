@@ -30,6 +30,10 @@ class Table:
 
 
 class MetadataStore(ABC):
+    read_only: bool = False
+    """Whether this store can only be read (a read-only file system): writes raise BackendError,
+    and what only records use (when a path was served) is not kept."""
+
     @abstractmethod
     def get(self, table: Table, key: bytes) -> bytes | None:
         """The committed value of `key`, or None."""

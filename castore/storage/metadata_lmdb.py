@@ -5,6 +5,10 @@ Environment per file per process, so `LmdbMetadataStore.open` hands out a shared
 several processes use one index at once (LMDB serialises their write transactions). The
 last process to close an index it wrote compacts it when most of it is free pages (see
 lmdb_compaction.py).
+
+An index this process may not write (a read-only file system or mount, or no permission) is
+opened read-only, without LMDB's lock file: reading a store must not need a write. Every
+LMDB failure (a full disk during a commit, most of all) leaves as a BackendError.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import lmdb
 
+from castore.errors import BackendError
 from castore.storage import lmdb_compaction as compaction
 from castore.storage.metadata import PAGE, MetadataStore, Table
 from castore.storage.shared import Shared
@@ -47,43 +52,76 @@ class LmdbMetadataStore(MetadataStore):
         """Use `open`: LMDB forbids two environments of one file in a process."""
         self.path = path
         os.makedirs(path, exist_ok=True)
-        self._users = compaction.Users(path)
+        self.read_only = not os.access(path, os.W_OK)
+        # A read-only index has no claim: nothing this process does can conflict with a compaction.
+        self._users = None if self.read_only else compaction.Users(path)
         try:
-            self.env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=MAX_DBS)
+            with self._errors():
+                self.env = lmdb.open(path, map_size=MAP_SIZE, max_dbs=MAX_DBS, readonly=self.read_only,
+                                     lock=not self.read_only)
         except BaseException:
-            self._users.release()
+            if self._users is not None:
+                self._users.release()
             raise
-        self._dbs: dict[str, lmdb._Database] = {}
+        self._dbs: dict[str, lmdb._Database | None] = {}
         self._dbs_lock = threading.Lock()
         self._ids: dict[str, range] = {}  # counter -> ids reserved and not yet handed out
         self._ids_lock = threading.Lock()
         self._wrote = False  # only a process that wrote compacts: a read never pays for a rewrite
 
-    def _db(self, name: str) -> lmdb._Database:
-        """A table's database, created on first use."""
-        handle = self._dbs.get(name)
-        if handle is not None:
-            return handle
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """LMDB's errors as BackendErrors naming the index (callers above know no lmdb)."""
+        try:
+            yield
+        except lmdb.BadValsizeError as e:
+            raise ValueError(f"metadata keys are non-empty bytes of at most 511: {e}") from None
+        except lmdb.Error as e:
+            raise BackendError(f"metadata index {self.path}: {e}") from None
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise BackendError(f"metadata index {self.path} is read-only (a read-only file system or "
+                               "no permission to write): this store can only be read")
+
+    def _db(self, name: str) -> lmdb._Database | None:
+        """A table's database, created on first use (None: a read-only index never had the table)."""
+        if name in self._dbs:
+            return self._dbs[name]
         with self._dbs_lock:
-            handle = self._dbs.get(name)
-            if handle is None:
-                # In a transaction begun here: open_db's own would wait for LMDB's write lock
-                # holding the GIL, and a thread committing needs the GIL to let go of that lock.
-                with self.env.begin(write=True) as txn:
-                    handle = self.env.open_db(name.encode(), txn=txn, create=True)
-                self._dbs[name] = handle
-            return handle
+            if name not in self._dbs:
+                self._dbs[name] = self._open_db(name)
+            return self._dbs[name]
+
+    def _open_db(self, name: str) -> lmdb._Database | None:
+        if self.read_only:
+            try:  # in a transaction of open_db's own: a handle opened in a read one of ours dies with it
+                return self.env.open_db(name.encode(), create=False)
+            except lmdb.NotFoundError:
+                return None
+        # In a transaction begun here: open_db's own would wait for LMDB's write lock
+        # holding the GIL, and a thread committing needs the GIL to let go of that lock.
+        with self.env.begin(write=True) as txn:
+            return self.env.open_db(name.encode(), txn=txn, create=True)
 
     def get(self, table: Table, key: bytes) -> bytes | None:
-        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
-            return txn.get(key)
+        return self.get_many(table, [key])[0]
 
     def get_many(self, table: Table, keys: Sequence[bytes]) -> list[bytes | None]:
-        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
-            return [txn.get(k) for k in keys]
+        with self._errors():
+            db = self._db(table.name)
+            if db is None:
+                return [None] * len(keys)
+            with self.env.begin(db=db, buffers=False) as txn:
+                return [txn.get(k) for k in keys]
 
     def scan(self, table: Table, after: bytes = b"", limit: int = PAGE) -> list[tuple[bytes, bytes]]:
-        with self.env.begin(db=self._db(table.name), buffers=False) as txn:
+        with self._errors():
+            db = self._db(table.name)
+            return [] if db is None else self._scan(db, after, limit)
+
+    def _scan(self, db: lmdb._Database, after: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+        with self.env.begin(db=db, buffers=False) as txn:
             cursor = txn.cursor()
             found = cursor.set_range(after) if after else cursor.first()
             page = []
@@ -95,9 +133,10 @@ class LmdbMetadataStore(MetadataStore):
 
     def commit(self, puts: Mapping[Table, Mapping[bytes, bytes]],
                deletes: Mapping[Table, Iterable[bytes]] = {}) -> None:
-        handles = {t.name: self._db(t.name) for t in (*puts, *deletes)}  # opening one needs its own write txn
+        self._writable()
         self._wrote = True
-        try:
+        with self._errors():
+            handles = {t.name: self._db(t.name) for t in (*puts, *deletes)}  # opening one needs its own write txn
             with self.env.begin(write=True) as txn:
                 for table, keys in deletes.items():
                     for key in keys:
@@ -106,8 +145,6 @@ class LmdbMetadataStore(MetadataStore):
                     overwrite = not table.insert_only
                     for key, value in items.items():
                         txn.put(key, value, db=handles[table.name], overwrite=overwrite)
-        except lmdb.BadValsizeError as e:
-            raise ValueError(f"metadata keys are non-empty bytes of at most 511: {e}") from None
 
     def next_id(self, counter: str) -> int:
         with self._ids_lock:
@@ -118,12 +155,14 @@ class LmdbMetadataStore(MetadataStore):
             return free[0]
 
     def _reserve(self, counter: str) -> range:
-        db = self._db(COUNTERS)
+        self._writable()
         self._wrote = True
-        with self.env.begin(write=True, db=db) as txn:
-            raw = txn.get(counter.encode())
-            start = 0 if raw is None else _ID.unpack(raw)[0]
-            txn.put(counter.encode(), _ID.pack(start + ID_BLOCK))
+        with self._errors():
+            db = self._db(COUNTERS)
+            with self.env.begin(write=True, db=db) as txn:
+                raw = txn.get(counter.encode())
+                start = 0 if raw is None else _ID.unpack(raw)[0]
+                txn.put(counter.encode(), _ID.pack(start + ID_BLOCK))
         return range(start, start + ID_BLOCK)
 
     @contextlib.contextmanager
@@ -132,6 +171,7 @@ class LmdbMetadataStore(MetadataStore):
         holder exits, however it exits."""
         if not re.fullmatch(r"[a-z0-9-]{1,64}", name):
             raise ValueError(f"lock names are short lowercase words: {name!r}")
+        self._writable()  # what the lock guards writes
         fd = os.open(os.path.join(self.path, f"lock-{name}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             try:
@@ -153,7 +193,8 @@ class LmdbMetadataStore(MetadataStore):
             return
         copy = None
         try:
-            if self._wrote and self._users.alone() and compaction.worthwhile(self.env):
+            if self._wrote and self._users is not None and self._users.alone() \
+                    and compaction.worthwhile(self.env):
                 copy = compaction.compacted(self.env)
         except (OSError, lmdb.Error):
             copy = None
@@ -163,4 +204,5 @@ class LmdbMetadataStore(MetadataStore):
             if copy is not None:
                 compaction.install(copy, self.path)
         finally:
-            self._users.release()
+            if self._users is not None:
+                self._users.release()

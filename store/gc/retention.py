@@ -55,6 +55,8 @@ class Touches:
         self._flushed = time.monotonic()
 
     def touch(self, digest: bytes) -> None:
+        if self._records.metadata.read_only:
+            return  # a read-only store is served all the same; it cannot remember when
         with self._lock:
             self._touched.add(bytes(digest))
             due = time.monotonic() - self._flushed >= self._interval
