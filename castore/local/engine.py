@@ -67,6 +67,7 @@ class LocalEngine:
         self.metadata = metadata
         self.records = Records(metadata, late=(CHUNKS, PACKS))
         self.records.seal = self._seal
+        self.records.reset = self._reset
         self.packs = Packs(packs, self.records)
         self._frames = FrameWriter(self.packs, self._chunks_written)
         self._reader = FrameReader(self.packs)
@@ -92,6 +93,11 @@ class LocalEngine:
         self._frames.flush()
         self.packs.seal(lambda: self.records.promote((CHUNKS, SIMILAR)))
 
+    def _reset(self) -> None:
+        """After a failed commit (see Records.commit): frames and packs write afresh."""
+        self._frames.reset()
+        self.packs.reset()
+
     # -- chunks ------------------------------------------------------------------------
 
     def add_chunk(self, digest: bytes, data: bytes, kind: FrameClass = SMALL) -> None:
@@ -104,6 +110,7 @@ class LocalEngine:
         The lookup whether it is stored already waits for CHECK_CHUNKS others (or the commit),
         so that many chunks are looked up at once; meanwhile it reads as pending.
         """
+        self.records.writing()
         with self._unchecked_lock:
             if digest in self._unchecked or self._frames.pending(digest) is not None:
                 return
@@ -146,7 +153,7 @@ class LocalEngine:
         best = votes.most_common(1)
         if best and best[0][1] >= kind.delta_votes:
             return self._delta_against(best[0][0], data, kind)
-        self.records.stage(SIMILAR, ((k, digest) for k in keys))
+        self.records.note(SIMILAR, ((k, digest) for k in keys))
         similar.update((k, digest) for k in keys)
         return None
 
@@ -276,7 +283,7 @@ class LocalEngine:
         return None if raw is None else ChunkRecord.decode(raw)
 
     def _chunks_written(self, records: dict[bytes, ChunkRecord]) -> None:
-        self.records.stage(CHUNKS, ((d, record.encode()) for d, record in records.items()))
+        self.records.note(CHUNKS, ((d, record.encode()) for d, record in records.items()))
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import zstandard
 
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
-from castore.local.packs import Packs
+from castore.local.packs import Packs, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +124,10 @@ class FrameWriter:
 
     A chunk stays readable from memory (`pending`) until its frame is in a pack and
     `on_written` has staged its location, so there is no moment where it is nowhere.
+
+    A frame that cannot be written (a full disk) loses its chunks: the next flush reports it,
+    and the commit that called it discards what was staged since the last one (see
+    Records.commit) and calls `reset`, after which writes start clean.
     """
 
     def __init__(self, packs: Packs, on_written: Callable[[dict[bytes, ChunkRecord]], None], *,
@@ -148,7 +152,6 @@ class FrameWriter:
         base, stored = delta if delta is not None else (None, data)
         kind = DELTA if delta is not None else kind
         with self._cond:
-            self._check()
             if digest in self._pending:
                 return
             self._pending[digest] = data
@@ -174,14 +177,18 @@ class FrameWriter:
             self._cond.wait_for(lambda: not any(seq < barrier for seq in self._inflight))
             self._check()
 
+    def reset(self) -> None:
+        """Forget a failure once the commit it failed has discarded what was staged."""
+        with self._cond:
+            self._failure = None
+
     def shutdown(self) -> None:
         """Stop the workers once queued frames are written; the open frame, if any, is dropped."""
         self._pool.shutdown(wait=True)
 
     def _check(self) -> None:
         if self._failure is not None:
-            raise BackendError(f"writing a pack frame failed ({self._failure}); "
-                               "writes since the last commit are lost, reopen the store") from self._failure
+            raise BackendError(f"writing a pack frame failed: {describe(self._failure)}") from self._failure
 
     def _seal(self, kind: FrameClass) -> tuple[int, FrameClass, list[_Queued]]:
         """Take the open frame of a class (caller holds the condition's lock)."""

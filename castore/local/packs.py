@@ -6,6 +6,11 @@ it is sealed: named by its BLAKE3, put into the pack store (durable on return), 
 keep the pack's number, a u32 from the metadata store's "packs" counter (unique across
 processes, so writers never share a pack); readers resolve numbers through PACKS and cache the
 names, which never change. A frame of a pack not yet put is read from memory.
+
+A pack that cannot be put (a full disk) fails every append and seal until the commit that
+finds the failure discards what was staged and calls `reset`: its records were staged, never
+committed, so nothing names it, and the open pack, which holds only frames of that commit,
+is dropped with it, so no bytes of failed writes reach a pack.
 """
 
 from __future__ import annotations
@@ -120,6 +125,16 @@ class Packs:
         """Bytes of the committed packs."""
         return sum(PackRow.decode(row).size for _, row in self._records.items(PACKS))
 
+    def reset(self) -> None:
+        """After a failed commit discarded its records: forget the failure and drop the open pack
+        (every frame in it is named only by a discarded record). Waits for packs being put."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._sealing)
+            self._failure = None
+            if self._open is not None:
+                self._recycle(self._open)
+                self._open = None
+
     def close(self) -> None:
         """Close the pack store; what the open pack holds is dropped (the caller commits first)."""
         for memory in (self._open and self._open.memory, self._spare):
@@ -165,7 +180,7 @@ class Packs:
                 self._recycle(pack)
                 self._cond.notify_all()
             self._check()
-        self._records.stage(PACKS, [(pack_number(pack.number), PackRow(name, pack.size, int(time.time())).encode())])
+        self._records.note(PACKS, [(pack_number(pack.number), PackRow(name, pack.size, int(time.time())).encode())])
         with self._cond:  # its row is staged: readers find it through the records from now on
             self._names[pack.number] = name
             del self._sealing[pack.number]
@@ -174,8 +189,14 @@ class Packs:
 
     def _check(self) -> None:
         if self._failure is not None:
-            raise BackendError(f"writing a pack failed ({self._failure}); "
-                               "writes since the last commit are lost, reopen the store") from self._failure
+            raise BackendError(f"writing a pack failed: {describe(self._failure)}") from self._failure
+
+
+def describe(failure: BaseException) -> str:
+    """A failure in a few words: an OSError's reason and file, not its errno."""
+    if isinstance(failure, OSError) and failure.strerror:
+        return failure.strerror + (f": {failure.filename}" if failure.filename else "")
+    return str(failure) or type(failure).__name__
 
 
 class _OpenPack:

@@ -6,7 +6,11 @@
   outermost exit, or until the staged work passes a bound, so bulk imports sync rarely; a
   write from a thread outside any batch commits on return (with whatever else is staged),
   so it is durable when acknowledged even while another thread's batch is open;
-- staged records are visible to readers of this process before they are committed.
+- staged records are visible to readers of this process before they are committed;
+- a commit that fails (a full disk) discards everything staged, since it may name data that
+  was lost, and the store then writes again as if fresh: every write under way meanwhile
+  (each thread's batch, or its write outside any) fails with BackendError when it settles,
+  so none is acknowledged and lost, and none stages records naming what was lost.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import threading
 from typing import Callable, Iterable, Iterator, Sequence
 
+from castore.errors import BackendError
 from castore.local import tombstones
 from castore.storage.metadata import MetadataStore, Table
 
@@ -32,9 +37,14 @@ class Records:
         self._late = frozenset(late)
         self.seal: Callable[[], None] = lambda: None
         """Makes staged data durable and promotes the late records naming it (set by the engine)."""
+        self.reset: Callable[[], None] = lambda: None
+        """Forgets the data side's failure once a failed commit discarded what was staged (engine)."""
+        self._generation = 0
+        """Failed commits so far: a write begun under an earlier count was discarded."""
+        self._lost = ""
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()
-        self._batches = threading.local()  # .depth: how many batches this thread is inside
+        self._batches = threading.local()  # .depth: batches this thread is in; .generation: see writing()
         self._staged: dict[Table, dict[bytes, bytes]] = {}
         self._committing: dict[Table, dict[bytes, bytes]] = {}
         self._staged_records = 0
@@ -83,8 +93,19 @@ class Records:
         self.stage(table, items)
         self.settle()
 
+    def writing(self) -> None:
+        """Note that this thread's write is under way (settle says whether it survived)."""
+        if getattr(self._batches, "generation", None) is None:
+            self._batches.generation = self._generation
+
     def stage(self, table: Table, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """Add records to the next commit without committing (see settle)."""
+        """Add records of this thread's write to the next commit without committing (see settle)."""
+        self.writing()
+        self.note(table, items)
+
+    def note(self, table: Table, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Stage records of where data went (chunk locations, pack rows, the delta index): part
+        of the writes that added the data, whichever thread writes them down."""
         with self._lock:
             staged = self._staged.setdefault(table, {})
             before = len(staged)
@@ -110,18 +131,40 @@ class Records:
             defer = self._batch_depth() > 0 and self._staged_records < COMMIT_RECORDS \
                 and self._staged_bytes < COMMIT_BYTES
         if not defer:
-            self.commit()
+            self._ended(self.commit)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Stage this thread's writes until its outermost batch exits, then commit them."""
+        if self._batch_depth() == 0:
+            self._batches.generation = self._generation
         self._batches.depth = self._batch_depth() + 1
         try:
             yield
         finally:
             self._batches.depth -= 1
             if self._batches.depth == 0:
-                self.commit()
+                self._ended(self.commit)
+
+    def _ended(self, commit: Callable[[], None]) -> None:
+        """Commit at the end of this thread's write, then fail it if a failed commit discarded it."""
+        try:
+            commit()
+        finally:
+            began = self._batches.__dict__.pop("generation", None)
+        if began is not None and began != self._generation:
+            raise BackendError(f"a commit failed while this write was under way ({self._lost}); "
+                               "it was not stored: write it again")
+
+    def _discard(self, failure: BaseException) -> None:
+        """After a failed commit: forget the data side's failure, drop what is staged (it may name
+        lost data) and count the failure, so the writes under way learn theirs."""
+        self.reset()
+        with self._lock:
+            self._staged = {}
+            self._staged_records = self._staged_bytes = 0
+            self._generation += 1
+            self._lost = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
 
     def _batch_depth(self) -> int:
         return getattr(self._batches, "depth", 0)
@@ -142,6 +185,9 @@ class Records:
                     self._staged_records = sum(len(r) for r in self._staged.values())
                 if any(self._committing.values()):
                     self.metadata.commit(self._committing)
+            except BaseException as e:
+                self._discard(e)
+                raise
             finally:
                 with self._lock:
                     self._committing = {}

@@ -8,6 +8,7 @@ open for the packs read last (pread: no seek position shared between threads).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import OrderedDict
@@ -43,13 +44,12 @@ class FsPackStore(PackStore):
         temp = os.path.join(folder, f".{name}.{os.getpid()}-{threading.get_ident()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            with memoryview(data) as view, view.cast("B") as left:
-                while left:
-                    left = left[os.write(fd, left):]
+            _write_all(fd, data)
             os.fdatasync(fd)
         except BaseException:
             os.close(fd)
-            os.unlink(temp)
+            with contextlib.suppress(OSError):  # the write's failure is the one to report
+                os.unlink(temp)
             raise
         os.close(fd)
         os.replace(temp, final)
@@ -140,6 +140,16 @@ class _Reader:
         self.retired = True
         if self.users == 0:
             os.close(self.fd)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write every byte. Each view is released before a failure leaves, so the caller's buffer (a
+    pack's mapping) can be closed while the failure, and its traceback, are still kept."""
+    with memoryview(data) as view, view.cast("B") as flat:
+        done = 0
+        while done < len(flat):
+            with flat[done:] as left:
+                done += os.write(fd, left)
 
 
 def _fsync_dir(path: str) -> None:

@@ -116,7 +116,7 @@ def test_content_addressed_records_are_never_rewritten(tmp_path: Path, table: Ta
     engine.close()
 
 
-def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, monkeypatch) -> None:
+def test_a_failed_pack_write_fails_the_write_stores_nothing_and_the_next_write_works(tmp_path: Path, monkeypatch) -> None:
     blobs = LocalBlobService(open_engine(str(tmp_path / "s")))
     kept = blobs.open_write()
     kept.write(b"before the disk filled up")
@@ -125,18 +125,24 @@ def test_a_failed_pack_write_fails_the_write_and_stores_nothing(tmp_path: Path, 
     def no_space(name: str, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    put = blobs.engine.packs.store.put
     monkeypatch.setattr(blobs.engine.packs.store, "put", no_space)
     writer = blobs.open_write()
     writer.write(b"lost")
     with pytest.raises(BackendError, match="No space left"):
         writer.close()
-    with pytest.raises(BackendError):  # the engine stays failed: staged writes may be gone
+    with pytest.raises(BackendError):  # while the disk is full, every write fails
         blobs.open_write().close()
-    with pytest.raises(BackendError):
-        blobs.close()
+    monkeypatch.setattr(blobs.engine.packs.store, "put", put)
+    writer = blobs.open_write()  # room again: the same engine writes, no reopening
+    writer.write(b"after")
+    writer.close()
+    assert not blobs.has(B3Digest.of(b"lost"))
+    blobs.close()
     reopened = LocalBlobService(open_engine(str(tmp_path / "s")))
     assert not reopened.has(B3Digest.of(b"lost"))
     assert reopened.open_read(kept).read() == b"before the disk filled up"
+    assert reopened.open_read(B3Digest.of(b"after")).read() == b"after"
     reopened.close()
 
 
