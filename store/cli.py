@@ -308,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CastoreError, OSError) as e:
         print(f"cairn: error: {_one_line(e)}", file=sys.stderr)
         return 1
+    except Exception as e:  # one no layer named (a bug, most likely): one line too; -v shows where
+        if args.verbose:
+            raise
+        print(f"cairn: error: {type(e).__name__}: {_one_line(e)} (run with -v for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("cairn: interrupted", file=sys.stderr)
         return 130

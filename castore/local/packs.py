@@ -15,6 +15,7 @@ is dropped with it, so no bytes of failed writes reach a pack.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 import threading
@@ -139,7 +140,8 @@ class Packs:
         """Close the pack store; what the open pack holds is dropped (the caller commits first)."""
         for memory in (self._open and self._open.memory, self._spare):
             if memory is not None:
-                memory.close()
+                with contextlib.suppress(BufferError):  # a view still held (a failure's traceback) frees it later
+                    memory.close()
         self._open = self._spare = None
         self.store.close()
 

@@ -77,7 +77,14 @@ class LmdbMetadataStore(MetadataStore):
         except lmdb.BadValsizeError as e:
             raise ValueError(f"metadata keys are non-empty bytes of at most 511: {e}") from None
         except lmdb.Error as e:
-            raise BackendError(f"metadata index {self.path}: {e}") from None
+            raise BackendError(f"metadata index {self.path}: {e}{self._full()}") from None
+
+    def _full(self) -> str:
+        """Why a write failed, when LMDB says only EIO (its word for a short write on a full disk)."""
+        with contextlib.suppress(OSError):
+            if os.statvfs(self.path).f_bavail == 0:
+                return " (the file system is full)"
+        return ""
 
     def _writable(self) -> None:
         if self.read_only:

@@ -8,11 +8,13 @@ every FLUSH_SECONDS, and when the service closes. A process killed loses at most
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
 from typing import Iterator
 
+from castore.errors import BackendError
 from castore.local.records import Records
 from castore.storage.metadata import Table
 
@@ -21,6 +23,7 @@ ADDED = Table("gc-added")
 SERVED = Table("gc-served")
 """20-byte store path digest -> when it was last served, to within FLUSH_SECONDS."""
 FLUSH_SECONDS = 60.0
+log = logging.getLogger(__name__)
 _TIME = struct.Struct(">Q")
 
 
@@ -69,4 +72,9 @@ class Touches:
             self._flushed = time.monotonic()
         if touched:
             now = stamp()
-            self._records.put(SERVED, ((d, now) for d in touched))
+            try:
+                self._records.put(SERVED, ((d, now) for d in touched))
+            except BackendError as e:  # a full disk must not fail the reads: try again next time
+                with self._lock:
+                    self._touched |= touched
+                log.warning("could not record when %d paths were served: %s", len(touched), e)

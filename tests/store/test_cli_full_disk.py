@@ -1,0 +1,100 @@
+"""Every command family on a store whose disk is full (a real tmpfs, filled): a write is one
+line (`cairn: error: ...`) and exit 1, never a traceback; reads still work; once there is room
+the same commands succeed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.small_fs import fill, free_space, needs_root, tmpfs
+from tests.store.test_archive import plain_cache
+from tests.store.test_stats_verify import CAIRN
+
+pytestmark = needs_root
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CAIRN, *args], capture_output=True, text=True, timeout=120)
+
+
+def ok(*args: str) -> str:
+    done = run(*args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("cairn: error: ") and done.stderr.count("\n") == 1, done.stderr
+    return done.stderr
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """A store holding one path on a full tmpfs, a source store and a binary cache holding more.
+    Yields (tmpfs, store URL, kept path, paths to copy, file cache URL)."""
+    tmp = tmp_path_factory.mktemp("full")
+    (tmp / "kept").write_text("kept\n")
+    (tmp / "new").write_bytes(bytes(range(256)) * 4096)
+    source = f"local://{tmp}/source"
+    new = ok("import", "--store", source, str(tmp / "new")).strip()
+    cache = tmp / "cache"
+    plain_cache(cache, tmp, ["archived"])
+    with tmpfs(tmp / "fs", 8 << 20) as fs:
+        store = f"local://{fs}/store"
+        kept = ok("import", "--store", store, str(tmp / "kept")).strip()
+        fill(fs)
+        yield fs, store, kept, new, tmp, f"file://{cache}"
+
+
+def commands(store: str, kept: str, new: str, tmp: Path, cache: str) -> dict[str, list[str]]:
+    """One write of each command family."""
+    return {
+        "import": ["import", "--store", store, str(tmp / "new")],
+        "castore import": ["castore", "import", "--store", store, str(tmp / "new")],
+        "copy": ["copy", "--from", f"local://{tmp}/source", "--to", store, new],
+        "archive": ["archive", "--store", store, cache],
+        "root add": ["root", "add", "--store", store, "keep", kept],
+        "delete": ["delete", "--store", store, kept],
+        "gc": ["gc", "--store", store, "--everything"],
+    }
+
+
+@pytest.mark.parametrize("family", ["import", "castore import", "copy", "archive", "root add", "delete", "gc"])
+def test_a_write_on_a_full_disk_is_one_line(full, family: str) -> None:
+    fs, store, kept, new, tmp, cache = full
+    done = run(*commands(store, kept, new, tmp, cache)[family])
+    if family == "archive":  # one line per path that failed, then the summary
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.startswith("cairn: archive: ") and done.stderr.count("\n") == 2, done.stderr
+    else:
+        one_line_error(done)
+    assert ok("path-info", "--store", store, kept).startswith(kept)  # still readable
+    assert "0 problems" in run("verify", "--all", "--store", store).stdout + run("verify", "--all", "--store", store).stderr
+
+
+def test_reads_work_on_a_full_disk_and_writes_once_there_is_room(full) -> None:
+    fs, store, kept, new, tmp, cache = full
+    assert b"kept\n" in subprocess.run([CAIRN, "dump", "--store", store, kept], capture_output=True, check=True).stdout
+    assert "stored bytes" in ok("stats", "--store", store)
+    free_space(fs)
+    try:
+        assert ok("import", "--store", store, str(tmp / "new")).strip() == new
+        ok("root", "add", "--store", store, "keep", kept)
+    finally:
+        fill(fs)
+
+
+def test_an_error_no_layer_named_is_one_line_too(monkeypatch, capsys, tmp_path: Path) -> None:
+    from store import cli
+
+    def broken(args) -> int:
+        raise RuntimeError("something no layer expected\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_stats", broken)
+    assert cli.main(["stats", "--store", f"local://{tmp_path}/s"]) == 1
+    err = capsys.readouterr().err
+    assert err == "cairn: error: RuntimeError: something no layer expected (run with -v for the traceback)\n"
