@@ -95,8 +95,8 @@ class LocalEngine:
 
     def _reset(self) -> None:
         """After a failed commit (see Records.commit): frames and packs write afresh."""
+        self.packs.reset()  # first: a frame appended meanwhile must not meet the old failure
         self._frames.reset()
-        self.packs.reset()
 
     # -- chunks ------------------------------------------------------------------------
 
