@@ -174,11 +174,12 @@ def table(rows: list[Row]) -> str:
     lines = ["| # | point | full | failure seen by the client | one line | readable | verify clean | "
              "write after freeing (same daemon/bridge) |", "|---|---|---|---|---|---|---|---|"]
     for n, row in enumerate(rows, 1):
-        said = row.failed.said.replace("|", "\\|")
-        said = said if len(said) < 140 else said[:137] + "..."
+        lines_said = row.failed.said.splitlines() or [""]
+        said = lines_said[0] if len(lines_said[0]) < 140 else lines_said[0][:137] + "..."
+        said = said.replace("|", "\\|") + (f" (+{len(lines_said) - 1} lines)" if len(lines_said) > 1 else "")
         lines.append(f"| {n} | {row.point} | {row.full} | {said} | {_yes(_one_line(row.failed.said))} | "
                      f"{_yes(row.readable)} | {_yes(row.verified)} | "
-                     f"{_yes(row.again.ok)}{'' if row.again.ok else ': ' + row.again.said[:100]} |")
+                     f"{_yes(row.again.ok)}{'' if row.again.ok else ': ' + row.again.said.splitlines()[0][:100]} |")
     good = sum(row.good for row in rows)
     lines.append(f"\n{good} of {len(rows)} points clean")
     return "\n".join(lines)
