@@ -127,11 +127,13 @@ class Records:
 
     def settle(self) -> None:
         """Commit now, unless this thread is in a batch and the staged work is still small."""
+        if self._batch_depth() == 0:
+            self._end_write()
+            return
         with self._lock:
-            defer = self._batch_depth() > 0 and self._staged_records < COMMIT_RECORDS \
-                and self._staged_bytes < COMMIT_BYTES
-        if not defer:
-            self._ended(self.commit)
+            early = self._staged_records >= COMMIT_RECORDS or self._staged_bytes >= COMMIT_BYTES
+        if early:
+            self.commit()  # the batch's end says whether its writes survived
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -144,12 +146,12 @@ class Records:
         finally:
             self._batches.depth -= 1
             if self._batches.depth == 0:
-                self._ended(self.commit)
+                self._end_write()
 
-    def _ended(self, commit: Callable[[], None]) -> None:
+    def _end_write(self) -> None:
         """Commit at the end of this thread's write, then fail it if a failed commit discarded it."""
         try:
-            commit()
+            self.commit()
         finally:
             began = self._batches.__dict__.pop("generation", None)
         if began is not None and began != self._generation:
