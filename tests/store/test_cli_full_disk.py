@@ -4,6 +4,7 @@ the same commands succeed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -98,3 +99,29 @@ def test_an_error_no_layer_named_is_one_line_too(monkeypatch, capsys, tmp_path: 
     assert cli.main(["stats", "--store", f"local://{tmp_path}/s"]) == 1
     err = capsys.readouterr().err
     assert err == "cairn: error: RuntimeError: something no layer expected (run with -v for the traceback)\n"
+
+
+def test_packs_put_before_a_failed_metadata_commit_are_reclaimed_by_gc(tmp_path: Path) -> None:
+    """The pack was put, its records never committed: nothing names it, and `cairn gc` deletes it
+    (as it does the packs of a writer that died before naming them)."""
+    packs = tmp_path / "packs"
+    (tmp_path / "kept").write_text("kept\n")
+    lost = tmp_path / "lost"
+    for i in range(3000):  # thousands of records: the commit must grow LMDB's file
+        (lost / str(i % 30)).mkdir(parents=True, exist_ok=True)
+        (lost / str(i % 30) / str(i)).write_bytes(os.urandom(64))
+    with tmpfs(tmp_path / "fs", 8 << 20) as fs:
+        store = f"local://{fs}/store?packs=file://{packs}"
+        kept = ok("import", "--store", store, str(tmp_path / "kept")).strip()
+        ok("root", "add", "--store", store, "kept", kept)
+        before = set(packs.rglob("*.pack"))
+        fill(fs, leave=64 << 10)  # room for small commits (a block of pack numbers), not for it
+        assert "mdb_txn_commit" in one_line_error(run("import", "--store", store, str(lost)))
+        free_space(fs)
+        orphans = set(packs.rglob("*.pack")) - before
+        assert orphans  # put, then the metadata commit failed
+        for _ in range(2):  # the first finds it unnamed, the next (a grace period later) deletes it
+            ok("gc", "--store", store, "--grace", "0")
+        assert not orphans & set(packs.rglob("*.pack"))
+        assert ok("path-info", "--store", store, kept).startswith(kept)
+        assert "0 problems" in run("verify", "--all", "--store", store).stderr + ok("verify", "--all", "--store", store)
