@@ -70,7 +70,7 @@ def test_a_write_on_a_full_disk_is_one_line(full, family: str) -> None:
     done = run(*commands(store, kept, new, tmp, cache)[family])
     if family == "archive":  # one line per path that failed, then the summary
         assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert done.stderr.startswith("cairn: archive: ") and done.stderr.count("\n") == 2, done.stderr
+        assert done.stderr.startswith("cairn: error: ") and done.stderr.count("\n") == 2, done.stderr
     else:
         one_line_error(done)
     assert ok("path-info", "--store", store, kept).startswith(kept)  # still readable

@@ -1,5 +1,5 @@
 """A store on a read-only file system (a tmpfs remounted read-only): everything that only
-reads works (path-info, dump, stats, verify, the mount); a write is one line and exit 1."""
+reads works (path-info, dump, list, stats, verify, the mount); a write is one line and exit 1."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def test_reads_work_on_a_read_only_file_system(read_only) -> None:
     assert cairn("path-info", path, store=store)[1].startswith(path)
     dumped = subprocess.run([CAIRN, "dump", path, "--store", store], capture_output=True)
     assert (dumped.returncode, dumped.stderr, dumped.stdout) == (0, b"", nar)
+    assert path in cairn("list", store=store)[1]
     assert "stored bytes" in cairn("stats", store=store)[1]
     _, out, err = cairn("verify", "--all", store=store)
     assert ": 0 problems" in out + err
