@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import stat
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import grpc
 
+from castore import signals
 from castore.errors import BackendError, ValidationError
 from castore.grpc_common import CHANNEL_OPTIONS
 from castore.grpc_server import Register
@@ -121,20 +121,14 @@ def _socket_umask(mode: int | None) -> Iterator[None]:
 def run_daemon(listen_url: str, registrations: Iterable[Register], *, grace: float = 5.0, **options) -> int:
     """Serve (`options` as for serve()) until SIGTERM or SIGINT, stop gracefully, return the exit code (0).
 
-    Call from the main thread: it installs the signal handlers for its duration.
+    Call from the main thread: it catches the signals for its duration (see castore/signals.py).
     """
-    stopping = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stopping.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with signals.catching(signal.SIGTERM, signal.SIGINT) as caught:
         running = serve(listen_url, registrations, **options)
         log.info("listening on %s", running.url)
-        stopping.wait()
-        log.info("stopping (grace %.0fs)", grace)
+        received = caught.wait()
+        log.info("stopping on %s (grace %.0fs)", received.name, grace)
         running.stop(grace)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     return 0
 
 
