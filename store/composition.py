@@ -5,7 +5,7 @@ Entries of "pathinfoservices" (see castore/composition.py for the format):
 | entry                                                  | service                                       |
 |--------------------------------------------------------|-----------------------------------------------|
 | `url = "memory://"`, `"local:///dir"`                  | path infos kept beside castore                |
-| `url = "grpc+unix:///sock"`, `"grpc+http://host:port"` | a remote daemon                               |
+| `url = "grpc+unix:///sock"`, `"grpc+http(s)://host:port"` | a remote daemon                            |
 | `url = "nix+https://host/path?trusted-public-keys=.."` | read-through of a Nix binary cache (read-only)|
 | `type = "cache"`, `near`, `far`                        | near/far cache (see pathinfo/cache.py)        |
 | `type = "signing"`, `inner`, `keys = ["f.sec"]`        | signs what it serves (see pathinfo/signing.py)|
