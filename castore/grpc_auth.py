@@ -43,6 +43,11 @@ class Access:
     read_only: bool = False
     """Refuse every write, whoever asks."""
 
+    @property
+    def restricted(self) -> bool:
+        """Whether any call can be refused (else the server needs no interceptor: one less step per call)."""
+        return self.token is not None or self.read_only
+
     def refusal(self, method: str, metadata: tuple[tuple[str, str | bytes], ...]) -> tuple[grpc.StatusCode, str] | None:
         """Why a call of `method` ("/package.Service/Method") with `metadata` is refused; None: allowed."""
         service, _, name = method.lstrip("/").partition("/")

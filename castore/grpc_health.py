@@ -18,8 +18,6 @@ from castore.grpc_server import Register
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = health.SERVICE_NAME
-
 
 class ProbingHealthServicer(health.HealthServicer):
     def __init__(self, probe: Callable[[], object], services: Iterable[str]) -> None:

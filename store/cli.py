@@ -153,7 +153,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     access = Access(token, for_reads=args.token_for == "all", read_only=args.read_only)
     tls = TlsIdentity.load(args.tls_cert, args.tls_key) if args.tls_cert else None
     with open_store_from(args) as store:
-        return run_daemon(args.listen, daemon_services(store), interceptors=[AccessInterceptor(access)], tls=tls,
+        interceptors = [AccessInterceptor(access)] if access.restricted else []
+        return run_daemon(args.listen, daemon_services(store), interceptors=interceptors, tls=tls,
                           socket_mode=args.socket_mode)
 
 
