@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from castore.errors import ValidationError
+from castore.url import GRPC_SCHEMES
 
 BLOBS, DIRECTORIES = "blobservices", "directoryservices"
 ROOT = "root"
@@ -219,20 +220,22 @@ def engine_of(entry: Entry, *allowed: str):
     return open_engine(entry.text("url"))
 
 
-@builder(BLOBS, "grpc+unix", "grpc+http")
+@builder(BLOBS, *GRPC_SCHEMES)
 def _grpc_blobs(comp: Composition, entry: Entry):
     from castore.blobs.grpc import GrpcBlobService
-    from castore.url import grpc_target
+    from castore.url import grpc_endpoint
 
-    return GrpcBlobService(grpc_target(_plain_url(entry)))
+    entry.check(("url",))
+    return GrpcBlobService(grpc_endpoint(entry.text("url")))
 
 
-@builder(DIRECTORIES, "grpc+unix", "grpc+http")
+@builder(DIRECTORIES, *GRPC_SCHEMES)
 def _grpc_directories(comp: Composition, entry: Entry):
     from castore.directories.grpc import GrpcDirectoryService
-    from castore.url import grpc_target
+    from castore.url import grpc_endpoint
 
-    return GrpcDirectoryService(grpc_target(_plain_url(entry)))
+    entry.check(("url",))
+    return GrpcDirectoryService(grpc_endpoint(entry.text("url")))
 
 
 @builder(BLOBS, "cache")

@@ -14,6 +14,7 @@ import grpc
 
 from castore.errors import (BackendError, CastoreError, CorruptionError, NotFoundError,
                             ValidationError)
+from castore.url import GrpcEndpoint
 
 MESSAGE_CHUNK = 1 << 20
 """Largest data payload we put in one message: well below the 4 MiB other peers accept."""
@@ -25,6 +26,14 @@ CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
 )
+
+HANDLER_KINDS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+"""(request streaming, response streaming) -> the grpcio function that makes such a handler."""
 
 _STATUS_OF_ERROR: tuple[tuple[type[CastoreError], grpc.StatusCode], ...] = (
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -63,30 +72,43 @@ def rpc_errors(target: str) -> Iterator[None]:
 
 
 class SharedChannels:
-    """One channel per target per process, counted: the last release closes it.
+    """One channel per endpoint per process, counted: the last release closes it.
 
     A blob and a directory client opened from the same URL then share one connection.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._channels: dict[str, tuple[grpc.Channel, int]] = {}
+        self._channels: dict[GrpcEndpoint, tuple[grpc.Channel, int]] = {}
 
-    def acquire(self, target: str) -> grpc.Channel:
+    def acquire(self, endpoint: GrpcEndpoint) -> grpc.Channel:
         with self._lock:
-            channel, users = self._channels.get(target) or (
-                grpc.insecure_channel(target, options=CHANNEL_OPTIONS), 0)
-            self._channels[target] = (channel, users + 1)
+            channel, users = self._channels.get(endpoint) or (open_channel(endpoint), 0)
+            self._channels[endpoint] = (channel, users + 1)
             return channel
 
-    def release(self, target: str) -> None:
+    def release(self, endpoint: GrpcEndpoint) -> None:
         with self._lock:
-            channel, users = self._channels[target]
+            channel, users = self._channels[endpoint]
             if users > 1:
-                self._channels[target] = (channel, users - 1)
+                self._channels[endpoint] = (channel, users - 1)
                 return
-            del self._channels[target]
+            del self._channels[endpoint]
         channel.close()
+
+
+def open_channel(endpoint: GrpcEndpoint) -> grpc.Channel:
+    """A channel to `endpoint`: over TLS if it says so, sending its token with every call."""
+    if endpoint.tls:
+        credentials = grpc.ssl_channel_credentials(root_certificates=endpoint.ca)
+        channel = grpc.secure_channel(endpoint.target, credentials, options=CHANNEL_OPTIONS)
+    else:
+        channel = grpc.insecure_channel(endpoint.target, options=CHANNEL_OPTIONS)
+    if endpoint.token is None:
+        return channel
+    from castore.grpc_auth import BearerToken
+
+    return grpc.intercept_channel(channel, BearerToken(endpoint.token))
 
 
 channels = SharedChannels()

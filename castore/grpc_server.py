@@ -20,8 +20,8 @@ from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import CastoreError, NotFoundError, ValidationError
-from castore.grpc_common import MESSAGE_CHUNK, status_for
-from castore.nodes import Directory
+from castore.grpc_common import HANDLER_KINDS, MESSAGE_CHUNK, status_for
+from castore.nodes import Directory, parse_message
 from castore.proto import castore_pb2, rpc_blobstore_pb2 as blob_pb, rpc_directory_pb2 as dir_pb
 
 log = logging.getLogger(__name__)
@@ -116,32 +116,34 @@ def _statuses(context: grpc.ServicerContext, name: str) -> Iterator[None]:
         context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}")
 
 
-def _guarded(method: Callable, name: str, streaming: bool) -> Callable:
-    """`method` with its errors turned into statuses (a generator for streaming responses)."""
-    if streaming:
+def _guarded(method: Callable, name: str, parse: Callable[[bytes], object], request_streaming: bool,
+             response_streaming: bool) -> Callable:
+    """`method` taking raw request bytes, which it parses, with every error turned into a status
+    (a generator for streaming responses).
+
+    Requests are parsed here rather than by grpcio, which would answer a malformed one with
+    INTERNAL: a client's bad bytes are its mistake, INVALID_ARGUMENT.
+    """
+    def parsed(request):
+        return (parse(r) for r in request) if request_streaming else parse(request)
+
+    if response_streaming:
         def call(request, context: grpc.ServicerContext):
             with _statuses(context, name):
-                yield from method(request, context)
+                yield from method(parsed(request), context)
     else:
         def call(request, context: grpc.ServicerContext):
             with _statuses(context, name):
-                return method(request, context)
+                return method(parsed(request), context)
     return functools.wraps(method)(call)
-
-
-_HANDLER_KINDS = {
-    (False, False): grpc.unary_unary_rpc_method_handler,
-    (False, True): grpc.unary_stream_rpc_method_handler,
-    (True, False): grpc.stream_unary_rpc_method_handler,
-    (True, True): grpc.stream_stream_rpc_method_handler,
-}
 
 
 def _handler(method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandler:
     """A handler for one method, built from its descriptor, with errors mapped to statuses."""
-    make = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
-    return make(_guarded(getattr(servicer, method.name), method.full_name, method.server_streaming),
-                request_deserializer=message_factory.GetMessageClass(method.input_type).FromString,
+    make = HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+    parse = functools.partial(parse_message, message_factory.GetMessageClass(method.input_type))
+    return make(_guarded(getattr(servicer, method.name), method.full_name, parse, method.client_streaming,
+                         method.server_streaming),
                 response_serializer=message_factory.GetMessageClass(method.output_type).SerializeToString)
 
 
@@ -152,17 +154,25 @@ def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: objec
     `rpc_blobstore_pb2.DESCRIPTOR.services_by_name["BlobService"]`.
     """
     handlers = {m.name: _handler(m, servicer) for m in service.methods}
-    _, _, rest = service.full_name.partition(".")
-    for prefix in PACKAGE_PREFIXES:
-        name = prefix + rest
+    for name in served_names(service):
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
+
+
+def served_names(service: ServiceDescriptor) -> list[str]:
+    """The full names a tvix service is served under, one per package prefix."""
+    _, _, rest = service.full_name.partition(".")
+    return [prefix + rest for prefix in PACKAGE_PREFIXES]
+
+
+CASTORE_SERVICES = (blob_pb.DESCRIPTOR.services_by_name["BlobService"],
+                    dir_pb.DESCRIPTOR.services_by_name["DirectoryService"])
 
 
 def castore_services(blobs: BlobService, directories: DirectoryService) -> Register:
     """The registration that serves both castore services (for the server runner)."""
     def register(server: grpc.Server) -> None:
-        add_service(server, blob_pb.DESCRIPTOR.services_by_name["BlobService"], BlobServicer(blobs))
-        add_service(server, dir_pb.DESCRIPTOR.services_by_name["DirectoryService"],
-                    DirectoryServicer(directories))
+        blob_service, directory_service = CASTORE_SERVICES
+        add_service(server, blob_service, BlobServicer(blobs))
+        add_service(server, directory_service, DirectoryServicer(directories))
     return register

@@ -56,7 +56,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("daemon", parents=[store_args], help="serve the store over gRPC")
     p.add_argument("--listen", metavar="URL", required=True,
-                   help="grpc+unix:///abs/socket or grpc+http://host:port")
+                   help="grpc+unix:///abs/socket, grpc+http://host:port or grpc+https://host:port")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="calls need this token (metadata `authorization: Bearer TOKEN`); clients send it "
+                        "from $CAIRN_TOKEN or the URL's ?token-file=FILE")
+    p.add_argument("--token-for", choices=("writes", "all"), default="writes",
+                   help="what needs the token: writes (default; reads stay open, like nar-bridge) or all calls")
+    p.add_argument("--read-only", action="store_true", help="refuse every write (PERMISSION_DENIED)")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain, for grpc+https://")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key, for grpc+https://")
+    p.add_argument("--socket-mode", type=_octal_mode, metavar="MODE",
+                   help="permissions of the grpc+unix socket, in octal (e.g. 660; default: from the umask)")
     p.set_defaults(func=cmd_daemon, serves=True)
 
     p = sub.add_parser("import", parents=[store_args], help="add files or trees like `nix-store --add`")
@@ -118,14 +128,34 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_daemon(args: argparse.Namespace) -> int:
-    from castore.grpc_serve import run_daemon
-    from castore.grpc_server import castore_services
-    from store.grpc_server import pathinfo_services
+def _octal_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"not a permission mode (000..777): {text!r}")
+    return mode
 
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from castore.errors import ValidationError
+    from castore.grpc_auth import Access, AccessInterceptor
+    from castore.grpc_serve import TlsIdentity, run_daemon
+    from castore.url import read_token_file
+    from store.grpc_server import daemon_services
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValidationError("--tls-cert and --tls-key go together")
+    if args.token_for == "all" and args.token_file is None:
+        raise ValidationError("--token-for all needs --token-file")
+    token = read_token_file(args.token_file) if args.token_file else None
+    access = Access(token, for_reads=args.token_for == "all", read_only=args.read_only)
+    tls = TlsIdentity.load(args.tls_cert, args.tls_key) if args.tls_cert else None
     with open_store_from(args) as store:
-        return run_daemon(args.listen, [castore_services(store.castore.blobs, store.castore.directories),
-                                        pathinfo_services(store.pathinfo)])
+        interceptors = [AccessInterceptor(access)] if access.restricted else []
+        return run_daemon(args.listen, daemon_services(store), interceptors=interceptors, tls=tls,
+                          socket_mode=args.socket_mode)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ Entries of "pathinfoservices" (see castore/composition.py for the format):
 | entry                                                  | service                                       |
 |--------------------------------------------------------|-----------------------------------------------|
 | `url = "memory://"`, `"local:///dir"`                  | path infos kept beside castore                |
-| `url = "grpc+unix:///sock"`, `"grpc+http://host:port"` | a remote daemon                               |
+| `url = "grpc+unix:///sock"`, `"grpc+http(s)://host:port"` | a remote daemon                            |
 | `url = "nix+https://host/path?trusted-public-keys=.."` | read-through of a Nix binary cache (read-only)|
 | `type = "cache"`, `near`, `far`                        | near/far cache (see pathinfo/cache.py)        |
 | `type = "signing"`, `inner`, `keys = ["f.sec"]`        | signs what it serves (see pathinfo/signing.py)|
@@ -22,7 +22,7 @@ from typing import Any
 from castore.composition import (BLOBS, DIRECTORIES, ENGINE_SCHEMES, ROOT, Composition, Entry, builder, engine_of,
                                  near_far)
 from castore.errors import ValidationError
-from castore.url import CAStore
+from castore.url import GRPC_SCHEMES, CAStore
 
 PATHINFOS = "pathinfoservices"
 RECORDS = "recordservices"
@@ -57,12 +57,12 @@ def _engine(comp: Composition, entry: Entry) -> Any:
     return LocalPathInfoService(engine_of(entry, *_CASTORE_KEYS), castore_of(comp, entry))
 
 
-@builder(PATHINFOS, "grpc+unix", "grpc+http")
+@builder(PATHINFOS, *GRPC_SCHEMES)
 def _grpc(comp: Composition, entry: Entry) -> Any:
-    from castore.url import grpc_target
+    from castore.url import grpc_endpoint
     from store.pathinfo.grpc import GrpcPathInfoService
 
-    return GrpcPathInfoService(grpc_target(_url(entry)))
+    return GrpcPathInfoService(grpc_endpoint(_url(entry)))
 
 
 @builder(PATHINFOS, "nix+http", "nix+https")

@@ -1,4 +1,5 @@
-"""The PathInfoService servicer over any PathInfoService, under tvix.store.v1 and snix.store.v1."""
+"""The PathInfoService servicer over any PathInfoService, under tvix.store.v1 and snix.store.v1,
+and everything `cairn daemon` serves."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from typing import Iterator
 import grpc
 
 from castore.errors import NotFoundError, ValidationError
-from castore.grpc_server import Register, add_service
+from castore.digest import EMPTY_DIGEST
+from castore.grpc_server import CASTORE_SERVICES, Register, add_service, castore_services, served_names
 from castore.nodes import node_from_proto
+from store.pathinfo.checked import CheckedPathInfoService
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 from store.proto import pathinfo_pb2, rpc_pathinfo_pb2 as pb
 from store.nixbase32 import encode as nix32
+from store.url import Store
 
 
 class PathInfoServicer:
@@ -43,8 +47,34 @@ class PathInfoServicer:
         return pb.CalculateNARResponse(nar_size=size, nar_sha256=sha256)
 
 
+PATHINFO_SERVICE = pb.DESCRIPTOR.services_by_name["PathInfoService"]
+
+
 def pathinfo_services(pathinfo: PathInfoService) -> Register:
     """The registration that serves PathInfoService (for castore.grpc_serve)."""
     def register(server: grpc.Server) -> None:
-        add_service(server, pb.DESCRIPTOR.services_by_name["PathInfoService"], PathInfoServicer(pathinfo))
+        add_service(server, PATHINFO_SERVICE, PathInfoServicer(pathinfo))
     return register
+
+
+def daemon_services(store: Store) -> list[Register]:
+    """What the daemon serves: castore's services, the path infos behind the admission checks
+    (store/pathinfo/checked.py: its clients are not trusted), health and reflection."""
+    from grpc_health.v1 import health_pb2
+
+    from castore.grpc_health import health_service
+    from castore.grpc_reflection import reflection_service
+
+    services = (*CASTORE_SERVICES, PATHINFO_SERVICE)
+    names = [name for service in services for name in served_names(service)]
+    return [castore_services(store.castore.blobs, store.castore.directories),
+            pathinfo_services(CheckedPathInfoService(store.pathinfo, store.castore)),
+            health_service(lambda: _probe(store), names),
+            reflection_service(services, [health_pb2.DESCRIPTOR.services_by_name["Health"]])]
+
+
+def _probe(store: Store) -> None:
+    """Ask the castore something small; raises when it cannot answer. (Not the path infos: they
+    may read through an upstream cache, whose outage must not take this daemon out of service.)"""
+    store.castore.blobs.has(EMPTY_DIGEST)
+    store.castore.directories.get(EMPTY_DIGEST)

@@ -22,19 +22,21 @@ from castore.grpc_common import MESSAGE_CHUNK, channels, rpc_errors
 from castore.grpc_server import BLOB_SIZE_KEY
 from castore.proto import rpc_blobstore_pb2 as pb
 from castore.proto.rpc_blobstore_pb2_grpc import BlobServiceStub
+from castore.url import GrpcEndpoint
 
 WRITE_QUEUE = 4
 """Messages a writer may have in flight: bounds its memory to a few MESSAGE_CHUNKs."""
 
 
 class GrpcBlobService(BlobService):
-    """Blobs of the daemon at a grpcio `target` (`unix:///sock`, `host:port`)."""
+    """Blobs of the daemon at a gRPC endpoint (castore.url.grpc_endpoint)."""
 
     concurrent_writes = True  # each Put is durable when answered: in flight together, they share syncs
 
-    def __init__(self, target: str) -> None:
-        self._target = target
-        self._channel: grpc.Channel | None = channels.acquire(target)
+    def __init__(self, endpoint: GrpcEndpoint) -> None:
+        self._endpoint = endpoint
+        self._target = endpoint.target
+        self._channel: grpc.Channel | None = channels.acquire(endpoint)
         self._stub = BlobServiceStub(self._channel)
 
     def has(self, digest: B3Digest) -> bool:
@@ -62,7 +64,7 @@ class GrpcBlobService(BlobService):
     def close(self) -> None:
         if self._channel is not None:
             self._channel = None
-            channels.release(self._target)
+            channels.release(self._endpoint)
 
     def _stat_call(self, digest: B3Digest,
                    send_chunks: bool) -> tuple[tuple[ChunkMeta, ...], int | None] | None:

@@ -18,14 +18,16 @@ from castore.grpc_common import channels, rpc_errors
 from castore.nodes import Directory
 from castore.proto import rpc_directory_pb2 as pb
 from castore.proto.rpc_directory_pb2_grpc import DirectoryServiceStub
+from castore.url import GrpcEndpoint
 
 
 class GrpcDirectoryService(DirectoryService):
-    """Directories of the daemon at a grpcio `target` (`unix:///sock`, `host:port`)."""
+    """Directories of the daemon at a gRPC endpoint (castore.url.grpc_endpoint)."""
 
-    def __init__(self, target: str) -> None:
-        self._target = target
-        self._channel: grpc.Channel | None = channels.acquire(target)
+    def __init__(self, endpoint: GrpcEndpoint) -> None:
+        self._endpoint = endpoint
+        self._target = endpoint.target
+        self._channel: grpc.Channel | None = channels.acquire(endpoint)
         self._stub = DirectoryServiceStub(self._channel)
 
     def get(self, digest: B3Digest) -> Directory | None:
@@ -80,7 +82,7 @@ class GrpcDirectoryService(DirectoryService):
     def close(self) -> None:
         if self._channel is not None:
             self._channel = None
-            channels.release(self._target)
+            channels.release(self._endpoint)
 
     def _get(self, digest: B3Digest, recursive: bool) -> Iterator[Directory]:
         call = self._stub.Get(pb.GetDirectoryRequest(digest=B3Digest(digest), recursive=recursive))

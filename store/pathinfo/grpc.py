@@ -1,4 +1,4 @@
-"""PathInfoService client for a remote daemon (`grpc+unix://`, `grpc+http://`), tvix.store.v1."""
+"""PathInfoService client for a remote daemon (`grpc+unix://`, `grpc+http(s)://`), tvix.store.v1."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import grpc
 
 from castore.grpc_common import channels, rpc_errors
 from castore.nodes import Node, node_to_proto, rename
+from castore.url import GrpcEndpoint
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 from store.proto import rpc_pathinfo_pb2 as pb, rpc_pathinfo_pb2_grpc as pb_grpc
 
 
 class GrpcPathInfoService(PathInfoService):
-    def __init__(self, target: str) -> None:
-        self._target = target
-        self._stub = pb_grpc.PathInfoServiceStub(channels.acquire(target))
+    def __init__(self, endpoint: GrpcEndpoint) -> None:
+        self._endpoint = endpoint
+        self._target = endpoint.target
+        self._stub = pb_grpc.PathInfoServiceStub(channels.acquire(endpoint))
 
     def get(self, digest: bytes) -> PathInfo | None:
         try:
@@ -43,4 +45,4 @@ class GrpcPathInfoService(PathInfoService):
         return resp.nar_size, resp.nar_sha256
 
     def close(self) -> None:
-        channels.release(self._target)
+        channels.release(self._endpoint)

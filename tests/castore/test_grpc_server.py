@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import signal
@@ -232,6 +233,51 @@ def test_daemon_finishes_calls_in_flight_and_exits_0_on_signal(unix_url: str, sh
         daemon.kill()
     assert f"listening on {unix_url}" in said + daemon.stderr.read()
     assert not (short_dir / "castore.sock").exists()
+
+
+@pytest.fixture
+def cpu_load() -> Iterator[None]:
+    """Two busy processes for the test's length: signals race with a loaded scheduler."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for hog in hogs:
+        hog.kill()
+        hog.wait()
+
+
+def _signal_a_thread(pid: int, thread: int, sig: signal.Signals) -> None:
+    """Send `sig` to one thread of another process (tgkill), as the kernel may hand a process-directed
+    signal to any thread that does not block it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, thread, int(sig)) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill {pid} {thread}")
+
+
+@pytest.mark.slow
+def test_daemon_stops_on_a_signal_whichever_thread_receives_it(short_dir: Path, cpu_load) -> None:
+    """Issue 14, defect 10: with the signal on a server thread, the main thread slept on in
+    Event.wait() and the daemon ran on. Each round delivers SIGTERM to the process or to one of
+    its other threads while a Put is in flight, under CPU load."""
+    for round in range(8):
+        url = f"grpc+unix://{short_dir}/castore-{round}.sock"
+        daemon = subprocess.Popen([sys.executable, "-c", DAEMON, url], cwd=REPO, stderr=subprocess.PIPE, text=True)
+        try:
+            with open_castore(url) as client:
+                _wait_until_serving(client, daemon)
+                writer = client.blobs.open_write()
+                writer.write(b"y" * 3_000_000)
+                _lines_until(daemon.stderr, "put started")
+                others = sorted(int(t) for t in os.listdir(f"/proc/{daemon.pid}/task") if int(t) != daemon.pid)
+                if round % 2:
+                    _signal_a_thread(daemon.pid, others[round % len(others)], signal.SIGTERM)
+                else:
+                    daemon.send_signal(signal.SIGTERM)
+                assert writer.close() == B3Digest.of(b"y" * 3_000_000)
+            assert daemon.wait(timeout=60) == 0, f"round {round}"
+        finally:
+            daemon.kill()
+            daemon.wait()
+        assert "stopping on SIGTERM" in daemon.stderr.read()
 
 
 def _lines_until(stream: IO[str], marker: str) -> str:
