@@ -145,24 +145,28 @@ def _handler(method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandle
                 response_serializer=message_factory.GetMessageClass(method.output_type).SerializeToString)
 
 
-def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object) -> None:
-    """Serve `servicer` as `service` under every name in PACKAGE_PREFIXES.
+def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object, *,
+                renamed: bool = True) -> None:
+    """Serve `servicer` as `service` under every name in PACKAGE_PREFIXES (or, not `renamed`,
+    under its own name only: Cairn's extensions).
 
     `service` is a generated descriptor in the tvix package, e.g.
     `rpc_blobstore_pb2.DESCRIPTOR.services_by_name["BlobService"]`.
     """
     handlers = {m.name: _handler(m, servicer) for m in service.methods}
     _, _, rest = service.full_name.partition(".")
-    for prefix in PACKAGE_PREFIXES:
-        name = prefix + rest
+    for name in [prefix + rest for prefix in PACKAGE_PREFIXES] if renamed else [service.full_name]:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
 
 
 def castore_services(blobs: BlobService, directories: DirectoryService) -> Register:
     """The registration that serves both castore services (for the server runner)."""
+    from castore.grpc_batch import add_batch_service  # it builds on this module
+
     def register(server: grpc.Server) -> None:
         add_service(server, blob_pb.DESCRIPTOR.services_by_name["BlobService"], BlobServicer(blobs))
         add_service(server, dir_pb.DESCRIPTOR.services_by_name["DirectoryService"],
                     DirectoryServicer(directories))
+        add_batch_service(server, blobs)
     return register

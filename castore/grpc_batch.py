@@ -1,0 +1,144 @@
+"""cairn.castore.v1.BlobBatchService: many blobs per call (see proto/cairn/castore/v1/rpc_blobbatch.proto).
+
+Python's gRPC costs about 0.4 ms a call on each side, so Tvix's one blob per call made a
+tree of small files 20x slower to read, and 10x slower to write, over a unix socket than
+in-process. ReadMany streams the blobs of a whole render through the backend's read_many
+(which reads ahead); PutMany stages every blob of a stream in one batch and commits when
+the client syncs, so a whole import shares one commit and its frames (the group commit
+that keeps "a blob is acknowledged only once durable").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterable, Iterator
+
+import grpc
+
+from castore.blobs.service import BlobService, BlobStat
+from castore.digest import B3Digest
+from castore.errors import CorruptionError, NotFoundError
+from castore.grpc_common import MESSAGE_CHUNK
+from castore.grpc_server import add_service
+from castore.proto import rpc_blobbatch_pb2 as pb
+from castore.uploads import write_blob
+
+INLINE_MAX = 8 << 20
+"""Largest piece (a one-piece blob, or one chunk) sent inline: the client holds it whole to
+verify it. Larger one-piece blobs are read with BlobService.Read."""
+MESSAGE_PARTS = 4096
+"""Parts gathered into one message at most (with at most MESSAGE_CHUNK bytes of data)."""
+
+
+class BlobBatchServicer:
+    """cairn.castore.v1.BlobBatchService over a BlobService."""
+
+    def __init__(self, blobs: BlobService) -> None:
+        self._blobs = blobs
+
+    def ReadMany(self, requests: Iterator[pb.ReadManyRequest],
+                 context: grpc.ServicerContext) -> Iterator[pb.ReadManyResponse]:
+        digests = [B3Digest(d) for request in requests for d in request.digests]
+        heads = [head_of(self._blobs.stat(d)) for d in digests]
+        messages = _Messages()
+        inline = [d for d, head in zip(digests, heads) if head.inline]
+        with contextlib.closing(self._blobs.read_many(inline)) as contents:
+            for digest, head in zip(digests, heads):
+                yield from messages.add(pb.BlobPart(head=head), 0)
+                if not head.inline:
+                    continue
+                pieces = next(contents)
+                if pieces is None:
+                    raise NotFoundError(f"blob {digest} vanished while it was read")
+                for data in cut(pieces, part_sizes(head)):
+                    yield from messages.add(pb.BlobPart(data=data), len(data))
+        yield from messages.flush()
+
+    def PutMany(self, requests: Iterator[pb.PutManyRequest],
+                context: grpc.ServicerContext) -> Iterator[pb.PutManyResponse]:
+        requests = iter(requests)
+        while True:
+            digests, ended = self._store_until_sync(requests)
+            if digests:
+                yield pb.PutManyResponse(digests=digests)
+            if ended:
+                return
+
+    def _store_until_sync(self, requests: Iterator[pb.PutManyRequest]) -> tuple[list[B3Digest], bool]:
+        """Store blobs up to a sync (or the stream's end), in one batch: its exit commits them
+        (with whatever other writers staged), so they are durable when acknowledged."""
+        digests = []
+        with self._blobs.batch():
+            for request in requests:
+                digests.extend(write_blob(self._blobs, blob) for blob in request.blobs)
+                if request.sync:
+                    return digests, False
+        return digests, True
+
+
+def head_of(stat: BlobStat | None) -> pb.BlobHead:
+    """What the client learns of a blob before its data: found, size, chunks, sent inline or not."""
+    if stat is None:
+        return pb.BlobHead(found=False)
+    largest = max((c.size for c in stat.chunks), default=stat.size)
+    return pb.BlobHead(found=True, size=stat.size, inline=largest <= INLINE_MAX,
+                       chunks=[pb.ChunkMeta(digest=c.digest, size=c.size) for c in stat.chunks])
+
+
+def part_sizes(head: pb.BlobHead) -> list[int]:
+    """The sizes of a found blob's data parts: one per chunk, else pieces of MESSAGE_CHUNK."""
+    if head.chunks:
+        return [c.size for c in head.chunks]
+    whole, rest = divmod(head.size, MESSAGE_CHUNK)
+    return [MESSAGE_CHUNK] * whole + ([rest] if rest else [])
+
+
+def cut(pieces: Iterable[bytes], sizes: list[int]) -> Iterator[bytes]:
+    """The pieces re-cut at the given sizes; CorruptionError if they do not add up to them.
+    (The local backend's pieces already are a blob's chunks: then nothing is copied twice.)"""
+    wanted = iter(sizes)
+    want = next(wanted, 0)
+    held = bytearray()
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            if not want:
+                raise CorruptionError("a blob read back is longer than its size")
+            if not held and len(view) >= want:
+                yield bytes(view[:want])
+                view = view[want:]
+            else:
+                take = min(want - len(held), len(view))
+                held += view[:take]
+                view = view[take:]
+                if len(held) < want:
+                    continue
+                yield bytes(held)
+                held = bytearray()
+            want = next(wanted, 0)
+    if want:
+        raise CorruptionError("a blob read back is shorter than its size")
+
+
+class _Messages:
+    """Parts gathered into messages of about MESSAGE_CHUNK bytes."""
+
+    def __init__(self) -> None:
+        self._parts: list[pb.BlobPart] = []
+        self._size = 0
+
+    def add(self, part: pb.BlobPart, size: int) -> Iterator[pb.ReadManyResponse]:
+        if self._parts and (self._size + size > MESSAGE_CHUNK or len(self._parts) >= MESSAGE_PARTS):
+            yield from self.flush()
+        self._parts.append(part)
+        self._size += size
+
+    def flush(self) -> Iterator[pb.ReadManyResponse]:
+        if self._parts:
+            yield pb.ReadManyResponse(parts=self._parts)
+            self._parts, self._size = [], 0
+
+
+def add_batch_service(server: grpc.Server, blobs: BlobService) -> None:
+    add_service(server, pb.DESCRIPTOR.services_by_name["BlobBatchService"], BlobBatchServicer(blobs),
+                renamed=False)
