@@ -1,9 +1,10 @@
-"""cairn.castore.v1.BlobBatchService: many blobs per call (see proto/cairn/castore/v1/rpc_blobbatch.proto).
+"""cairn.castore.v1.BlobBatchService and DirectoryBatchService: many blobs, or a closure's
+directories, per call (see proto/cairn/castore/v1/rpc_blobbatch.proto).
 
 Python's gRPC costs about 0.4 ms a call on each side, so Tvix's one blob per call made a
 tree of small files 20x slower to read, and 10x slower to write, over a unix socket than
 in-process. ReadMany streams the blobs of a whole render through the backend's read_many
-(which reads ahead); PutMany stages every blob of a stream in one batch and commits when
+(which reads ahead), GetClosure sends directories a message-full at a time; PutMany stages every blob of a stream in one batch and commits when
 the client syncs, so a whole import shares one commit and its frames (the group commit
 that keeps "a blob is acknowledged only once durable").
 """
@@ -11,12 +12,14 @@ that keeps "a blob is acknowledged only once durable").
 from __future__ import annotations
 
 import contextlib
+import itertools
 from typing import Iterable, Iterator
 
 import grpc
 
 from castore.blobs.service import BlobService, BlobStat
 from castore.digest import B3Digest
+from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError
 from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_server import add_service
@@ -39,20 +42,36 @@ class BlobBatchServicer:
     def ReadMany(self, requests: Iterator[pb.ReadManyRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.ReadManyResponse]:
         digests = [B3Digest(d) for request in requests for d in request.digests]
-        heads = [head_of(self._blobs.stat(d)) for d in digests]
         messages = _Messages()
-        inline = [d for d, head in zip(digests, heads) if head.inline]
-        with contextlib.closing(self._blobs.read_many(inline)) as contents:
-            for digest, head in zip(digests, heads):
-                yield from messages.add(pb.BlobPart(head=head), 0)
-                if not head.inline:
-                    continue
-                pieces = next(contents)
-                if pieces is None:
-                    raise NotFoundError(f"blob {digest} vanished while it was read")
-                for data in cut(pieces, part_sizes(head)):
-                    yield from messages.add(pb.BlobPart(data=data), len(data))
+        with contextlib.closing(self._blobs.read_many(digests)) as contents:
+            for digest, pieces in zip(digests, contents):
+                for part, size in self._blob_parts(digest, pieces):
+                    yield from messages.add(part, size)
         yield from messages.flush()
+
+    def _blob_parts(self, digest: B3Digest, pieces: Iterable[bytes] | None) -> Iterator[tuple[pb.BlobPart, int]]:
+        """A blob's head and data parts (with their sizes). A blob read back in one piece (most
+        are) is sent as it is; one in several is asked for its chunk list, whose chunks the
+        client checks one by one."""
+        if pieces is None:
+            yield pb.BlobPart(head=pb.BlobHead(found=False)), 0
+            return
+        pieces = iter(pieces)
+        first = next(pieces, b"")
+        second = next(pieces, None)
+        if second is None:
+            head = pb.BlobHead(found=True, size=len(first), inline=True)
+            pieces = iter((first,))
+        else:
+            stat = self._blobs.stat(digest)
+            if stat is None:
+                raise NotFoundError(f"blob {digest} vanished while it was read")
+            head = head_of(stat)
+            pieces = itertools.chain((first, second), pieces)
+        yield pb.BlobPart(head=head), 0
+        if head.inline:
+            for data in cut(pieces, part_sizes(head)):
+                yield pb.BlobPart(data=data), len(data)
 
     def PutMany(self, requests: Iterator[pb.PutManyRequest],
                 context: grpc.ServicerContext) -> Iterator[pb.PutManyResponse]:
@@ -74,6 +93,25 @@ class BlobBatchServicer:
                 if request.sync:
                     return digests, False
         return digests, True
+
+
+class DirectoryBatchServicer:
+    """cairn.castore.v1.DirectoryBatchService over a DirectoryService."""
+
+    def __init__(self, directories: DirectoryService) -> None:
+        self._directories = directories
+
+    def GetClosure(self, request: pb.GetClosureRequest, context: grpc.ServicerContext) -> Iterator[pb.Encodings]:
+        encodings: list[bytes] = []
+        size = 0
+        for directory in self._directories.get_recursive(B3Digest(request.root_digest)):
+            encodings.append(directory.encoded)
+            size += len(directory.encoded)
+            if size >= MESSAGE_CHUNK or len(encodings) >= MESSAGE_PARTS:
+                yield pb.Encodings(directories=encodings)
+                encodings, size = [], 0
+        if encodings:
+            yield pb.Encodings(directories=encodings)
 
 
 def head_of(stat: BlobStat | None) -> pb.BlobHead:
@@ -139,6 +177,8 @@ class _Messages:
             self._parts, self._size = [], 0
 
 
-def add_batch_service(server: grpc.Server, blobs: BlobService) -> None:
+def add_batch_services(server: grpc.Server, blobs: BlobService, directories: DirectoryService) -> None:
     add_service(server, pb.DESCRIPTOR.services_by_name["BlobBatchService"], BlobBatchServicer(blobs),
                 renamed=False)
+    add_service(server, pb.DESCRIPTOR.services_by_name["DirectoryBatchService"],
+                DirectoryBatchServicer(directories), renamed=False)

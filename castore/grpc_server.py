@@ -162,11 +162,11 @@ def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: objec
 
 def castore_services(blobs: BlobService, directories: DirectoryService) -> Register:
     """The registration that serves both castore services (for the server runner)."""
-    from castore.grpc_batch import add_batch_service  # it builds on this module
+    from castore.grpc_batch import add_batch_services  # it builds on this module
 
     def register(server: grpc.Server) -> None:
         add_service(server, blob_pb.DESCRIPTOR.services_by_name["BlobService"], BlobServicer(blobs))
         add_service(server, dir_pb.DESCRIPTOR.services_by_name["DirectoryService"],
                     DirectoryServicer(directories))
-        add_batch_service(server, blobs)
+        add_batch_services(server, blobs, directories)
     return register

@@ -6,6 +6,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetClosureRequest(_message.Message):
+    __slots__ = ("root_digest",)
+    ROOT_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    root_digest: bytes
+    def __init__(self, root_digest: _Optional[bytes] = ...) -> None: ...
+
+class Encodings(_message.Message):
+    __slots__ = ("directories",)
+    DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
+    directories: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, directories: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class ReadManyRequest(_message.Message):
     __slots__ = ("digests",)
     DIGESTS_FIELD_NUMBER: _ClassVar[int]

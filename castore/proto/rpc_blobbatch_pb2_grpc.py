@@ -143,3 +143,83 @@ class BlobBatchService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class DirectoryBatchServiceStub:
+    """The directories of a closure in few messages: Tvix's recursive Get sends one message per
+    directory, and a tree of 2,452 directories then took Python's gRPC 0.4 s to receive.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetClosure = channel.unary_stream(
+                '/cairn.castore.v1.DirectoryBatchService/GetClosure',
+                request_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.GetClosureRequest.SerializeToString,
+                response_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.Encodings.FromString,
+                _registered_method=True)
+
+
+class DirectoryBatchServiceServicer:
+    """The directories of a closure in few messages: Tvix's recursive Get sends one message per
+    directory, and a tree of 2,452 directories then took Python's gRPC 0.4 s to receive.
+    """
+
+    def GetClosure(self, request, context):
+        """The closure below a root, breadth-first from it, each directory once, as canonical
+        encodings; an empty stream when the root is unknown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_DirectoryBatchServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetClosure': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetClosure,
+                    request_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.GetClosureRequest.FromString,
+                    response_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.Encodings.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'cairn.castore.v1.DirectoryBatchService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('cairn.castore.v1.DirectoryBatchService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class DirectoryBatchService:
+    """The directories of a closure in few messages: Tvix's recursive Get sends one message per
+    directory, and a tree of 2,452 directories then took Python's gRPC 0.4 s to receive.
+    """
+
+    @staticmethod
+    def GetClosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cairn.castore.v1.DirectoryBatchService/GetClosure',
+            cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.GetClosureRequest.SerializeToString,
+            cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.Encodings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,6 +1,7 @@
-"""cairn.castore.v1.BlobBatchService through real gRPC servers: ReadMany gives the right bytes in
-order and checks them, PutMany acknowledges only what is durable (a daemon killed at random
-moments keeps every acknowledged blob), and clients of servers without it fall back."""
+"""cairn.castore.v1.BlobBatchService and DirectoryBatchService through real gRPC servers: ReadMany
+gives the right bytes in order and checks them, PutMany acknowledges only what is durable (a
+daemon killed at random moments keeps every acknowledged blob), GetClosure gives a closure, and
+clients of servers without them fall back."""
 
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ from castore.directories.memory import MemoryDirectoryService
 from castore.errors import CastoreError, CorruptionError
 from castore.grpc_batch import cut
 from castore.grpc_serve import RunningServer, serve
-from castore.grpc_server import BlobServicer, add_service, castore_services
+from castore.grpc_server import BlobServicer, DirectoryServicer, add_service, castore_services
+from castore.nodes import Directory
 from castore.ingest import import_path
 from castore.proto import rpc_blobbatch_pb2 as pb
 from castore.proto import rpc_blobstore_pb2 as bpb
+from castore.proto import rpc_directory_pb2 as dpb
 from castore.proto.rpc_blobbatch_pb2_grpc import BlobBatchServiceStub
 from castore.uploads import Uploads, write_blob
 from castore.url import CAStore, grpc_target, open_castore
 from tests.castore.conftest import ChunkedMemoryBlobService
+from tests.castore.local_seeded import closure
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
@@ -127,6 +131,35 @@ def test_a_server_without_batches_is_read_and_written_blob_by_blob(short_dir: Pa
                 uploads.wait()
             assert [blobs.read_all(d) for d in digests] == datas
             assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
+    finally:
+        running.stop(grace=None)
+
+
+def many_closures(n: int) -> list[Directory]:
+    """Leaves first: n seeded closures under one root."""
+    closures = [closure(seed) for seed in range(n)]
+    root = Directory.of(c[-1].as_node(b"c%d" % i) for i, c in enumerate(closures))
+    return [d for c in closures for d in c] + [root]
+
+
+def test_get_recursive_gives_the_closure_through_get_closure(remote: CAStore, backend: CAStore) -> None:
+    directories = many_closures(300)  # more than one message of encodings
+    root = backend.directories.put(directories)
+    assert list(remote.directories.get_recursive(root)) == list(backend.directories.get_recursive(root))
+    assert len(set(d.digest for d in remote.directories.get_recursive(root))) == len(set(directories))
+    assert list(remote.directories.get_recursive(B3Digest.of(b"unknown"))) == []
+
+
+def test_a_server_without_directory_batches_gives_closures_by_recursive_get(short_dir: Path) -> None:
+    directories = MemoryDirectoryService()
+    url = f"grpc+unix://{short_dir}/tvix-dirs.sock"
+    running = serve(url, [lambda server: add_service(
+        server, dpb.DESCRIPTOR.services_by_name["DirectoryService"], DirectoryServicer(directories))])
+    try:
+        root = directories.put(many_closures(5))
+        with open_castore(url) as client:
+            assert list(client.directories.get_recursive(root)) == list(directories.get_recursive(root))
+            assert list(client.directories.get_recursive(root)) == list(directories.get_recursive(root))
     finally:
         running.stop(grace=None)
 
