@@ -116,23 +116,29 @@ def test_read_many_digest_of_wrong_length_is_invalid_argument(server: RunningSer
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_a_server_without_batches_is_read_and_written_blob_by_blob(short_dir: Path) -> None:
-    """Like a Tvix or Snix daemon: only tvix.castore.v1.BlobService."""
-    blobs = MemoryBlobService()
+@contextlib.contextmanager
+def tvix_like(short_dir: Path, service: str, servicer: object) -> Iterator[CAStore]:
+    """A client of a server like a Tvix or Snix daemon: one tvix.castore.v1 service, no batches."""
+    descriptor = (bpb if service == "BlobService" else dpb).DESCRIPTOR.services_by_name[service]
     url = f"grpc+unix://{short_dir}/tvix.sock"
-    running = serve(url, [lambda server: add_service(
-        server, bpb.DESCRIPTOR.services_by_name["BlobService"], BlobServicer(blobs))])
+    running = serve(url, [lambda server: add_service(server, descriptor, servicer)])
     try:
         with open_castore(url) as client:
-            assert client.blobs.write_many() is None
-            datas = [blob(n, seed) for seed, n in enumerate(SIZES)]
-            with Uploads(client.blobs) as uploads:
-                digests = [uploads.put(d) for d in datas]
-                uploads.wait()
-            assert [blobs.read_all(d) for d in digests] == datas
-            assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
+            yield client
     finally:
         running.stop(grace=None)
+
+
+def test_a_server_without_batches_is_read_and_written_blob_by_blob(short_dir: Path) -> None:
+    blobs = MemoryBlobService()
+    with tvix_like(short_dir, "BlobService", BlobServicer(blobs)) as client:
+        assert client.blobs.write_many() is None
+        datas = [blob(n, seed) for seed, n in enumerate(SIZES)]
+        with Uploads(client.blobs) as uploads:
+            digests = [uploads.put(d) for d in datas]
+            uploads.wait()
+        assert [blobs.read_all(d) for d in digests] == datas
+        assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
 
 
 def many_closures(n: int) -> list[Directory]:
@@ -152,16 +158,10 @@ def test_get_recursive_gives_the_closure_through_get_closure(remote: CAStore, ba
 
 def test_a_server_without_directory_batches_gives_closures_by_recursive_get(short_dir: Path) -> None:
     directories = MemoryDirectoryService()
-    url = f"grpc+unix://{short_dir}/tvix-dirs.sock"
-    running = serve(url, [lambda server: add_service(
-        server, dpb.DESCRIPTOR.services_by_name["DirectoryService"], DirectoryServicer(directories))])
-    try:
-        root = directories.put(many_closures(5))
-        with open_castore(url) as client:
+    root = directories.put(many_closures(5))
+    with tvix_like(short_dir, "DirectoryService", DirectoryServicer(directories)) as client:
+        for _ in range(2):  # the second time, the client knows the server has no GetClosure
             assert list(client.directories.get_recursive(root)) == list(directories.get_recursive(root))
-            assert list(client.directories.get_recursive(root)) == list(directories.get_recursive(root))
-    finally:
-        running.stop(grace=None)
 
 
 def test_write_many_acknowledges_what_the_served_store_holds(remote: CAStore, backend: CAStore) -> None:
