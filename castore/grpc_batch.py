@@ -4,9 +4,10 @@ directories, per call (see proto/cairn/castore/v1/rpc_blobbatch.proto).
 Python's gRPC costs about 0.4 ms a call on each side, so Tvix's one blob per call made a
 tree of small files 20x slower to read, and 10x slower to write, over a unix socket than
 in-process. ReadMany streams the blobs of a whole render through the backend's read_many
-(which reads ahead), GetClosure sends directories a message-full at a time; PutMany stages every blob of a stream in one batch and commits when
-the client syncs, so a whole import shares one commit and its frames (the group commit
-that keeps "a blob is acknowledged only once durable").
+(which reads ahead); GetClosure sends directories a message-full at a time; PutMany stages
+every blob of a stream in one batch and commits when the client syncs, so a whole import
+shares one commit and its frames (the group commit that keeps "a blob is acknowledged only
+once durable").
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from castore.proto import rpc_blobbatch_pb2 as pb
 from castore.uploads import write_blob
 
 INLINE_MAX = 8 << 20
-"""Largest piece (a one-piece blob, or one chunk) sent inline: the client holds it whole to
-verify it. Larger one-piece blobs are read with BlobService.Read."""
+"""Largest chunk, or blob without a chunk list, sent inline when the backend reads it back in
+several pieces: the client holds it whole to verify it. Larger ones it reads with
+BlobService.Read."""
 MESSAGE_PARTS = 4096
 """Parts gathered into one message at most (with at most MESSAGE_CHUNK bytes of data)."""
 
