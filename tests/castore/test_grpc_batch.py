@@ -26,6 +26,7 @@ from castore.grpc_batch import cut
 from castore.grpc_serve import RunningServer, serve
 from castore.grpc_server import BlobServicer, DirectoryServicer, add_service, castore_services
 from castore.nodes import Directory
+from castore.export import export_node
 from castore.ingest import import_path
 from castore.proto import rpc_blobbatch_pb2 as pb
 from castore.proto import rpc_blobstore_pb2 as bpb
@@ -204,6 +205,22 @@ def test_an_import_over_grpc_stores_about_what_a_local_import_does(tmp_path: Pat
         finally:
             running.stop(grace=None)
         assert served.blobs.usage().pack_bytes <= 1.02 * local_packs
+
+
+def test_a_tree_imported_and_exported_over_grpc_comes_back_the_same(
+        remote: CAStore, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "sub" / "deeper").mkdir(parents=True)
+    for i, size in enumerate(SIZES):
+        (tree / ("sub" if i % 2 else "sub/deeper") / f"f{i}").write_bytes(blob(size, i))
+    (tree / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (tree / "run.sh").chmod(0o755)
+    (tree / "link").symlink_to("sub/f1")
+    node, _ = import_path(remote, tree)
+    export_node(remote, node, tmp_path / "copy")
+    assert import_path(remote, tmp_path / "copy")[0] == node
+    assert (tmp_path / "copy" / "sub" / "deeper" / "f0").read_bytes() == blob(SIZES[0], 0)
+    assert (tmp_path / "copy" / "sub" / "f5").read_bytes() == blob(SIZES[5], 5)
 
 
 @pytest.mark.parametrize("pieces, sizes", [
