@@ -70,9 +70,14 @@ class BlobBatchServicer:
                 raise NotFoundError(f"blob {digest} vanished while it was read")
             head = head_of(stat)
             pieces = itertools.chain((first, second), pieces)
+        sizes = part_sizes(head)
+        if not sizes:  # no chunks, at most MESSAGE_CHUNK: it comes in its head
+            head.data = b"".join(cut(pieces, [head.size] if head.size else []))
+            yield pb.BlobPart(head=head), head.size
+            return
         yield pb.BlobPart(head=head), 0
         if head.inline:
-            for data in cut(pieces, part_sizes(head)):
+            for data in cut(pieces, sizes):
                 yield pb.BlobPart(data=data), len(data)
 
     def PutMany(self, requests: Iterator[pb.PutManyRequest],
@@ -126,9 +131,12 @@ def head_of(stat: BlobStat | None) -> pb.BlobHead:
 
 
 def part_sizes(head: pb.BlobHead) -> list[int]:
-    """The sizes of a found blob's data parts: one per chunk, else pieces of MESSAGE_CHUNK."""
+    """The sizes of a found blob's data parts: one per chunk, none when the head carries it
+    whole, else pieces of MESSAGE_CHUNK."""
     if head.chunks:
         return [c.size for c in head.chunks]
+    if head.size <= MESSAGE_CHUNK:
+        return []
     whole, rest = divmod(head.size, MESSAGE_CHUNK)
     return [MESSAGE_CHUNK] * whole + ([rest] if rest else [])
 

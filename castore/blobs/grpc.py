@@ -90,8 +90,9 @@ class GrpcBlobService(BlobService):
                     yield chunks
                     collections.deque(chunks, maxlen=0)  # what the consumer left unread
                 else:
-                    data = b"".join(self._next(parts, "data", size).data for size in part_sizes(head))
-                    if B3Digest.of(data) != digest:
+                    sizes = part_sizes(head)
+                    data = b"".join(self._next(parts, "data", size).data for size in sizes) if sizes else head.data
+                    if len(data) != head.size or B3Digest.of(data) != digest:
                         raise CorruptionError(f"blob {digest} from {self._target} does not match its digest")
                     yield (data,)
         finally:

@@ -39,16 +39,18 @@ class BlobPart(_message.Message):
     def __init__(self, head: _Optional[_Union[BlobHead, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class BlobHead(_message.Message):
-    __slots__ = ("found", "size", "chunks", "inline")
+    __slots__ = ("found", "size", "chunks", "inline", "data")
     FOUND_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     INLINE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
     found: bool
     size: int
     chunks: _containers.RepeatedCompositeFieldContainer[ChunkMeta]
     inline: bool
-    def __init__(self, found: _Optional[bool] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[ChunkMeta, _Mapping]]] = ..., inline: _Optional[bool] = ...) -> None: ...
+    data: bytes
+    def __init__(self, found: _Optional[bool] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[_Union[ChunkMeta, _Mapping]]] = ..., inline: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ChunkMeta(_message.Message):
     __slots__ = ("digest", "size")
