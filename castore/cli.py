@@ -12,13 +12,13 @@ VERBS = ("import", "export", "ls", "cat")
 
 
 def castore_args() -> argparse.ArgumentParser:
-    """The options that choose castore services, shared by every command."""
-    from castore.url import default_store_url
-
+    """The options that choose castore services, shared by every command (the help names the
+    default without computing it: building the parser must not load castore.url)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--store", metavar="URL", default=None,
-                   help=f"memory://, local:///dir, grpc+unix:///sock or grpc+http://host:port for every "
-                        f"service (default: $CAIRN_STORE or {default_store_url()})")
+                   help="memory://, local:///dir, grpc+unix:///sock or grpc+http://host:port for every "
+                        "service (default: $CAIRN_STORE, else local://$XDG_DATA_HOME/cairn/store, "
+                        "i.e. ~/.local/share/cairn/store)")
     p.add_argument("--blob-store", metavar="URL", help="the BlobService, overriding --store")
     p.add_argument("--directory-store", metavar="URL", help="the DirectoryService, overriding --store")
     p.add_argument("--config", metavar="FILE",

@@ -25,7 +25,8 @@ TOKEN_KEY = "authorization"
 SCHEME = "Bearer "
 
 READS = frozenset({"BlobService/Stat", "BlobService/Read", "DirectoryService/Get", "PathInfoService/Get",
-                   "PathInfoService/List", "PathInfoService/CalculateNAR",
+                   "PathInfoService/List", "PathInfoService/CalculateNAR", "BlobBatchService/ReadMany",
+                   "DirectoryBatchService/GetClosure",
                    "ServerReflection/ServerReflectionInfo"})
 """Methods that change nothing, named without their package (served as tvix.* and snix.*)."""
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})

@@ -147,14 +147,16 @@ def _handler(method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandle
                 response_serializer=message_factory.GetMessageClass(method.output_type).SerializeToString)
 
 
-def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object) -> None:
-    """Serve `servicer` as `service` under every name in PACKAGE_PREFIXES.
+def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object, *,
+                renamed: bool = True) -> None:
+    """Serve `servicer` as `service` under every name in PACKAGE_PREFIXES (or, not `renamed`,
+    under its own name only: Cairn's extensions).
 
     `service` is a generated descriptor in the tvix package, e.g.
     `rpc_blobstore_pb2.DESCRIPTOR.services_by_name["BlobService"]`.
     """
     handlers = {m.name: _handler(m, servicer) for m in service.methods}
-    for name in served_names(service):
+    for name in served_names(service) if renamed else [service.full_name]:
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
         server.add_registered_method_handlers(name, handlers)
 
@@ -171,8 +173,11 @@ CASTORE_SERVICES = (blob_pb.DESCRIPTOR.services_by_name["BlobService"],
 
 def castore_services(blobs: BlobService, directories: DirectoryService) -> Register:
     """The registration that serves both castore services (for the server runner)."""
+    from castore.grpc_batch import add_batch_services  # it builds on this module
+
     def register(server: grpc.Server) -> None:
         blob_service, directory_service = CASTORE_SERVICES
         add_service(server, blob_service, BlobServicer(blobs))
         add_service(server, directory_service, DirectoryServicer(directories))
+        add_batch_services(server, blobs, directories)
     return register

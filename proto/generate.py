@@ -18,7 +18,8 @@ import grpc_tools
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 # proto package directory -> Python package that holds its generated code
-TARGETS = {"tvix/castore/v1": "castore/proto", "tvix/store/v1": "store/proto"}
+TARGETS = {"tvix/castore/v1": "castore/proto", "tvix/store/v1": "store/proto",
+           "cairn/castore/v1": "castore/proto"}
 
 
 def generate(out_root: Path) -> list[Path]:

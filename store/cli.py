@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from castore import cli as castore_cli
 from castore.errors import CastoreError
+from castore.lazy import lazy_module
 from castore.progress import byte_progress, human_bytes
-from store import api
-from store.url import Store, open_store
+
+if TYPE_CHECKING:
+    from store.url import Store
+
+api = lazy_module("store.api")  # loaded by the commands that use it, not for --help
 
 COMMANDS = ("daemon", "import", "dump", "path-info", "list", "copy", "archive", "stats", "verify", "castore", "root",
             "delete", "gc")
@@ -33,6 +38,8 @@ def _store_args() -> argparse.ArgumentParser:
 
 def open_store_from(args: argparse.Namespace, **kw) -> Store:
     """The store the command line chose (see store.url.open_store for `kw`)."""
+    from store.url import open_store
+
     return open_store(args.store, blob_url=args.blob_store, directory_url=args.directory_store,
                       pathinfo_url=args.pathinfo_store, config=args.config, **kw)
 
@@ -253,6 +260,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
     from store.copy import closure_of, copy_paths
+    from store.url import open_store
 
     with open_store(args.source) as source, open_store_from(args) as dest:
         infos = closure_of(source, paths)

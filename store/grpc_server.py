@@ -62,6 +62,7 @@ def daemon_services(store: Store) -> list[Register]:
     (store/pathinfo/checked.py: its clients are not trusted), health and reflection."""
     from grpc_health.v1 import health_pb2
 
+    from castore.grpc_batch import BATCH_SERVICES
     from castore.grpc_health import health_service
     from castore.grpc_reflection import reflection_service
 
@@ -70,7 +71,7 @@ def daemon_services(store: Store) -> list[Register]:
     return [castore_services(store.castore.blobs, store.castore.directories),
             pathinfo_services(CheckedPathInfoService(store.pathinfo, store.castore)),
             health_service(lambda: _probe(store), names),
-            reflection_service(services, [health_pb2.DESCRIPTOR.services_by_name["Health"]])]
+            reflection_service(services, [*BATCH_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"]])]
 
 
 def _probe(store: Store) -> None:

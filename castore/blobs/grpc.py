@@ -3,29 +3,40 @@
 Writes stream through a small bounded queue, so memory stays flat whatever the blob
 size. Reads use the blob's chunk list when the server has one (chunks are fetched on
 demand, each checked against its digest), else one sequential stream checked at EOF.
+A Cairn daemon also serves cairn.castore.v1.BlobBatchService (castore/grpc_batch.py):
+read_many and write_many then use one call for many blobs.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import io
 import queue
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterable, Iterator, TypeVar
 
 import blake3
 import grpc
 
-from castore.blobs.service import BlobService, BlobStat, BlobWriter, ChunkMeta
+from castore.blobs.service import BlobBatchWriter, BlobService, BlobStat, BlobWriter, ChunkMeta
 from castore.digest import B3Digest
-from castore.errors import CorruptionError, NotFoundError
-from castore.grpc_common import MESSAGE_CHUNK, channels, rpc_errors
+from castore.errors import BackendError, CorruptionError, NotFoundError
+from castore.grpc_batch import part_sizes
+from castore.grpc_common import MESSAGE_CHUNK, channels, error_from, rpc_errors
 from castore.grpc_server import BLOB_SIZE_KEY
+from castore.proto import rpc_blobbatch_pb2 as batch_pb
 from castore.proto import rpc_blobstore_pb2 as pb
+from castore.proto.rpc_blobbatch_pb2_grpc import BlobBatchServiceStub
 from castore.proto.rpc_blobstore_pb2_grpc import BlobServiceStub
 from castore.url import GrpcEndpoint
 
 WRITE_QUEUE = 4
 """Messages a writer may have in flight: bounds its memory to a few MESSAGE_CHUNKs."""
+REQUEST_DIGESTS = 4096
+"""Digests per ReadMany request message."""
+SYNC_BYTES = 64 << 20
+"""Bytes a batch writer sends before it syncs on its own (the daemon holds them uncommitted)."""
+T = TypeVar("T")
 
 
 class GrpcBlobService(BlobService):
@@ -38,6 +49,8 @@ class GrpcBlobService(BlobService):
         self._target = endpoint.target
         self._channel: grpc.Channel | None = channels.acquire(endpoint)
         self._stub = BlobServiceStub(self._channel)
+        self._batch_stub = BlobBatchServiceStub(self._channel)
+        self._batched: bool | None = None  # whether the server has BlobBatchService: asked once
 
     def has(self, digest: B3Digest) -> bool:
         return self._stat_call(digest, send_chunks=False) is not None
@@ -58,8 +71,40 @@ class GrpcBlobService(BlobService):
             return _BlobReader(_ChunkSource(digest, chunks, self._fetch))
         return _BlobReader(_StreamSource(digest, size, lambda: self._read_stream(digest)))
 
+    def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
+        """One ReadMany call for all of them (the server reads ahead); each blob verified before
+        it is yielded, or chunk by chunk for a chunked one (their sum checked at its end)."""
+        if not self._has_batches():
+            yield from super().read_many(digests)
+            return
+        digests = [B3Digest(d) for d in digests]
+        call = self._batch_stub.ReadMany(_read_requests(digests))
+        parts = self._parts(call)
+        try:
+            for digest in digests:
+                head = self._next(parts, "head").head
+                if not head.found:
+                    yield None
+                elif not head.inline:
+                    yield from self._read_through(digest)
+                elif head.chunks:
+                    chunks = self._chunks_of(digest, head, parts)
+                    yield chunks
+                    collections.deque(chunks, maxlen=0)  # what the consumer left unread
+                else:
+                    sizes = part_sizes(head)
+                    data = b"".join(self._next(parts, "data", size).data for size in sizes) if sizes else head.data
+                    if len(data) != head.size or B3Digest.of(data) != digest:
+                        raise CorruptionError(f"blob {digest} from {self._target} does not match its digest")
+                    yield (data,)
+        finally:
+            call.cancel()
+
     def open_write(self) -> BlobWriter:
         return _GrpcBlobWriter(self._stub, self._target)
+
+    def write_many(self) -> BlobBatchWriter | None:
+        return _PutManyWriter(self._batch_stub, self._target) if self._has_batches() else None
 
     def close(self) -> None:
         if self._channel is not None:
@@ -97,6 +142,44 @@ class GrpcBlobService(BlobService):
         if len(data) != chunk.size or B3Digest.of(data) != chunk.digest:
             raise CorruptionError(f"chunk {chunk.digest} from {self._target} does not match its digest")
         return data
+
+    def _has_batches(self) -> bool:
+        """Whether the server serves BlobBatchService (an empty ReadMany tells)."""
+        if self._batched is None:
+            try:
+                for _ in self._batch_stub.ReadMany(iter(())):
+                    pass
+                self._batched = True
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise error_from(e, self._target) from None
+                self._batched = False
+        return self._batched
+
+    def _parts(self, call: Iterator[batch_pb.ReadManyResponse]) -> Iterator[batch_pb.BlobPart]:
+        with rpc_errors(self._target):
+            for message in call:
+                yield from message.parts
+
+    def _next(self, parts: Iterator[batch_pb.BlobPart], kind: str, size: int | None = None) -> batch_pb.BlobPart:
+        """The next part, which must be of `kind` (and carry `size` bytes of data)."""
+        part = next(parts, None)
+        if part is None or part.WhichOneof("part") != kind or (size is not None and len(part.data) != size):
+            raise CorruptionError(f"{self._target} sent a ReadMany stream that does not match the blobs' heads")
+        return part
+
+    def _chunks_of(self, digest: B3Digest, head: batch_pb.BlobHead,
+                   parts: Iterator[batch_pb.BlobPart]) -> Iterator[bytes]:
+        """A chunked blob's data parts, each checked against its chunk; their sum against the blob."""
+        whole = blake3.blake3()
+        for chunk in head.chunks:
+            data = self._next(parts, "data", chunk.size).data
+            if blake3.blake3(data).digest() != chunk.digest:
+                raise CorruptionError(f"chunk {B3Digest(chunk.digest)} from {self._target} does not match its digest")
+            whole.update(data)
+            yield data
+        if whole.digest() != digest:
+            raise CorruptionError(f"blob {digest}: its chunks from {self._target} do not add up to its digest")
 
     def _count(self, digest: B3Digest) -> int:
         """The size of a one-piece blob from a server that does not say it: read it."""
@@ -295,12 +378,7 @@ class _GrpcBlobWriter(BlobWriter):
             return
         self._closed = True
         self._call.cancel()
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        self._queue.put_nowait(None)
+        _end(self._queue)
 
     def __del__(self) -> None:
         self.abort()  # dropped without close(): the server must not wait for more
@@ -311,20 +389,101 @@ class _GrpcBlobWriter(BlobWriter):
         return self._call
 
     def _push(self, piece: bytes | None) -> None:
-        """Queue a message (None ends the stream), failing fast if the call has ended."""
-        call = self._started()
-        while True:
-            try:
-                self._queue.put(piece, timeout=0.1)
-                return
-            except queue.Full:
-                if call.done():
-                    with rpc_errors(self._target):
-                        call.result()
-                    raise CorruptionError(f"{self._target} answered a Put before it ended")
+        _enqueue(self._queue, piece, self._started(), self._target)
+
+
+class _PutManyWriter(BlobBatchWriter):
+    """One PutMany stream: blobs gathered into messages of about MESSAGE_CHUNK; wait() sends a
+    sync and reads the acknowledgements, checking each digest against the one computed here."""
+
+    def __init__(self, stub: BlobBatchServiceStub, target: str) -> None:
+        self._target = target
+        self._queue: queue.Queue[batch_pb.PutManyRequest | None] = queue.Queue(WRITE_QUEUE)
+        self._call = stub.PutMany(_until_end(self._queue))
+        self._blobs: list[bytes] = []
+        self._size = 0
+        self._unacked: collections.deque[B3Digest] = collections.deque()
+        self._unacked_bytes = 0
+        self._closed = False
+
+    def put(self, data: bytes) -> B3Digest:
+        digest = B3Digest.of(data)
+        self._blobs.append(bytes(data))
+        self._size += len(data)
+        self._unacked.append(digest)
+        self._unacked_bytes += len(data)
+        if self._size >= MESSAGE_CHUNK:
+            self._send(sync=False)
+        if self._unacked_bytes >= SYNC_BYTES:
+            self.wait()
+        return digest
+
+    def wait(self) -> None:
+        if not self._unacked:
+            return
+        self._send(sync=True)
+        with rpc_errors(self._target):
+            while self._unacked:
+                response = next(self._call, None)
+                if response is None:
+                    raise BackendError(f"{self._target} ended PutMany before it acknowledged every blob")
+                for stored in response.digests:
+                    if not self._unacked or stored != self._unacked.popleft():
+                        raise CorruptionError(f"{self._target} acknowledged blob {B3Digest(stored)}, "
+                                              "which is not the next one sent")
+        self._unacked_bytes = 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._unacked or self._blobs:
+            self._call.cancel()  # nothing promised for them: do not make the server store them
+        _end(self._queue)
+
+    def __del__(self) -> None:
+        self.close()  # dropped without close(): the request stream must end
+
+    def _send(self, sync: bool) -> None:
+        request = batch_pb.PutManyRequest(blobs=self._blobs, sync=sync)
+        self._blobs, self._size = [], 0
+        _enqueue(self._queue, request, self._call, self._target)
+
+
+def _enqueue(pending: queue.Queue[T | None], item: T | None, call: grpc.Future, target: str) -> None:
+    """Queue a request message (None ends the stream), failing fast if the call has ended."""
+    while True:
+        try:
+            pending.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            if call.done():
+                with rpc_errors(target):
+                    call.result()
+                raise CorruptionError(f"{target} answered a call before its requests ended")
+
+
+def _end(pending: queue.Queue) -> None:
+    """End a request stream now, dropping what it still holds."""
+    while True:
+        try:
+            pending.get_nowait()
+        except queue.Empty:
+            break
+    pending.put_nowait(None)
+
+
+def _until_end(pending: queue.Queue[T | None]) -> Iterator[T]:
+    """A request stream (a function of the queue only, so its writer can be dropped)."""
+    while (item := pending.get()) is not None:
+        yield item
 
 
 def _requests(pieces: queue.Queue[bytes | None]) -> Iterator[pb.BlobChunk]:
-    """The request stream of a Put (a function of the queue only, so the writer can be dropped)."""
-    while (piece := pieces.get()) is not None:
-        yield pb.BlobChunk(data=piece)
+    """The request stream of a Put."""
+    return (pb.BlobChunk(data=piece) for piece in _until_end(pieces))
+
+
+def _read_requests(digests: list[B3Digest]) -> Iterator[batch_pb.ReadManyRequest]:
+    for start in range(0, len(digests), REQUEST_DIGESTS):
+        yield batch_pb.ReadManyRequest(digests=digests[start:start + REQUEST_DIGESTS])

@@ -83,6 +83,22 @@ class BlobWriter(ABC):
             self.abort()
 
 
+class BlobBatchWriter(ABC):
+    """Sends many in-memory blobs in one stream; they are durable once wait() returns."""
+
+    @abstractmethod
+    def put(self, data: bytes) -> B3Digest:
+        """Send a blob (it may wait while the backend catches up); returns its digest."""
+
+    @abstractmethod
+    def wait(self) -> None:
+        """Return once every blob put so far is durable; raise if one is not."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """End the stream; blobs put since the last wait() may or may not be stored."""
+
+
 class BlobService(ABC):
     """Blobs addressed by the BLAKE3 of their contents; chunking never changes a digest."""
 
@@ -122,15 +138,25 @@ class BlobService(ABC):
         blob when its turn comes.
         """
         for digest in digests:
-            reader = self.open_read(digest)
-            if reader is None:
-                yield None
-                continue
-            with reader:
-                yield iter(functools.partial(reader.read, READ_SIZE), b"")
+            yield from self._read_through(digest)
+
+    def _read_through(self, digest: B3Digest) -> Generator[Iterable[bytes] | None, None, None]:
+        """One blob as read_many yields it, through open_read."""
+        reader = self.open_read(digest)
+        if reader is None:
+            yield None
+            return
+        with reader:
+            yield iter(functools.partial(reader.read, READ_SIZE), b"")
 
     @abstractmethod
     def open_write(self) -> BlobWriter: ...
+
+    def write_many(self) -> BlobBatchWriter | None:
+        """A writer of many in-memory blobs in one stream, for a backend where a write per blob
+        costs a round trip and a commit each (a remote daemon); None: write them one by one
+        (castore.uploads decides)."""
+        return None
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         """Group this thread's writes: they may become durable only when its outermost batch

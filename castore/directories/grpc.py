@@ -2,7 +2,8 @@
 
 Every received message is parsed into a validated Directory and accepted only if it was
 asked for (the root) or referenced by one received before it: a server cannot slip in
-directories nobody wanted.
+directories nobody wanted. A closure comes through Cairn's DirectoryBatchService when the
+server has it (many directories per message), else through the recursive Get.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import grpc
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError
-from castore.grpc_common import channels, rpc_errors
+from castore.grpc_common import channels, error_from, rpc_errors
 from castore.nodes import Directory
+from castore.proto import rpc_blobbatch_pb2 as batch_pb
 from castore.proto import rpc_directory_pb2 as pb
+from castore.proto.rpc_blobbatch_pb2_grpc import DirectoryBatchServiceStub
 from castore.proto.rpc_directory_pb2_grpc import DirectoryServiceStub
 from castore.url import GrpcEndpoint
 
@@ -29,6 +32,8 @@ class GrpcDirectoryService(DirectoryService):
         self._target = endpoint.target
         self._channel: grpc.Channel | None = channels.acquire(endpoint)
         self._stub = DirectoryServiceStub(self._channel)
+        self._batch_stub = DirectoryBatchServiceStub(self._channel)
+        self._batched = True  # until the server says it has no DirectoryBatchService
 
     def get(self, digest: B3Digest) -> Directory | None:
         try:
@@ -45,7 +50,7 @@ class GrpcDirectoryService(DirectoryService):
         expected = {bytes(digest)}
         received: set[bytes] = set()
         try:
-            for directory in self._get(digest, recursive=True):
+            for directory in self._closure(digest):
                 key = bytes(directory.digest)
                 if key not in expected:
                     raise CorruptionError(f"{self._target} sent directory {directory.digest}, "
@@ -83,6 +88,24 @@ class GrpcDirectoryService(DirectoryService):
         if self._channel is not None:
             self._channel = None
             channels.release(self._endpoint)
+
+    def _closure(self, digest: B3Digest) -> Iterator[Directory]:
+        """The closure as the server sends it: through GetClosure, or the recursive Get of a
+        server without it (it says so before any directory)."""
+        if self._batched:
+            call = self._batch_stub.GetClosure(batch_pb.GetClosureRequest(root_digest=B3Digest(digest)))
+            try:
+                for message in call:
+                    for encoded in message.directories:
+                        yield Directory.decode(encoded)
+                return
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise error_from(e, self._target) from None
+                self._batched = False
+            finally:
+                call.cancel()
+        yield from self._get(digest, recursive=True)
 
     def _get(self, digest: B3Digest, recursive: bool) -> Iterator[Directory]:
         call = self._stub.Get(pb.GetDirectoryRequest(digest=B3Digest(digest), recursive=recursive))

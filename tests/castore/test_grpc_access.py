@@ -53,7 +53,11 @@ def token_file(tmp_path: Path) -> Path:
 
 
 def can_read(url: str) -> bool:
+    """Every read a client makes: Tvix's Stat and recursive Get, and Cairn's ReadMany and GetClosure."""
     with open_castore(url) as client:
+        [contents] = client.blobs.read_many([B3Digest.of(b"readable")])
+        assert contents is None or b"".join(contents) == b"readable"
+        assert list(client.directories.get_recursive(B3Digest.of(b"no directory"))) == []
         return client.blobs.has(B3Digest.of(b"readable"))
 
 
