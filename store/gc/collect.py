@@ -29,7 +29,7 @@ from castore.storage.metadata import Table
 from store.gc import retention
 from store.gc.engine import engine_of
 from store.gc.roots import ROOTS, roots
-from store.pathinfo.local import EXTRAS, NARCALC, NARHASH, PATHINFO
+from store.pathinfo.local import EXTRAS, NARCALC, NARHASH, PATHINFO, narhash_key
 from store.pathinfo.model import PathInfo
 from store.records.local import TABLES as RECORD_TABLES
 from store.records.staged import StagedNar
@@ -205,8 +205,7 @@ def delete_path(store: Store, path: StorePath, force: bool = False) -> None:
                                       "or give --force")
     info = PathInfo.decode(raw)
     deletes = {table: [path.digest] for table in _PATH_TABLES}
-    if engine.metadata.get(NARHASH, info.nar_sha256) == path.digest:
-        deletes[NARHASH] = [info.nar_sha256]
+    deletes[NARHASH] = [narhash_key(info)]
     engine.metadata.commit({}, deletes)
 
 

@@ -11,8 +11,9 @@ import struct
 from typing import Iterator
 
 from castore.local.engine import EngineUser, LocalEngine
+from castore.local.sweep import COMMIT_RECORDS, delete_where
 from castore.nodes import Node, encode_node, rename
-from castore.storage.metadata import Table
+from castore.storage.metadata import MetadataStore, Table
 from castore.url import CAStore
 from store.gc.retention import ADDED, Touches, stamp, unstamp
 from store.pathinfo.model import PathInfo
@@ -21,12 +22,22 @@ from store.pathinfo.service import PathInfoService
 PATHINFO = Table("pathinfo")
 """20-byte store path digest -> PathInfo encoding."""
 NARHASH = Table("narhash")
-"""NAR sha256 -> 20-byte store path digest, for NAR URLs."""
+"""NAR sha256 + 20-byte store path digest -> that digest, for NAR URLs: one entry per path, since
+paths of equal contents share a NAR and any of them serves it. (Stores made before had one
+entry per NAR, keyed by the sha256 alone, naming the last path put: `index_every_path`
+replaces it.)"""
+INDEXED = Table("narhash-indexed", insert_only=True)
+"""b"every-path" once NARHASH has an entry for every path, not only the last one per NAR."""
+EVERY_PATH = b"every-path"
+NARHASH_PAGE = 16
+"""Index entries read at a time when looking up a NAR (most NARs belong to one path)."""
 NARCALC = Table("narcalc")
 """Encoded root node -> cached NAR size (u64) and sha256."""
 EXTRAS = Table("narinfo-extras")
 """20-byte store path digest -> the PathInfo's narinfo extras."""
 LIST_PAGE = 1000
+_SHA256_SIZE = 32
+"""The length of an old-layout NARHASH key."""
 
 
 class LocalPathInfoService(EngineUser, PathInfoService):
@@ -34,14 +45,17 @@ class LocalPathInfoService(EngineUser, PathInfoService):
         super().__init__(engine)
         self._castore = castore
         self._served = Touches(engine.records)
+        self._legacy = not index_every_path(engine.metadata)
+        """Whether NARHASH may still have the old layout (a read-only store nobody upgraded)."""
 
     def get(self, digest: bytes) -> PathInfo | None:
         """A path info; serving it counts for retention (see store/gc/retention.py)."""
         raw = self.engine.records.get(PATHINFO, bytes(digest))
-        if raw is None:
-            return None
-        self._served.touch(digest)
-        return self._with_extras(PathInfo.decode(raw))
+        return None if raw is None else self._served_info(PathInfo.decode(raw))
+
+    def _served_info(self, info: PathInfo) -> PathInfo:
+        self._served.touch(info.store_path.digest)
+        return self._with_extras(info)
 
     def _with_extras(self, info: PathInfo) -> PathInfo:
         return _with_extras(info, self.engine.records.get(EXTRAS, info.store_path.digest))
@@ -49,7 +63,7 @@ class LocalPathInfoService(EngineUser, PathInfoService):
     def put(self, info: PathInfo) -> PathInfo:
         if info.extras is not None:
             self.engine.records.stage(EXTRAS, [(info.store_path.digest, info.extras.encode())])
-        self.engine.records.stage(NARHASH, [(info.nar_sha256, info.store_path.digest)])
+        self.engine.records.stage(NARHASH, [(narhash_key(info), info.store_path.digest)])
         self.engine.records.stage(ADDED, [(info.store_path.digest, stamp())])
         self.engine.records.put(PATHINFO, [(info.store_path.digest, info.encode())])
         return info
@@ -72,10 +86,22 @@ class LocalPathInfoService(EngineUser, PathInfoService):
         return [None if raw is None else unstamp(raw) for raw in self.engine.records.get_many(ADDED, digests)]
 
     def get_by_nar_sha256(self, nar_sha256: bytes) -> PathInfo | None:
-        digest = self.engine.records.get(NARHASH, bytes(nar_sha256))
-        info = None if digest is None else self.get(digest)
-        # A re-put of the path with another NAR leaves the old index entry behind.
-        return info if info is not None and info.nar_sha256 == bytes(nar_sha256) else None
+        """The first indexed path that still has this NAR: an entry outlives a re-put of its path
+        with another NAR, so a few are read at a time (entries are committed ones: one put in a
+        batch still open is not found yet)."""
+        nar = bytes(nar_sha256)
+        legacy = self.engine.metadata.get(NARHASH, nar) if self._legacy else None
+        digests = [] if legacy is None else [legacy]
+        after = nar
+        while True:
+            page = self.engine.metadata.scan(NARHASH, after, NARHASH_PAGE)
+            matching = [digest for key, digest in page if key.startswith(nar)]
+            for raw in self.engine.records.get_many(PATHINFO, digests + matching):
+                if raw is not None and (info := PathInfo.decode(raw)).nar_sha256 == nar:
+                    return self._served_info(info)
+            if len(matching) < NARHASH_PAGE:
+                return None
+            digests, after = [], page[-1][0]
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         from store.nar.render import calculate_nar
@@ -87,6 +113,28 @@ class LocalPathInfoService(EngineUser, PathInfoService):
         size, sha256 = calculate_nar(self._castore, root)
         self.engine.records.put(NARCALC, [(key, struct.pack("<Q", size) + sha256)])
         return size, sha256
+
+
+def narhash_key(info: PathInfo) -> bytes:
+    """The NARHASH key of this path's entry (deleting the path deletes it)."""
+    return info.nar_sha256 + info.store_path.digest
+
+
+def index_every_path(metadata: MetadataStore) -> bool:
+    """Once per store: give NARHASH an entry for every path, replacing the old layout's one per
+    NAR (deleting the path it named lost the NAR for the others). One pass over the path infos,
+    a page per commit; repeating it (two processes at once, a crash midway) writes the same.
+    Whether NARHASH has the new layout (False: a read-only store not upgraded yet)."""
+    if metadata.get(INDEXED, EVERY_PATH) is not None:
+        return True
+    if metadata.read_only:
+        return False
+    records = iter(metadata.items(PATHINFO))
+    while page := [PathInfo.decode(raw) for _, raw in itertools.islice(records, COMMIT_RECORDS)]:
+        metadata.commit({NARHASH: {narhash_key(info): info.store_path.digest for info in page}})
+    delete_where(metadata, NARHASH, lambda key, _: len(key) == _SHA256_SIZE)
+    metadata.commit({INDEXED: {EVERY_PATH: b"1"}})
+    return True
 
 
 def _with_extras(info: PathInfo, raw: bytes | None) -> PathInfo:
