@@ -11,6 +11,8 @@
 | /log/<drv>                              | GET HEAD PUT   | logs      |
 | /realisations/<sha256:hex>!<out>.doi    | GET HEAD PUT   | realisations |
 | /build-trace-v2/<drv>/<out>.doi         | GET HEAD PUT   | realisations |
+| /healthz                                | GET HEAD       | health    |
+| /metrics (unless --no-metrics)          | GET HEAD       | metrics   |
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from typing import Sequence
 from aiohttp import web
 
 from castore.errors import BackendError, CastoreError, CorruptionError, NotFoundError, ValidationError
+from castore.hostport import parse_host_port
 from store.url import Store
 from nar_bridge.access import ACCESS, Access, Handler, expect_handler, guarded
+from nar_bridge.accesslog import ACCESS_LOGGER, request_log
 from nar_bridge.bodies import BodyTooLarge
 from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
+from nar_bridge.health import get_healthz
 from nar_bridge.logs import get_log, put_log
+from nar_bridge.metrics import METRICS, BridgeMetrics, get_metrics
 from nar_bridge.nar_cache import NAR_CACHE_BYTES
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
@@ -38,8 +44,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 5.0
 
 
-def make_app(bridge: Bridge) -> web.Application:
-    """The application serving `bridge`; its cleanup closes the bridge (and so the store)."""
+def make_app(bridge: Bridge, *, metrics: bool = True) -> web.Application:
+    """The application serving `bridge`; its cleanup closes the bridge (and so the store).
+    With `metrics`, `/metrics` tells what the access log (`accesslog`) counted."""
     app = web.Application(middlewares=[_errors])
     app[BRIDGE] = bridge
     app[ACCESS] = Access(bridge.config.read_only, bridge.config.token)
@@ -52,6 +59,10 @@ def make_app(bridge: Bridge) -> web.Application:
     routes.add_get("/log/{drv}", get_log)
     routes.add_get("/realisations/{id}", get_realisation)
     routes.add_get("/build-trace-v2/{drv}/{output}", get_build_trace)
+    routes.add_get("/healthz", get_healthz)
+    if metrics:
+        app[METRICS] = BridgeMetrics(bridge)
+        routes.add_get("/metrics", get_metrics)
     for path, handler in (("/{hash}.narinfo", put_narinfo), ("/nar/{name}", put_nar), ("/log/{drv}", put_log),
                           ("/realisations/{id}", put_realisation),
                           ("/build-trace-v2/{drv}/{output}", put_build_trace)):
@@ -93,20 +104,11 @@ def load_config(*, priority: int, read_only: bool, token_file: str | None,
                         None if nar_cache is None else Path(nar_cache), cache_bytes)
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[IPv6]:PORT`."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValidationError(f"--listen wants HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
-
-
-def run(listen: str, store: Store, config: BridgeConfig) -> int:
+def run(listen: str, store: Store, config: BridgeConfig, *, metrics: bool = True) -> int:
     """Serve `store` until SIGINT or SIGTERM, then finish (or after a grace period cancel) open requests."""
-    host, port = parse_listen(listen)
-    bridge = Bridge(store, config)
-    verbose = logging.getLogger().isEnabledFor(logging.DEBUG)
-    web.run_app(make_app(bridge), host=host, port=port, shutdown_timeout=SHUTDOWN_GRACE,
-                access_log=logging.getLogger("aiohttp.access") if verbose else None,
+    host, port = parse_host_port(listen, "--listen")
+    app = make_app(Bridge(store, config), metrics=metrics)
+    web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_GRACE,
+                access_log_class=request_log(app.get(METRICS)), access_log=ACCESS_LOGGER,
                 print=lambda _: log.info("nar-bridge serving on http://%s:%d", host, port))
     return 0

@@ -16,6 +16,7 @@ from typing import Callable, Generic, TypeVar
 from aiohttp import web
 
 from castore.nodes import DirectoryNode, FileNode, Node
+from castore.tally import Tally
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.records.service import Namespace
@@ -58,11 +59,15 @@ class Recent(Generic[K, T]):
         self._entries = entries
         self._seconds = seconds
         self._values: collections.OrderedDict[K, tuple[float, T]] = collections.OrderedDict()
+        self.lookups = Tally()
+        """Lookups, "hit" or "miss", for metrics."""
 
     def get(self, key: K) -> T | None:
         found = self._values.get(key)
         if found is None or found[0] < time.monotonic():
+            self.lookups.add("miss")
             return None
+        self.lookups.add("hit")
         return found[1]
 
     def put(self, key: K, value: T) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from castore.logformat import add_log_format_option
 from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
 
 
@@ -31,6 +32,9 @@ def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentP
                         "every NAR)")
     p.add_argument("--nar-cache-mib", metavar="MIB", type=int,
                    help="the most the NAR cache keeps (default: 4096)")
+    p.add_argument("--no-metrics", dest="metrics", action="store_false",
+                   help="no /metrics and no counting (the access log stays)")
+    add_log_format_option(p)
     p.set_defaults(func=cmd_nar_bridge, serves=True)
 
 
@@ -48,4 +52,4 @@ def cmd_nar_bridge(args: argparse.Namespace) -> int:
         wrappers.append({"type": "signing", "inner": ROOT, "keys": args.sign_key})
     store = open_store_from(args, pathinfo_wrappers=tuple(wrappers),
                             records_url=f"local://{os.path.abspath(args.state_dir)}" if args.state_dir else None)
-    return app.run(args.listen, store, config)
+    return app.run(args.listen, store, config, metrics=args.metrics)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from castore.errors import NotFoundError
 from castore.directories.service import DirectoryService
 from castore.nodes import Node, encode_node, rename
+from castore.tally import Tally
 from castore.url import CAStore
 from store.nar.layout import NarLayout, lay_out
 
@@ -52,6 +53,8 @@ class ClosureCache:
         self._closures: collections.OrderedDict[bytes, Closure] = collections.OrderedDict()
         self._entries = 0
         self._lock = threading.Lock()
+        self.lookups = Tally()
+        """Lookups, "hit" or "miss", for metrics."""
 
     def get(self, directories: DirectoryService, node: Node) -> Closure:
         """Blocking: the layout below `node`; NotFoundError when a directory is missing."""
@@ -60,7 +63,9 @@ class ClosureCache:
             cached = self._closures.get(key)
             if cached is not None:
                 self._closures.move_to_end(key)
-                return cached
+        self.lookups.add("miss" if cached is None else "hit")
+        if cached is not None:
+            return cached
         closure = Closure(lay_out(directories, node))
         with self._lock:
             if key not in self._closures:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from castore import cli as castore_cli
 from castore.errors import CastoreError
 from castore.lazy import lazy_module
+from castore.logformat import add_log_format_option
 from castore.progress import byte_progress, human_bytes
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--tls-key", metavar="FILE", help="PEM private key, for grpc+https://")
     p.add_argument("--socket-mode", type=_octal_mode, metavar="MODE",
                    help="permissions of the grpc+unix socket, in octal (e.g. 660; default: from the umask)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    add_log_format_option(p)
     p.set_defaults(func=cmd_daemon, serves=True)
 
     p = sub.add_parser("import", parents=[store_args], help="add files or trees like `nix-store --add`")
@@ -151,6 +154,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from castore.grpc_serve import TlsIdentity, run_daemon
     from castore.url import read_token_file
     from store.grpc_server import daemon_services
+    from store.metrics import daemon_observer
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ValidationError("--tls-cert and --tls-key go together")
@@ -159,8 +163,9 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     token = read_token_file(args.token_file) if args.token_file else None
     access = Access(token, for_reads=args.token_for == "all", read_only=args.read_only)
     tls = TlsIdentity.load(args.tls_cert, args.tls_key) if args.tls_cert else None
-    with open_store_from(args) as store:
-        interceptors = [AccessInterceptor(access)] if access.restricted else []
+    with open_store_from(args) as store, daemon_observer(store, args.metrics) as observer:
+        # the observer first: it sees (and counts) the calls access control refuses too
+        interceptors = [observer, AccessInterceptor(access)] if access.restricted else [observer]
         return run_daemon(args.listen, daemon_services(store), interceptors=interceptors, tls=tls,
                           socket_mode=args.socket_mode)
 
@@ -336,7 +341,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     if getattr(args, "serves", False):
-        _log_to_stderr(args.verbose)
+        from castore.logformat import log_to_stderr  # only the long-running services log
+
+        log_to_stderr(args.verbose, getattr(args, "log_format", "text"))
     try:
         return args.func(args)
     except BrokenPipeError:
@@ -354,14 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cairn: interrupted", file=sys.stderr)
         return 130
-
-
-def _log_to_stderr(verbose: bool) -> None:
-    """Only the long-running services log; other commands (a dump, most of all) skip setting it up."""
-    import logging
-
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
 def _one_line(e: BaseException) -> str:

@@ -39,7 +39,10 @@ from store.url import Store
 GRACE = 3600.0
 """Default grace period: what was written within it is kept whatever else says."""
 STATE = Table("gc-state")
-"""b"last" -> the last GC's report (JSON), for `cairn stats`."""
+"""b"last" -> the last GC's report (JSON), for `cairn stats`; b"totals" -> every GC's runs and
+bytes freed so far (JSON): counters for metrics, which each `cairn gc` (a process of its own) adds to."""
+TOTALS = b"totals"
+NO_TOTALS = {"runs": 0, "bytesFreed": 0}
 LOCK = "gc"
 _PATH_TABLES = (PATHINFO, EXTRAS, retention.ADDED, retention.SERVED)
 """Keyed by store path digest: a deleted path's records go from each."""
@@ -106,8 +109,16 @@ def _collect(engine: LocalEngine, keep_since: float | None, grace: float, dry_ru
     gc = GcReport(started, time.time() - started, dry_run, len(kept), paths, report, metadata_before,
                   engine.metadata.size_bytes())
     if not dry_run:
-        engine.metadata.commit({STATE: {b"last": json.dumps(gc.to_json()).encode()}})
+        engine.metadata.commit({STATE: {b"last": json.dumps(gc.to_json()).encode(), TOTALS: _totals(engine, gc)}})
     return gc
+
+
+def _totals(engine: LocalEngine, gc: GcReport) -> bytes:
+    """The totals with this run added (read under the GC lock: no other run adds at the same time)."""
+    raw = engine.records.get(STATE, TOTALS)
+    totals = NO_TOTALS if raw is None else json.loads(raw)
+    return json.dumps({"runs": totals["runs"] + 1,
+                       "bytesFreed": totals["bytesFreed"] + max(gc.before - gc.after, 0)}).encode()
 
 
 def _seeds(engine: LocalEngine, keep_since: float | None, cutoff: float, now: float) -> Iterable[bytes]:
@@ -210,17 +221,19 @@ def delete_path(store: Store, path: StorePath, force: bool = False) -> None:
 
 
 def status(store: Store) -> dict | None:
-    """For `cairn stats`: the last GC's report (None if none ran) and the bytes of packs
-    retired since, which the next GC deletes once the grace period has passed. None when the
-    store is not embedded."""
+    """For `cairn stats` and metrics: the last GC's report (None if none ran), the bytes of packs
+    retired since, which the next GC deletes once the grace period has passed, and every GC's
+    runs and bytes freed. None when the store is not embedded."""
     try:
         engine = engine_of(store)
     except ValidationError:
         return None
     raw = engine.records.get(STATE, b"last")
+    totals = engine.records.get(STATE, TOTALS)
     packs = {k: PackRow.decode(v).size for k, v in engine.records.items(PACKS)}
     retired = sum(packs.get(k, 0) for k, _ in engine.records.items(RETIRED))
-    return {"lastRun": None if raw is None else json.loads(raw), "reclaimableBytes": retired}
+    return {"lastRun": None if raw is None else json.loads(raw), "reclaimableBytes": retired,
+            **(NO_TOTALS if totals is None else json.loads(totals))}
 
 
 def _camel(name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Iterator
 
 from castore.nodes import Node
 from castore.singleflight import SingleFlight
+from castore.tally import Tally
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -25,14 +26,24 @@ class CachePathInfoService(PathInfoService):
         self._keeper = near if far.read_only else far
         """Where writes, listings and NAR calculations go."""
         self._misses: SingleFlight[bytes, PathInfo | None] = SingleFlight()
+        self.lookups = Tally()
+        """get()s answered by near ("hit") or sent to far ("miss"), for metrics."""
+        self.fetches = Tally()
+        """Asks of far: "found", "missing" or "failed", for metrics."""
 
     def get(self, digest: bytes) -> PathInfo | None:
         found = self.near.get(digest)
+        self.lookups.add("miss" if found is None else "hit")
         return found if found is not None else self._misses.run(bytes(digest), lambda: self._miss(digest))
 
     def _miss(self, digest: bytes) -> PathInfo | None:
         """Ask far; keep what it finds in near."""
-        found = self.far.get(digest)
+        try:
+            found = self.far.get(digest)
+        except BaseException:
+            self.fetches.add("failed")
+            raise
+        self.fetches.add("missing" if found is None else "found")
         return None if found is None else self.near.put(found)
 
     def put(self, info: PathInfo) -> PathInfo:
