@@ -22,34 +22,43 @@ NAR_ROUTES = frozenset(("/nar/{name}", "/nar/{prefix}/{node}"))
 
 
 class BridgeMetrics:
-    """The registry of one bridge and the instruments requests update."""
+    """The registry of one bridge and the instruments requests update.
+
+    A request costs a dict lookup and two or three increments: the labelled children are
+    kept per (route, method, status), since looking them up each time costs more than the
+    counting (see bench/metrics_cost.py). Durations are a histogram for NARs only, where they
+    tell something (render time); per route they would double the cost of a narinfo GET.
+    """
 
     def __init__(self, bridge: Bridge) -> None:
         self.registry = store_registry(bridge.store, {"narinfo": bridge.recent_narinfos.lookups,
                                                       "closure": bridge.closures.lookups})
         r = self.registry
-        self.requests = Counter("cairn_http_requests", "HTTP requests answered, by route, method and status",
-                                ("route", "method", "status"), registry=r)
-        self.sent = Counter("cairn_http_sent_bytes", "Response body bytes sent, by route", ("route",), registry=r)
-        self.received = Counter("cairn_http_received_bytes", "Request body bytes received, by route", ("route",),
-                                registry=r)
-        self.seconds = Histogram("cairn_http_request_duration_seconds", "Time to answer a request, by route",
-                                 ("route",), registry=r)
-        self.nar_seconds = Histogram("cairn_nar_render_seconds", "Time to render and send a NAR (GET, 200 or 206)",
-                                     registry=r, buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+        self._requests = Counter("cairn_http_requests", "HTTP requests answered, by route, method and status",
+                                 ("route", "method", "status"), registry=r)
+        self._sent = Counter("cairn_http_sent_bytes", "Response body bytes sent, by route", ("route",), registry=r)
+        self._received = Counter("cairn_http_received_bytes", "Request body bytes received, by route", ("route",),
+                                 registry=r)
+        self._nar_seconds = Histogram("cairn_nar_render_seconds", "Time to render and send a NAR (GET, 200 or 206)",
+                                      registry=r, buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
+        self._children: dict[tuple[str, str, int], tuple[Counter, Counter, Counter]] = {}
 
     def observe(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float) -> None:
         route = route_of(request)
         method = request.method if request.method in METHODS else "other"
-        self.requests.labels(route, method, str(response.status)).inc()
-        self.seconds.labels(route).observe(seconds)
+        key = (route, method, response.status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self._requests.labels(route, method, str(response.status)),
+                                              self._sent.labels(route), self._received.labels(route))
+        requests, sent, received = children
+        requests.inc()
         if response.body_length:
-            self.sent.labels(route).inc(response.body_length)
-        received = request.content.total_bytes
-        if received:
-            self.received.labels(route).inc(received)
+            sent.inc(response.body_length)
+        if request.content.total_bytes:
+            received.inc(request.content.total_bytes)
         if route in NAR_ROUTES and method == "GET" and response.status in (200, 206):
-            self.nar_seconds.observe(seconds)
+            self._nar_seconds.observe(seconds)
 
 
 def route_of(request: web.BaseRequest) -> str:
