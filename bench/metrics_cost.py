@@ -4,7 +4,8 @@ access log (to /dev/null), so the difference is the counting alone.
 
 The GETs are bridge_narinfo.py's (distinct paths, one aiohttp client), sequential and 16 at a
 time. Each round runs both bridges back to back (who goes first alternates), so the two see
-the same load on a shared machine. Two figures per mode:
+the same load on a shared machine; halfway, both restart with the settings swapped. Two
+figures per mode:
 - wall time: best of ROUNDS each, and the median of the rounds' ratios;
 - the bridge's CPU time for the GETs (every thread's, from /proc/PID/task/*/schedstat, in ns),
   summed over the rounds: what metrics cost the server, and far steadier than wall time when
@@ -26,8 +27,10 @@ from bridge_copy import WORK
 from bridge_narinfo import get_narinfos, tiny_trees
 from common import CAIRN, add_to_nix, free_port, fresh_dir, ratio_line, wait_until_up
 
-ROUNDS = 15
+ROUNDS = 16
+"""Per mode and setting, half with each bridge process and store (see main)."""
 TARGET = 1.05
+FLAGS = {"on": (), "off": ("--no-metrics",)}
 
 
 @contextlib.contextmanager
@@ -60,23 +63,30 @@ def timed(url: str, pid: int, hash_parts: list[str], concurrency: int) -> tuple[
     return wall, cpu_seconds(pid) - before
 
 
+MODES = ((1, "sequential"), (16, "16 at a time"))
+
+
 def main() -> None:
     paths = add_to_nix(tiny_trees())
     hash_parts = [p.rsplit("/", 1)[1][:32] for p in paths]
-    with bridge(paths, "on") as on, bridge(paths, "off", "--no-metrics") as off:
-        for concurrency, what in ((1, "sequential"), (16, "16 at a time")):
-            runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
-            for n in range(ROUNDS):
-                for name, server in (("on", on), ("off", off))[::1 if n % 2 == 0 else -1]:
-                    runs[name].append(timed(*server, hash_parts, concurrency))
-            (wall_on, cpu_on), (wall_off, cpu_off) = (list(zip(*runs[k])) for k in ("on", "off"))
-            print(ratio_line(f"1000 narinfo GETs, {what}: wall, best of {ROUNDS}", min(wall_on), min(wall_off),
-                             "--no-metrics", TARGET))
-            ratios = sorted(a / b for a, b in zip(wall_on, wall_off))
-            print(f"  wall, median of the {ROUNDS} rounds' ratios: {statistics.median(ratios):.3f}x "
-                  f"(quartiles {ratios[ROUNDS // 4]:.3f}x - {ratios[3 * ROUNDS // 4]:.3f}x)")
-            print(ratio_line(f"  bridge CPU, {ROUNDS} x 1000 GETs", sum(cpu_on), sum(cpu_off), "--no-metrics",
-                             TARGET))
+    runs: dict[tuple[int, str], list[tuple[float, float]]] = {(c, k): [] for c, _ in MODES for k in ("on", "off")}
+    for first, second in (("on", "off"), ("off", "on")):  # two identical bridges differ by ~10% in
+        # CPU by the order they start in (an A/A run shows it): each setting gets each place once
+        with bridge(paths, "first", *FLAGS[first]) as one, bridge(paths, "second", *FLAGS[second]) as two:
+            servers = {first: one, second: two}
+            for concurrency, _ in MODES:
+                for n in range(ROUNDS // 2):
+                    for name in ("on", "off")[::1 if n % 2 == 0 else -1]:
+                        runs[concurrency, name].append(timed(*servers[name], hash_parts, concurrency))
+    for concurrency, what in MODES:
+        (wall_on, cpu_on), (wall_off, cpu_off) = (list(zip(*runs[concurrency, k])) for k in ("on", "off"))
+        rounds = len(wall_on)
+        print(ratio_line(f"1000 narinfo GETs, {what}: wall, best of {rounds}", min(wall_on), min(wall_off),
+                         "--no-metrics", TARGET))
+        ratios = sorted(a / b for a, b in zip(wall_on, wall_off))
+        print(f"  wall, median of the {rounds} rounds' ratios: {statistics.median(ratios):.3f}x "
+              f"(quartiles {ratios[rounds // 4]:.3f}x - {ratios[3 * rounds // 4]:.3f}x)")
+        print(ratio_line(f"  bridge CPU, {rounds} x 1000 GETs", sum(cpu_on), sum(cpu_off), "--no-metrics", TARGET))
 
 
 if __name__ == "__main__":
