@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from nar_bridge.metrics import BridgeMetrics
+from nar_bridge.metrics import BridgeMetrics, sent_bytes
 
 ACCESS_LOGGER = logging.getLogger("cairn.access")
 
@@ -26,7 +26,7 @@ def request_log(metrics: BridgeMetrics | None) -> type[AbstractAccessLogger]:
                 metrics.observe(request, response, time)
             if not self.logger.isEnabledFor(logging.INFO):
                 return
-            sent = response.body_length
+            sent = sent_bytes(request, response)
             ms = time * 1000
             self.logger.info("%s %s %d %d %.1f ms", request.method, request.raw_path, response.status, sent, ms,
                              extra={"fields": {"method": request.method, "path": request.raw_path,

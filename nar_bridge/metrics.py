@@ -1,9 +1,9 @@
 """nar-bridge's Prometheus metrics: `GET /metrics`, and what each request adds to them.
 
 Requests are counted as they are access-logged (see `accesslog`), once their response is
-sent (so only by a server `app.run` starts), by route template (`/{hash}.narinfo`, never a store path), method and status. The
-store's figures, the bridge's caches and upstream fetches are read at scrape time (see
-store.metrics). Each app has a registry of its own: tests run several apps in one process.
+sent (so only by a server `app.run` starts), by route template (`/{hash}.narinfo`, never a
+store path), method and status. The store's figures, the bridge's caches and upstream fetches
+are read at scrape time (see store.metrics). Each app has a registry of its own: tests run several apps in one process.
 """
 
 from __future__ import annotations
@@ -31,12 +31,15 @@ class BridgeMetrics:
     """
 
     def __init__(self, bridge: Bridge) -> None:
-        self.registry = store_registry(bridge.store, {"narinfo": bridge.recent_narinfos.lookups,
-                                                      "closure": bridge.closures.lookups})
+        caches = {"narinfo": bridge.recent_narinfos.lookups, "nar-name": bridge.recent_nars.lookups,
+                  "closure": bridge.closures.lookups}
+        if bridge.nar_cache is not None:
+            caches["nar-cache"] = bridge.nar_cache.lookups
+        self.registry = store_registry(bridge.store, caches)
         r = self.registry
         self._requests = Counter("cairn_http_requests", "HTTP requests answered, by route, method and status",
                                  ("route", "method", "status"), registry=r)
-        self._sent = Counter("cairn_http_sent_bytes", "Response body bytes sent, by route", ("route",), registry=r)
+        self._sent = Counter("cairn_http_sent_bytes", "Response bytes sent (headers and body), by route", ("route",), registry=r)
         self._received = Counter("cairn_http_received_bytes", "Request body bytes received, by route", ("route",),
                                  registry=r)
         self._nar_seconds = Histogram("cairn_nar_render_seconds", "Time to render and send a NAR (GET, 200 or 206)",
@@ -53,12 +56,21 @@ class BridgeMetrics:
                                               self._sent.labels(route), self._received.labels(route))
         requests, sent, received = children
         requests.inc()
-        if response.body_length:
-            sent.inc(response.body_length)
+        if bytes_sent := sent_bytes(request, response):
+            sent.inc(bytes_sent)
         if request.content.total_bytes:
             received.inc(request.content.total_bytes)
         if route in NAR_ROUTES and method == "GET" and response.status in (200, 206):
             self._nar_seconds.observe(seconds)
+
+
+def sent_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    """Bytes of the response (headers and body). aiohttp counts what goes through its writer, not
+    what the kernel sends by sendfile (a NAR from the NAR cache): then the body's Content-Length,
+    which is an overcount only for a client that went away in the middle."""
+    if request.method == "HEAD" or response.content_length is None:
+        return response.body_length
+    return max(response.body_length, response.content_length)
 
 
 def route_of(request: web.BaseRequest) -> str:

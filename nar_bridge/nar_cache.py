@@ -22,6 +22,7 @@ from typing import BinaryIO, Callable, Iterable
 
 from castore.errors import CorruptionError
 from castore.singleflight import SingleFlight
+from castore.tally import Tally
 
 NAR_CACHE_BYTES = 4 << 30
 LARGEST_SHARE = 4
@@ -47,6 +48,8 @@ class NarCache:
         self._checked: set[str] = set()
         """Files this process wrote or checked: they are served without hashing them again."""
         self._renders: SingleFlight[str, None] = SingleFlight()
+        self.lookups = Tally()
+        """Whole NARs asked of serve(): "hit" (sent from the cache) or "miss" (rendered first), for metrics."""
         self._adopt()
 
     def fits(self, size: int) -> bool:
@@ -57,11 +60,13 @@ class NarCache:
         there (callers asking for one NAR at once share one render, and its errors); None when it
         keeps being evicted before it can be opened (a cache too small for what is being served)."""
         name = nar_sha256.hex()
-        for _ in range(2):
+        for rendered in (False, True):
             found = self.open(nar_sha256, size)
             if found is not None:
+                self.lookups.add("miss" if rendered else "hit")
                 return found
             self._renders.run(name, lambda: self._fill(name, nar_sha256, size, render))
+        self.lookups.add("miss")
         return None
 
     def open(self, nar_sha256: bytes, size: int) -> BinaryIO | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from store import api, nixbase32
+from tests.conftest import make_zoo
 from tests.nar_bridge.conftest import Bridge
 from tests.nar_bridge.test_nix_interop import closure, keypair, nginx, upstream_cache  # noqa: F401 - fixtures
 from tests.scrape import Scrape
@@ -101,3 +103,20 @@ def test_unknown_methods_and_malformed_requests_are_counted_under_bounded_labels
     assert counted.value("cairn_http_requests_total", route="unmatched", method="other", status="405") == 1
     assert counted.value("cairn_http_requests_total", method="other") == 2
     assert "BREW" not in counted.label_values() and "DELETE" not in counted.label_values()
+
+
+def test_nars_sent_from_the_nar_cache_by_sendfile_count_their_bytes_and_cache_hits(tmp_path, start_bridge):
+    store_dir = tmp_path / "store"
+    with api.open_store(f"local://{store_dir}") as store:
+        info = api.import_path(store, make_zoo(tmp_path / "zoo", big=(3 << 20) + 5))
+    bridge = start_bridge(f"local://{store_dir}", "--nar-cache", str(tmp_path / "nar-cache"))
+    path = f"/nar/{nixbase32.encode(info.nar_sha256)}.nar"
+    for _ in range(2):  # rendered into the cache, then a hit
+        reply = bridge.get(path, Accept_Encoding="identity")
+        assert reply.status == 200 and len(reply.body) == info.nar_size
+    counted = scrape(bridge)
+    assert counted.value("cairn_http_sent_bytes_total", route=NAR) >= 2 * info.nar_size
+    assert counted.value("cairn_cache_lookups_total", cache="nar-cache", result="miss") == 1
+    assert counted.value("cairn_cache_lookups_total", cache="nar-cache", result="hit") == 1
+    assert counted.value("cairn_cache_lookups_total", cache="nar-name", result="hit") == 1
+    assert counted.value("cairn_nar_render_seconds_count") == 2
