@@ -3,13 +3,18 @@
 Requests are counted as they are access-logged (see `accesslog`), once their response is
 sent (so only by a server `app.run` starts), by route template (`/{hash}.narinfo`, never a
 store path), method and status. The store's figures, the bridge's caches and upstream fetches
-are read at scrape time (see store.metrics). Each app has a registry of its own: tests run several apps in one process.
+are read at scrape time (see store.metrics). Each app has a registry of its own: tests run
+several apps in one process.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from nar_bridge.bridge import BRIDGE, Bridge
 from store.metrics import store_registry
@@ -22,12 +27,13 @@ NAR_ROUTES = frozenset(("/nar/{name}", "/nar/{prefix}/{node}"))
 
 
 class BridgeMetrics:
-    """The registry of one bridge and the instruments requests update.
+    """The registry of one bridge, and the request counts the access logger keeps.
 
-    A request costs a dict lookup and two or three increments: the labelled children are
-    kept per (route, method, status), since looking them up each time costs more than the
-    counting (see bench/metrics_cost.py). Durations are a histogram for NARs only, where they
-    tell something (render time); per route they would double the cost of a narinfo GET.
+    Requests are counted in plain dicts, from the event loop only (where aiohttp calls the
+    access logger): a hot narinfo GET costs the bridge about 100 us of CPU, and prometheus
+    counters (a lookup of the labelled child, a lock per increment) measured several percent
+    of it (see bench/metrics_cost.py). The collector copies the dicts at scrape time (one
+    `dict.copy`, atomic under the GIL). Durations are a histogram for NARs only (render time).
     """
 
     def __init__(self, bridge: Bridge) -> None:
@@ -36,32 +42,46 @@ class BridgeMetrics:
         if bridge.nar_cache is not None:
             caches["nar-cache"] = bridge.nar_cache.lookups
         self.registry = store_registry(bridge.store, caches)
-        r = self.registry
-        self._requests = Counter("cairn_http_requests", "HTTP requests answered, by route, method and status",
-                                 ("route", "method", "status"), registry=r)
-        self._sent = Counter("cairn_http_sent_bytes", "Response bytes sent (headers and body), by route", ("route",), registry=r)
-        self._received = Counter("cairn_http_received_bytes", "Request body bytes received, by route", ("route",),
-                                 registry=r)
+        self._requests: dict[tuple[str, str, int], int] = {}
+        self._sent: dict[str, int] = {}
+        self._received: dict[str, int] = {}
+        self.registry.register(_RequestCollector(self))
         self._nar_seconds = Histogram("cairn_nar_render_seconds", "Time to render and send a NAR (GET, 200 or 206)",
-                                      registry=r, buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
-        self._children: dict[tuple[str, str, int], tuple[Counter, Counter, Counter]] = {}
+                                      registry=self.registry,
+                                      buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300))
 
     def observe(self, request: web.BaseRequest, response: web.StreamResponse, seconds: float) -> None:
+        """Count a finished request; on the event loop only."""
         route = route_of(request)
         method = request.method if request.method in METHODS else "other"
         key = (route, method, response.status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (self._requests.labels(route, method, str(response.status)),
-                                              self._sent.labels(route), self._received.labels(route))
-        requests, sent, received = children
-        requests.inc()
+        self._requests[key] = self._requests.get(key, 0) + 1
         if bytes_sent := sent_bytes(request, response):
-            sent.inc(bytes_sent)
-        if request.content.total_bytes:
-            received.inc(request.content.total_bytes)
+            self._sent[route] = self._sent.get(route, 0) + bytes_sent
+        if received := request.content.total_bytes:
+            self._received[route] = self._received.get(route, 0) + received
         if route in NAR_ROUTES and method == "GET" and response.status in (200, 206):
             self._nar_seconds.observe(seconds)
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        requests = CounterMetricFamily("cairn_http_requests", "HTTP requests answered, by route, method and status",
+                                       labels=("route", "method", "status"))
+        for (route, method, status), count in m._requests.copy().items():
+            requests.add_metric((route, method, str(status)), count)
+        yield requests
+        for name, documentation, counts in (
+                ("cairn_http_sent_bytes", "Response bytes sent (headers and body), by route", m._sent),
+                ("cairn_http_received_bytes", "Request body bytes received, by route", m._received)):
+            family = CounterMetricFamily(name, documentation, labels=("route",))
+            for route, count in counts.copy().items():
+                family.add_metric((route,), count)
+            yield family
 
 
 def sent_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
