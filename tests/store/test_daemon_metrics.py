@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from castore.digest import B3Digest
+from castore.errors import BackendError
 from store import api
 from store.url import open_store
 from tests.nar_bridge.conftest import free_port
@@ -71,3 +72,22 @@ def test_a_bad_metrics_address_is_one_line_and_exit_1(tmp_path, short_dir):
                            f"local://{tmp_path}/store", "--metrics", "no-port"], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr == "cairn: error: --metrics wants HOST:PORT, got 'no-port'\n"
+
+
+def test_calls_refused_by_access_control_are_counted_and_logged(tmp_path, short_dir, monkeypatch):
+    port = free_port()
+    (tmp_path / "token").write_text("s3cret\n")
+    monkeypatch.delenv("CAIRN_TOKEN", raising=False)
+    daemon = Daemon(f"local://{tmp_path}/store", short_dir / "d.sock", "--metrics", f"127.0.0.1:{port}",
+                    "--token-file", str(tmp_path / "token")).start()
+    try:
+        with open_store(daemon.url) as client:
+            writer = client.castore.blobs.open_write()
+            writer.write(b"no token")
+            with pytest.raises(BackendError, match="UNAUTHENTICATED"):
+                writer.close()
+        counted = scrape(port)
+    finally:
+        daemon.stop()
+    assert counted.value("cairn_grpc_calls_total", method=BLOB_PUT, code="UNAUTHENTICATED") == 1
+    assert f"cairn.grpc: {BLOB_PUT} UNAUTHENTICATED" in daemon.log_text()
