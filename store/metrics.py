@@ -2,7 +2,8 @@
 
 What the store holds (paths, NAR, logical and stored bytes, chunks) and what garbage collection
 did comes from `cairn stats`'s figures, which walk the store's records: they are computed at
-most once every STATS_SECONDS, however often it is scraped. Read-through caches' hits and
+most once every STATS_SECONDS, and never more often than to spend 1/STATS_SHARE of the time
+walking (a large store's walk takes long), however often it is scraped. Read-through caches' hits and
 upstream fetches are counts the caches keep (castore.tally). Every metric goes to a registry
 the service makes for itself, so several services in one process (tests) do not collide.
 """
@@ -33,6 +34,7 @@ from store.url import Store
 log = logging.getLogger(__name__)
 
 STATS_SECONDS = 15.0
+STATS_SHARE = 20
 
 
 class StoreCollector(Collector):
@@ -43,7 +45,7 @@ class StoreCollector(Collector):
         self._seconds = seconds
         self._lock = threading.Lock()
         self._stats: StoreStats | None = None
-        self._taken = float("-inf")
+        self._due = float("-inf")
 
     def collect(self) -> Iterator[Metric]:
         stats = self._current()
@@ -62,13 +64,15 @@ class StoreCollector(Collector):
     def _current(self) -> StoreStats | None:
         """The figures, recomputed when older than the period; None when the store does not answer."""
         with self._lock:
-            if time.monotonic() - self._taken >= self._seconds:
+            if time.monotonic() >= self._due:
+                started = time.monotonic()
                 try:
                     self._stats = store_stats(self._store)
                 except CastoreError as e:
                     log.warning("store figures for metrics: %s", e)
                     self._stats = None
-                self._taken = time.monotonic()
+                took = time.monotonic() - started
+                self._due = started + max(self._seconds, STATS_SHARE * took)
             return self._stats
 
 
