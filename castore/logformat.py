@@ -2,16 +2,13 @@
 
 JSON is for log shippers (one object a line); text is for people. A record may carry
 `extra={"fields": {...}}` (an access log line's method, path, status, ...): JSON puts the
-fields in the object, text has them in the message already.
+fields in the object, text has them in the message already. Building the command line needs
+only the option, so logging itself is imported when a service starts (`cairn --help` stays short).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-import time
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -22,21 +19,13 @@ def add_log_format_option(parser: argparse.ArgumentParser) -> None:
                         help="stderr log lines as text or as JSON objects (default: %(default)s)")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, and the record's fields."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-               + f".{int(record.msecs):03d}Z",
-               "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        out |= getattr(record, "fields", {})
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
 def log_to_stderr(verbose: bool, log_format: str = "text") -> None:
     """Set up the root logger for a service."""
+    import logging
+    import sys
+
+    from castore.logjson import JsonFormatter
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])

@@ -10,7 +10,7 @@ from fuse.options import MountOptions
 
 def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
                  groups: dict[str, argparse._SubParsersAction]) -> None:
-    """`cairn mount`, and `mount` in the `castore` group (a `cairn.commands` entry point)."""
+    """`cairn mount`, and `mount` in the `castore` group (loaded by store.cli by name: see PLUGINS there)."""
     p = sub.add_parser("mount", parents=[store_args], help="mount the store read-only; contents fetched on demand")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")

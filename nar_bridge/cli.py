@@ -11,7 +11,7 @@ from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
 
 def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
                  groups: dict[str, argparse._SubParsersAction]) -> None:
-    """`cairn nar-bridge` (a `cairn.commands` entry point)."""
+    """`cairn nar-bridge` (loaded by store.cli by name: see PLUGINS there)."""
     p = sub.add_parser("nar-bridge", parents=[store_args], help="serve the store as a Nix HTTP binary cache")
     p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
                    help="default: %(default)s")
