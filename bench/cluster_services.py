@@ -17,6 +17,7 @@ from common import ROOT
 sys.path.insert(0, str(ROOT))
 
 from store.url import Store  # noqa: E402
+from castore.storage.packs_cache import CachedPackStore  # noqa: E402
 from castore.storage.packs_s3 import S3PackStore  # noqa: E402
 from tests.services.postgres import PostgresServer, running_postgres  # noqa: E402
 from tests.services.seaweed import BUCKET, SeaweedFS, running_seaweedfs  # noqa: E402
@@ -56,8 +57,11 @@ def cluster() -> Iterator[Cluster]:
 
 
 def s3_packs(store: Store) -> S3PackStore:
-    """The S3 pack store under an open cluster store's engine, whose `requests` counts what it sent."""
+    """The S3 pack store under an open cluster store's engine (behind its packs-cache, if any),
+    whose `requests` counts what it sent."""
     packs = store.castore.blobs.engine.packs.store
+    if isinstance(packs, CachedPackStore):
+        packs = packs.inner
     if not isinstance(packs, S3PackStore):
         raise TypeError(f"not a store with packs on S3: {type(packs).__name__}")
     return packs

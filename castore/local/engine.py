@@ -24,7 +24,7 @@ from castore.errors import BackendError, CorruptionError
 from castore.local import deltas, readahead
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
-from castore.local.packs import PACKS, Packs
+from castore.local.packs import Packs
 from castore.local.records import Records
 from castore.storage.metadata import MetadataStore, Table
 from castore.storage.packs import PackStore
@@ -65,7 +65,7 @@ class LocalEngine:
         check_format(metadata, params)
         self.params = params
         self.metadata = metadata
-        self.records = Records(metadata, late=(CHUNKS, PACKS))
+        self.records = Records(metadata)
         self.records.seal = self._seal
         self.records.reset = self._reset
         self.packs = Packs(packs, self.records)
@@ -86,12 +86,12 @@ class LocalEngine:
     def commit(self) -> None:
         self.records.commit()
 
-    def _seal(self) -> None:
+    def _seal(self, final: bool) -> frozenset[int]:
         """A commit's data part: chunks waiting for their lookup framed, frames flushed into packs,
-        packs put, their records promoted (with the delta index entries the lookup staged)."""
+        and (final) packs put; the packs not put yet (see Records.seal)."""
         self._check_unchecked()
         self._frames.flush()
-        self.packs.seal(lambda: self.records.promote((CHUNKS, SIMILAR)))
+        return self.packs.seal(final)
 
     def _reset(self) -> None:
         """After a failed commit (see Records.commit): frames and packs write afresh."""
@@ -283,7 +283,9 @@ class LocalEngine:
         return None if raw is None else ChunkRecord.decode(raw)
 
     def _chunks_written(self, records: dict[bytes, ChunkRecord]) -> None:
-        self.records.note(CHUNKS, ((d, record.encode()) for d, record in records.items()))
+        """Chunk locations wait for their pack to be put (one pack: they share a frame)."""
+        packs = {record.location.pack for record in records.values()}
+        self.records.hold(packs, {CHUNKS: [(d, record.encode()) for d, record in records.items()]})
 
     # -- lifecycle ---------------------------------------------------------------------
 

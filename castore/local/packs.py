@@ -1,16 +1,22 @@
 """Packs as the engine sees them: numbered, filled in memory, sealed into a PackStore.
 
-Frames are appended to the open pack, held in memory up to the pack store's pack_bytes; then, or at a commit,
-it is sealed: named by its BLAKE3, put into the pack store (durable on return), and its row
-(number -> name, size) staged in PACKS for the commit that names its frames. Chunk records
-keep the pack's number, a u32 from the metadata store's "packs" counter (unique across
-processes, so writers never share a pack); readers resolve numbers through PACKS and cache the
-names, which never change. A frame of a pack not yet put is read from memory.
+Frames are appended to the open pack, held in memory up to the pack store's pack_bytes; then, or at a
+commit that must make its data durable, it is sealed: named by its BLAKE3, put into the pack
+store (durable on return), and its row (number -> name, size) made ready for the next commit,
+with the records held until then because they name its frames (see records.py). An early
+commit of a batch leaves the open pack open: on object storage each put is a billed request,
+so packs are put full. Chunk records keep the pack's number, a u32 from the metadata store's
+"packs" counter (unique across processes, so writers never share a pack); readers resolve
+numbers through PACKS and cache the names, which never change.
+
+A frame of a pack not yet put is read from memory, and so is one of the packs put last, as long
+as their memory is not needed for the next: a delta's base is mostly a chunk written shortly
+before, and reading it back from object storage would cost a GET.
 
 A pack that cannot be put (a full disk) fails every append and seal until the commit that
-finds the failure discards what was staged and calls `reset`: its records were staged, never
-committed, so nothing names it, and the open pack, which holds only frames of that commit,
-is dropped with it, so no bytes of failed writes reach a pack.
+finds the failure discards what was staged and held and calls `reset`: nothing committed names
+it, and the open pack, which holds only frames of writes under way, is dropped with them, so
+no bytes of failed writes reach a pack.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import mmap
 import struct
 import threading
 import time
+from collections import OrderedDict
 from typing import Callable, NamedTuple
 
 from castore.errors import BackendError, CorruptionError
@@ -68,13 +75,14 @@ class Packs:
         self._cond = threading.Condition()
         self._open: _OpenPack | None = None
         self._sealing: dict[int, _OpenPack] = {}  # sealed packs being put
-        self._spare: mmap.mmap | None = None  # the memory of a pack put, for the next one
+        self._recent: OrderedDict[int, _OpenPack] = OrderedDict()
+        """Packs put, still readable from memory (at most pack_bytes of it), oldest first."""
         self._names: dict[int, str] = {}
         self._failure: BaseException | None = None
 
     def append(self, frame: bytes, placed: Callable[[int, int], None]) -> None:
-        """Add a frame to the open pack. `placed(pack number, offset)` stages the records naming
-        it while no commit can seal the pack (see seal). A frame that does not fit seals the open
+        """Add a frame to the open pack. `placed(pack number, offset)` holds the records naming
+        it until that pack is put (while the pack cannot be sealed). A frame that does not fit seals the open
         pack first; one pack is put at a time, so a writer faster than the pack store waits
         rather than holding more packs in memory."""
         full = None
@@ -84,31 +92,32 @@ class Packs:
             if not self._fits(frame) and self._open is not None:
                 full = self._seal_open()
             if self._open is None:
-                self._open = _OpenPack(self._records.metadata.next_id("packs"), self._memory(len(frame)))
+                self._open = _OpenPack(self._records.metadata.next_id("packs"), *self._memory(len(frame)))
             placed(self._open.number, self._open.append(frame))
         if full is not None:
             self._put(full)
 
-    def seal(self, promote_records: Callable[[], None]) -> None:
-        """Make every frame appended so far durable, for a commit: `promote_records` takes the
-        records staged so far (they name this pack or earlier ones), the open pack is sealed
-        and put, and once every pack sealed is put, their rows join the commit too."""
+    def seal(self, final: bool) -> frozenset[int]:
+        """For a commit, once every frame it names is appended: the numbers of the packs not put
+        yet, which records naming those frames must wait for. With `final`, none: the open pack
+        is sealed and put, and every pack sealed is put before this returns."""
         with self._cond:
             self._check()
-            promote_records()
+            if not final:
+                return frozenset(self._sealing) | ({self._open.number} if self._open is not None else frozenset())
             full = self._seal_open() if self._open is not None else None
         if full is not None:
             self._put(full)
         with self._cond:
             self._cond.wait_for(lambda: not self._sealing)
             self._check()
-        self._records.promote((PACKS,))
+        return frozenset()
 
     def read(self, pack_id: int, offset: int, length: int) -> bytes:
-        """The bytes of a frame, from memory while its pack is not put yet."""
+        """The bytes of a frame, from memory while its pack is not put yet or was put last."""
         with self._cond:
             pending = self._open if self._open is not None and self._open.number == pack_id \
-                else self._sealing.get(pack_id)
+                else self._sealing.get(pack_id) or self._recent.get(pack_id)
             if pending is not None:
                 return pending.read(offset, length)
         name = self._names.get(pack_id) or self.name(pack_id)
@@ -133,33 +142,44 @@ class Packs:
             self._cond.wait_for(lambda: not self._sealing)
             self._failure = None
             if self._open is not None:
-                self._recycle(self._open)
+                with contextlib.suppress(BufferError):  # never put: not kept readable among the recent
+                    self._open.memory.close()
                 self._open = None
 
     def close(self) -> None:
         """Close the pack store; what the open pack holds is dropped (the caller commits first)."""
-        for memory in (self._open and self._open.memory, self._spare):
-            if memory is not None:
+        for pack in (self._open, *self._recent.values()):
+            if pack is not None:
                 with contextlib.suppress(BufferError):  # a view still held (a failure's traceback) frees it later
-                    memory.close()
-        self._open = self._spare = None
+                    pack.memory.close()
+        self._open = None
+        self._recent.clear()
         self.store.close()
 
-    def _memory(self, frame_size: int) -> mmap.mmap:
-        """Memory for a new open pack: the spare if the frame fits in a pack of the usual size.
-        Reusing it spares faulting in and zeroing fresh pages (30 ms of CPU per 32 MiB pack, 3%
-        of a numpy import); a writer keeps it, with what it held, until it closes."""
-        if frame_size <= self.store.pack_bytes and self._spare is not None:
-            memory, self._spare = self._spare, None
-            return memory
-        return mmap.mmap(-1, max(self.store.pack_bytes, frame_size))
+    def _memory(self, frame_size: int) -> tuple[mmap.mmap, int]:
+        """Memory for a new open pack, and how many bytes of it are in use already: that of the
+        oldest pack put if the frame fits in a pack of the usual size and the packs put hold
+        more than half of pack_bytes. Reusing it spares faulting in and zeroing fresh pages
+        (30 ms of CPU per 32 MiB pack, 3% of a numpy import); below half, a fresh mapping keeps
+        the small packs of short commits readable. A writer keeps pack_bytes of such memory,
+        with what it held, until it closes."""
+        if frame_size <= self.store.pack_bytes and self._recent_bytes() > self.store.pack_bytes // 2:
+            _, oldest = self._recent.popitem(last=False)
+            return oldest.memory, oldest.resident
+        return mmap.mmap(-1, max(self.store.pack_bytes, frame_size)), 0
 
     def _recycle(self, pack: _OpenPack) -> None:
-        """Keep a put pack's memory as the spare, or give it back (caller holds the lock)."""
-        if self._spare is None and len(pack.memory) == self.store.pack_bytes:
-            self._spare = pack.memory
-        else:
+        """Keep a put pack readable in memory, the oldest going past pack_bytes (caller holds
+        the lock)."""
+        if len(pack.memory) != self.store.pack_bytes:
             pack.memory.close()
+            return
+        self._recent[pack.number] = pack
+        while self._recent_bytes() > self.store.pack_bytes:
+            self._recent.popitem(last=False)[1].memory.close()
+
+    def _recent_bytes(self) -> int:
+        return sum(pack.resident for pack in self._recent.values())
 
     def _fits(self, frame: bytes) -> bool:
         return self._open is None or self._open.fits(frame)
@@ -175,15 +195,18 @@ class Packs:
             with pack.contents() as data:
                 name = pack_name(data)
                 self.store.put(name, data)
+                self.store.keep(name, data, pack.frames)
         except BaseException as e:
             with self._cond:
                 self._failure = self._failure or e
                 del self._sealing[pack.number]
-                self._recycle(pack)
+                with contextlib.suppress(BufferError):  # a view still held (a failure's traceback) frees it later
+                    pack.memory.close()
                 self._cond.notify_all()
             self._check()
-        self._records.note(PACKS, [(pack_number(pack.number), PackRow(name, pack.size, int(time.time())).encode())])
-        with self._cond:  # its row is staged: readers find it through the records from now on
+        row = PackRow(name, pack.size, int(time.time())).encode()
+        with self._cond:  # released as it leaves _sealing, so a seal names it only before release
+            self._records.release(pack.number, PACKS, [(pack_number(pack.number), row)])
             self._names[pack.number] = name
             del self._sealing[pack.number]
             self._recycle(pack)
@@ -206,10 +229,18 @@ class _OpenPack:
     are written, and given back when it is closed (bytearrays grown frame by frame and freed
     fragment the allocator's heap: with them, the 300 MiB import peaked 50-70 MB higher)."""
 
-    def __init__(self, number: int, memory: mmap.mmap) -> None:
+    def __init__(self, number: int, memory: mmap.mmap, used: int = 0) -> None:
+        """`used`: bytes of `memory` a pack before this one wrote (its pages are in memory)."""
         self.number = number
         self.size = 0
         self.memory = memory
+        self._used = used
+        self.frames: list[tuple[int, int]] = []  # (offset, length) of each
+
+    @property
+    def resident(self) -> int:
+        """Bytes of its memory that pages are taken for."""
+        return max(self._used, self.size)
 
     def fits(self, frame: bytes) -> bool:
         return self.size + len(frame) <= len(self.memory)
@@ -218,6 +249,7 @@ class _OpenPack:
         offset = self.size
         self.memory[offset:offset + len(frame)] = frame
         self.size += len(frame)
+        self.frames.append((offset, len(frame)))
         return offset
 
     def read(self, offset: int, length: int) -> bytes:

@@ -44,6 +44,11 @@ class PackStore(ABC):
         """Store a pack, durable on return. Putting a name that exists changes nothing (same
         name, same bytes)."""
 
+    def keep(self, name: str, data: bytes | memoryview, ranges: Sequence[tuple[int, int]]) -> None:
+        """A pack this process just put, and the ranges of it readers ask for (its frames): a
+        store with a cache of reads keeps them, so that reading them back (a writer's delta
+        bases) costs no request. Others ignore it."""
+
     @abstractmethod
     def read(self, name: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """The bytes at each (offset, length) of a pack. CorruptionError, naming the pack, when it

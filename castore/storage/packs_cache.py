@@ -9,6 +9,8 @@ crash, a full disk or another process sharing the directory can cost a hit, neve
 wrong bytes. Writes to the cache are not synced for the same reason.
 
 Reads that miss go to the inner store in one call; puts, listings and deletes pass through.
+The frames of a pack this process put are kept too (`keep`): a writer reads some back soon
+(the bases of its deltas), and a server is often asked for what was just uploaded.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ class CachedPackStore(PackStore):
 
     def put(self, name: str, data: bytes | memoryview) -> None:
         self.inner.put(name, data)
+
+    def keep(self, name: str, data: bytes | memoryview, ranges: Sequence[tuple[int, int]]) -> None:
+        check_name(name)
+        with memoryview(data) as view:
+            for offset, length in ranges:
+                if length:
+                    self._fill((name, offset, length), view[offset:offset + length])
 
     def read(self, name: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         check_name(name)
@@ -95,7 +104,7 @@ class CachedPackStore(PackStore):
             return None
         return data
 
-    def _fill(self, key: Key, data: bytes) -> None:
+    def _fill(self, key: Key, data: bytes | memoryview) -> None:
         size = _DIGEST + len(data)
         if size > self.max_bytes:
             return

@@ -146,3 +146,14 @@ def test_cache_hits_send_no_request_to_object_storage(s3_url: str, tmp_path) -> 
     ranges = [(0, 1000), (50_000, 4096)]
     assert cache.read(name, ranges) == cache.read(name, ranges) == [data[o:o + n] for o, n in ranges]
     assert s3.requests == {"put": 1, "get": 1}
+
+
+def test_the_frames_of_a_pack_put_here_are_kept_and_read_back_without_the_inner_store(inner, tmp_path) -> None:
+    cache = CachedPackStore(inner, str(tmp_path), 1 << 20)
+    name, data = pack(3, 100_000)
+    cache.put(name, data)
+    cache.keep(name, memoryview(data), [(0, 1000), (1000, 5000), (6000, 0)])
+    assert cache.read(name, [(1000, 5000), (0, 1000)]) == [data[1000:6000], data[:1000]]
+    assert inner.reads == []
+    assert cache.read(name, [(6000, 1000)]) == [data[6000:7000]]  # not a frame it was told of
+    assert inner.reads == [[(6000, 1000)]]
