@@ -35,9 +35,10 @@ def features(data: bytes) -> list[bytes]:
     from fastcdc.fastcdc_cy import fastcdc_cy  # see chunker.py: imported only by writers
 
     with memoryview(data) as view:
-        hashes = sorted({(zlib.crc32(piece), zlib.adler32(piece))
-                         for piece in (view[c.offset:c.offset + c.length] for c in fastcdc_cy(view, *PIECES))})
-    return [crc.to_bytes(4, "big") + adler.to_bytes(4, "big") for crc, adler in hashes[:FEATURES]]
+        pieces = {zlib.crc32(view[c.offset:c.offset + c.length]): c for c in fastcdc_cy(view, *PIECES)}
+        smallest = [(crc, pieces[crc]) for crc in sorted(pieces)[:FEATURES]]  # Adler-32 of these only
+        return [crc.to_bytes(4, "big") + zlib.adler32(view[c.offset:c.offset + c.length]).to_bytes(4, "big")
+                for crc, c in smallest]
 
 
 def _dictionary(base: bytes) -> zstandard.ZstdCompressionDict:
