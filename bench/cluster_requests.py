@@ -3,9 +3,10 @@ packs on SeaweedFS).
 
 Counted by the pack store's own counter (`S3PackStore.requests`: one per PUT, ranged GET, HEAD,
 LIST page sent; obstore's internal retries are not seen), so both steps run in this process
-through `store.api`: `import_path` of the seven corpus trees, one commit each as `cairn import`
-makes, per GiB of NAR ingested (and again into another empty store in one batch, one commit
-for all seven, as a bulk copy makes); then `dump` of each path (nar-bridge renders a NAR the
+through `store.api`: `import_path` of the seven corpus trees, one commit each as a service
+acknowledging each path as it comes makes (a nar-bridge upload, a daemon's PathInfo Put), per GiB
+of NAR ingested (and again into another empty store in one batch, one commit for all seven, as
+`cairn import` of several trees and bulk copies make); then `dump` of each path (nar-bridge renders a NAR the
 same way, through store.nar's layout) from a freshly opened store, so no process cache holds a
 chunk.
 

@@ -172,10 +172,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """All the paths in one batch: one commit, packs put full (on object storage a PUT per pack,
+    not per path); each path is printed once that commit made it durable."""
     with open_store_from(args) as store:
-        for path in args.paths:
-            with byte_progress(f"importing {os.path.basename(path)}") as progress:
-                info = api.import_path(store, path, progress=progress)
+        infos = []
+        with store.castore.batch():
+            for path in args.paths:
+                with byte_progress(f"importing {os.path.basename(path)}") as progress:
+                    infos.append(api.import_path(store, path, progress=progress))
+        for info in infos:
             print(info.store_path.absolute)
             print(f"added {info.store_path.basename}: {human_bytes(info.nar_size)} of NAR", file=sys.stderr)
     return 0
