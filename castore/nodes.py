@@ -13,7 +13,7 @@ from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Iterable, TypeVar, Union
 
-from castore import wire
+from castore import limits, wire
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 
@@ -196,6 +196,7 @@ class Directory:
     """2 per entry plus each child directory's size: the reference code's rule."""
 
     def __post_init__(self) -> None:
+        limits.check_entries(len(self.directories) + len(self.files) + len(self.symlinks))
         _check_names("directories", self.directories)
         _check_names("files", self.files)
         _check_names("symlinks", self.symlinks)
