@@ -41,14 +41,18 @@ def test_an_import_past_a_limit_is_refused_saying_which(tmp_path: Path, monkeypa
 
 
 def test_a_deep_import_needs_no_recursion(tmp_path: Path) -> None:
-    tree = path = tmp_path / "deep"
-    path.mkdir()
+    levels = [tmp_path / "deep"]
     for _ in range(1200):  # past Python's recursion limit, within PATH_MAX
-        path = path / "d"
-        path.mkdir()  # one at a time: pathlib's parents=True recurses
-    with open_castore("memory://") as store:
-        node, stats = import_path(store, tree)
-    assert stats.directories == 1201
+        levels.append(levels[-1] / "d")
+    for level in levels:
+        level.mkdir()  # one at a time: pathlib's parents=True recurses
+    try:
+        with open_castore("memory://") as store:
+            node, stats = import_path(store, levels[0])
+        assert stats.directories == 1201
+    finally:
+        for level in reversed(levels):  # shutil.rmtree, which pytest cleans up with, recurses
+            level.rmdir()
 
 
 @pytest.fixture
