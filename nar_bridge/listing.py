@@ -39,7 +39,7 @@ def listing_pieces(layout: NarLayout) -> Iterator[bytes]:
     size = 0
     open_dirs = 0
     first = True  # the next entry is the first of its directory
-    for depth, node in layout.nodes:
+    for depth, node in zip(layout.depths, layout.nodes):
         if open_dirs > depth:
             pending.append(b"}}" * (open_dirs - depth))  # the entries, then the node, of each
             open_dirs = depth
