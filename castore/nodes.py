@@ -259,10 +259,13 @@ class Directory:
 
     @cached_property
     def encoded(self) -> bytes:
-        """The canonical encoding; its BLAKE3 is the digest."""
-        return b"".join(wire.length_delimited(number, node.encode())
-                        for number, nodes in ((1, self.directories), (2, self.files), (3, self.symlinks))
-                        for node in nodes)
+        """The canonical encoding; its BLAKE3 is the digest. Appended entry by entry: a join would
+        hold every entry's bytes object as well (three times the encoding, for a wide directory)."""
+        out = bytearray()
+        for number, nodes in ((1, self.directories), (2, self.files), (3, self.symlinks)):
+            for node in nodes:
+                out += wire.length_delimited(number, node.encode())
+        return bytes(out)
 
     @cached_property
     def digest(self) -> B3Digest:
