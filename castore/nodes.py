@@ -235,10 +235,8 @@ class Directory:
 
         `digest`, when the caller has verified it is the BLAKE3 of `data`, is kept, not recomputed.
         """
-        dirs, files, links = wire.directory(data)
-        directory = cls(tuple([DirectoryNode(n, B3Digest(d), s) for n, d, s, _ in dirs]),
-                        tuple([FileNode(n, B3Digest(d), s, x) for n, d, s, x in files]),
-                        tuple([SymlinkNode(n, t) for n, t, _, _ in links]))
+        dirs, files, links = wire.directory(data, _node_of)
+        directory = cls(tuple(dirs), tuple(files), tuple(links))
         directory.__dict__["encoded"] = bytes(data)  # the cached properties' values
         if digest is not None:
             directory.__dict__["digest"] = B3Digest(digest)
