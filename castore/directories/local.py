@@ -11,11 +11,13 @@ stored as a blob that happen to be a canonical directory encoding never pass for
 
 Stores written before the rows existed are marked once when first opened by this version:
 every stored chunk that decodes as a canonical directory gets its row (what those versions
-read as directories), then META records that it was done.
+read as directories), then META records that it was done. Such a store on a read-only file
+system cannot be marked: it is read as those versions read it (a warning says so).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 from castore.digest import B3Digest
@@ -27,6 +29,8 @@ from castore.local.frames import DIRECTORIES
 from castore.nodes import Directory
 from castore.storage.metadata import Table
 from castore.wire import NotCanonical
+
+log = logging.getLogger(__name__)
 
 DIRECTORY_ROWS = Table("directories", insert_only=True)
 """Digest -> b"": the chunks that were put as directories."""
@@ -41,18 +45,18 @@ class LocalDirectoryService(EngineUser, DirectoryService):
 
     def __init__(self, engine: LocalEngine) -> None:
         super().__init__(engine)
-        _mark_existing(engine)
+        self._rows = _mark_existing(engine)
+        """False for an unmarked read-only store: every canonical chunk reads as a directory."""
 
     def get(self, digest: B3Digest) -> Directory | None:
         """One directory; None when no directory was put with this digest."""
-        digest = B3Digest(digest)
-        if self.engine.records.get(DIRECTORY_ROWS, digest) is None:
-            return None
-        return _decoded(digest, self.engine.read_chunk(digest))
+        return self.get_many([digest])[0]
 
     def get_many(self, digests: list[B3Digest]) -> list[Directory | None]:
         """One lookup of the rows, one engine.read_chunks for the directories among them."""
         digests = [B3Digest(d) for d in digests]
+        if not self._rows:
+            return [_legacy(d, data) for d, data in zip(digests, self.engine.read_chunks(digests))]
         rows = self.engine.records.get_many(DIRECTORY_ROWS, digests)
         known = [d for d, row in zip(digests, rows) if row is not None]
         found = {d: _decoded(d, data) for d, data in zip(known, self.engine.read_chunks(known))}
@@ -81,11 +85,24 @@ def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | N
         raise CorruptionError(f"directory {digest} is stored but is not a canonical directory: {e}") from None
 
 
-def _mark_existing(engine: LocalEngine) -> None:
-    """Give every directory chunk of a store written before DIRECTORY_ROWS its row, once."""
+def _legacy(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:
+    """A chunk as versions before DIRECTORY_ROWS read it: a directory if it decodes as one."""
+    try:
+        return _decoded(digest, data)
+    except CorruptionError:
+        return None
+
+
+def _mark_existing(engine: LocalEngine) -> bool:
+    """Give every directory chunk of a store written before DIRECTORY_ROWS its row, once; False
+    when the store needs it but is read-only."""
     metadata = engine.metadata
     if metadata.get(META, ROWS_WRITTEN) is not None:
-        return
+        return True
+    if metadata.read_only:
+        log.warning("this store predates directory rows and is read-only: any chunk that decodes as a "
+                    "directory reads as one until it is opened writable once")
+        return False
     engine.commit()
     rows: dict[bytes, bytes] = {}
     batch: list[bytes] = []
@@ -96,6 +113,7 @@ def _mark_existing(engine: LocalEngine) -> None:
             batch = []
     rows.update(_directories_among(engine, batch))
     metadata.commit({DIRECTORY_ROWS: rows, META: {ROWS_WRITTEN: b"1"}})
+    return True
 
 
 def _directories_among(engine: LocalEngine, digests: list[bytes]) -> dict[bytes, bytes]:
