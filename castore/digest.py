@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 import blake3
 
@@ -36,7 +35,7 @@ class B3Digest(bytes):
             if text.startswith(prefix):
                 try:
                     raw = base64.b64decode(text[len(prefix):], validate=True)
-                except binascii.Error:
+                except ValueError:  # binascii.Error, or non-ASCII text
                     raise ValidationError(f"invalid base64 in digest {text!r}") from None
                 return cls(raw)
         try:

@@ -12,8 +12,9 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
+from castore import limits
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import ValidationError
@@ -78,7 +79,36 @@ class Importer:
 
     def _import(self, name: bytes, path: bytes, st: os.stat_result, directories: list[Directory],
                 uploads: Uploads) -> Node:
-        """The node for `path`; directories below it are appended leaves first."""
+        """The node for `path`; directories below it are appended leaves first. The walk keeps
+        its open directories on a stack, so depth costs no recursion; castore.limits caps the
+        depth and each directory's entries."""
+        entry_limit, depth_limit = limits.max_entries(), limits.max_depth()
+        open_dirs: list[tuple[bytes, Iterator[os.DirEntry[bytes]], list[Node]]] = []  # name, entries left, nodes
+        while True:
+            node: Node | None = None
+            if stat.S_ISDIR(st.st_mode):
+                limits.check_depth(len(open_dirs), depth_limit)
+                self.stats.directories += 1
+                open_dirs.append((name, iter(_entries(path, entry_limit)), []))
+            else:
+                node = self._leaf(name, path, st, uploads)
+            while open_dirs:
+                if node is not None:
+                    open_dirs[-1][2].append(node)
+                entry = next(open_dirs[-1][1], None)
+                if entry is not None:
+                    name, path, st = entry.name, entry.path, entry.stat(follow_symlinks=False)
+                    break
+                dir_name, _, nodes = open_dirs.pop()
+                directory = Directory.of(nodes)
+                directories.append(directory)
+                node = directory.as_node(dir_name)
+            else:
+                assert node is not None
+                return node
+
+    def _leaf(self, name: bytes, path: bytes, st: os.stat_result, uploads: Uploads) -> Node:
+        """A symlink's or a regular file's node (its contents stored)."""
         mode = st.st_mode
         if stat.S_ISLNK(mode):
             self.stats.symlinks += 1
@@ -96,15 +126,6 @@ class Importer:
             else:
                 digest = upload_file(self.store.blobs, path, self._advance)
             return FileNode(name, digest, self.stats.bytes - before, bool(mode & stat.S_IXUSR))
-        if stat.S_ISDIR(mode):
-            self.stats.directories += 1
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            directory = Directory.of(self._import(os.fsencode(e.name), os.fsencode(e.path),
-                                                  e.stat(follow_symlinks=False), directories, uploads)
-                                     for e in entries)
-            directories.append(directory)
-            return directory.as_node(name)
         raise ValidationError(f"{os.fsdecode(path)}: cannot import {describe_kind(mode)} (only files, "
                               "directories and symlinks)")
 
@@ -112,6 +133,17 @@ class Importer:
         self.stats.bytes += n
         if self.progress:
             self.progress(self.stats.bytes, 0)
+
+
+def _entries(path: bytes, limit: int) -> list[os.DirEntry[bytes]]:
+    """A directory's entries sorted by name; ValidationError past `limit` of them."""
+    entries = []
+    with os.scandir(path) as it:
+        for entry in it:
+            entries.append(entry)
+            if len(entries) > limit:
+                limits.check_entries(len(entries), limit)
+    return sorted(entries, key=lambda e: e.name)
 
 
 def describe_kind(mode: int) -> str:

@@ -13,7 +13,7 @@ from functools import cached_property
 from types import ModuleType
 from typing import TYPE_CHECKING, Iterable, TypeVar, Union
 
-from castore import wire
+from castore import limits, wire
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 
@@ -196,6 +196,7 @@ class Directory:
     """2 per entry plus each child directory's size: the reference code's rule."""
 
     def __post_init__(self) -> None:
+        limits.check_entries(len(self.directories) + len(self.files) + len(self.symlinks))
         _check_names("directories", self.directories)
         _check_names("files", self.files)
         _check_names("symlinks", self.symlinks)
@@ -234,10 +235,8 @@ class Directory:
 
         `digest`, when the caller has verified it is the BLAKE3 of `data`, is kept, not recomputed.
         """
-        dirs, files, links = wire.directory(data)
-        directory = cls(tuple([DirectoryNode(n, B3Digest(d), s) for n, d, s, _ in dirs]),
-                        tuple([FileNode(n, B3Digest(d), s, x) for n, d, s, x in files]),
-                        tuple([SymlinkNode(n, t) for n, t, _, _ in links]))
+        dirs, files, links = wire.directory(data, _node_of)
+        directory = cls(tuple(dirs), tuple(files), tuple(links))
         directory.__dict__["encoded"] = bytes(data)  # the cached properties' values
         if digest is not None:
             directory.__dict__["digest"] = B3Digest(digest)
@@ -258,10 +257,13 @@ class Directory:
 
     @cached_property
     def encoded(self) -> bytes:
-        """The canonical encoding; its BLAKE3 is the digest."""
-        return b"".join(wire.length_delimited(number, node.encode())
-                        for number, nodes in ((1, self.directories), (2, self.files), (3, self.symlinks))
-                        for node in nodes)
+        """The canonical encoding; its BLAKE3 is the digest. Appended entry by entry: a join would
+        hold every entry's bytes object as well (three times the encoding, for a wide directory)."""
+        out = bytearray()
+        for number, nodes in ((1, self.directories), (2, self.files), (3, self.symlinks)):
+            for node in nodes:
+                out += wire.length_delimited(number, node.encode())
+        return bytes(out)
 
     @cached_property
     def digest(self) -> B3Digest:

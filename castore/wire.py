@@ -10,6 +10,9 @@ a caller that must accept them (input from the wire) parses them with protobuf i
 
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 U64_MAX = 2**64 - 1
 _LEN, _VARINT = 2, 0
 NODE_FIELDS = {1: 3, 2: 4, 3: 2}
@@ -74,9 +77,10 @@ def node(data: bytes) -> tuple[int, tuple[bytes, bytes, int, bool]]:
     return kind, entry(body, 0, len(body), NODE_FIELDS[kind])
 
 
-def directory(data: bytes) -> tuple[list[tuple[bytes, bytes, int, bool]], ...]:
-    """The entry() fields of a `Directory`'s directories, files and symlinks."""
-    lists: tuple[list[tuple[bytes, bytes, int, bool]], ...] = ([], [], [])
+def directory(data: bytes, make: Callable[[int, tuple[bytes, bytes, int, bool]], T]) -> tuple[list[T], ...]:
+    """`make(kind, entry() fields)` of each of a `Directory`'s directories, files and symlinks,
+    made as it is read: a directory of a million entries never holds their fields as well."""
+    lists: tuple[list[T], ...] = ([], [], [])
     pos, end, last = 0, len(data), 1
     while pos < end:
         key = data[pos]
@@ -88,7 +92,7 @@ def directory(data: bytes) -> tuple[list[tuple[bytes, bytes, int, bool]], ...]:
         stop = pos + length
         if stop > end:
             raise NotCanonical("truncated entry")
-        lists[kind - 1].append(entry(data, pos, stop, NODE_FIELDS[kind]))
+        lists[kind - 1].append(make(kind, entry(data, pos, stop, NODE_FIELDS[kind])))
         pos = stop
     return lists
 

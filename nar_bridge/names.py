@@ -16,6 +16,7 @@ from castore.api import node_from_text
 from castore.errors import ValidationError
 from castore.nodes import Node
 from store import nixbase32
+from store.decimal import parse_u64
 from store.storepath import DIGEST_SIZE, ENCODED_DIGEST_LENGTH
 from store.compression import EXTENSIONS
 
@@ -74,6 +75,7 @@ def parse_castore_nar(node_text: str, narsize: str | None) -> tuple[Node, int]:
     node = node_from_text(node_text)
     if node.name:
         raise ValidationError("a NAR URL's root node must have an empty name")
-    if narsize is None or not narsize.isdigit() or int(narsize) <= 0:
+    size = 0 if narsize is None else parse_u64(narsize, "?narsize=")
+    if size <= 0:
         raise ValidationError("a castore NAR URL needs ?narsize=<positive NAR size>")
-    return node, int(narsize)
+    return node, size

@@ -36,6 +36,7 @@ from store.nar.render import render_layout, render_range
 from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.closures import ClosureCache
 from store.compression import compressing
+from store.decimal import parse_u64
 from nar_bridge.names import NarFile, parse_castore_nar
 from nar_bridge.nar_cache import NarCache
 from nar_bridge.threads import PieceChannel
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 NAR_TYPE = "application/x-nix-nar"
 HANDOFF_SIZE = 1 << 20
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)", re.ASCII)
 _ZERO_Q = re.compile(r"q\s*=\s*0(\.0*)?")
 
 
@@ -176,17 +177,21 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if m is None or not (m[1] or m[2]):
         return None
     if not m[1]:  # the last N bytes
-        suffix = int(m[2])
+        suffix = _position(m[2])
         if suffix == 0:
             raise _unsatisfiable(size)
         return ByteRange(max(size - suffix, 0), size - 1)
-    first = int(m[1])
-    last = min(int(m[2]), size - 1) if m[2] else size - 1
-    if m[2] and int(m[2]) < first:
+    first = _position(m[1])
+    last = min(_position(m[2]), size - 1) if m[2] else size - 1
+    if m[2] and _position(m[2]) < first:
         return None  # syntactically invalid: ignored, like no Range at all
     if first >= size:
         raise _unsatisfiable(size)
     return ByteRange(first, last)
+
+
+def _position(digits: str) -> int:
+    return parse_u64(digits, "a Range position")
 
 
 def _unsatisfiable(size: int) -> web.HTTPRequestRangeNotSatisfiable:

@@ -9,7 +9,9 @@ keys (narinfo extras) are served too, so its narinfo keeps every line it had.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from typing import Callable, TypeVar
 
 from aiohttp import web
@@ -17,10 +19,14 @@ from aiohttp import web
 from castore.errors import ValidationError
 from store.narinfo import NarInfo, NarinfoExtras
 from store.nixhash import HashAlgo, NixHash
+from store.nar.layout import NarLayout
 from store.pathinfo.model import PathInfo
 from nar_bridge.bridge import BRIDGE
-from nar_bridge.listing import nar_listing
+from nar_bridge.listing import listing_pieces
 from nar_bridge.names import NarFile, parse_hash_part
+from nar_bridge.threads import PieceChannel
+
+log = logging.getLogger(__name__)
 
 NARINFO_TYPE = "text/x-nix-narinfo"
 T = TypeVar("T")
@@ -42,15 +48,30 @@ async def get_narinfo(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type=NARINFO_TYPE)
 
 
-async def get_listing(request: web.Request) -> web.Response:
-    """The closure comes from the cache NAR serving shares: a client reads the listing, then ranges."""
+async def get_listing(request: web.Request) -> web.StreamResponse:
+    """The layout comes from the cache NAR serving shares: a client reads the listing, then ranges.
+    The document is written in a worker as it is sent, never held whole."""
     bridge = request.app[BRIDGE]
 
-    def listing(info: PathInfo) -> bytes:
-        return nar_listing(bridge.closures.get(bridge.store.castore.directories, info.node).layout)
+    def layout(info: PathInfo) -> NarLayout:
+        return bridge.closures.get(bridge.store.castore.directories, info.node).layout
 
-    body = await _for_path(request, _digest(request), listing)
-    return web.Response(body=body, content_type="application/json")
+    pieces = listing_pieces(await _for_path(request, _digest(request), layout))
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    if request.method == "HEAD":
+        return response
+    channel = PieceChannel(asyncio.get_running_loop())
+    bridge.workers.stream(channel.feed, pieces)
+    try:
+        while (piece := await channel.get()) is not None:
+            await response.write(piece)
+        await response.write_eof()
+    except ConnectionError:
+        log.debug("client of %s went away", request.path)
+    finally:
+        channel.close()
+    return response
 
 
 def _digest(request: web.Request) -> bytes:

@@ -12,6 +12,7 @@ from typing import Callable, TypeVar
 
 from castore.errors import ValidationError
 from store import nixbase32
+from store.decimal import parse_u64
 from store.contentaddress import ContentAddress
 from store.errors import NarinfoError
 from store.nixhash import HashAlgo, NixHash
@@ -23,7 +24,6 @@ KEY_ORDER = ("StorePath", "URL", "Compression", "FileHash", "FileSize", "NarHash
 REQUIRED_KEYS = ("StorePath", "URL", "NarHash", "NarSize")
 DEFAULT_COMPRESSION = "bzip2"  # what a narinfo without a Compression line means
 _KEY = re.compile(r"[A-Za-z0-9_.-]+")
-_UINT = re.compile(r"[0-9]+")
 T = TypeVar("T")
 
 
@@ -221,9 +221,7 @@ def _optional(value: object) -> list[str]:
 
 
 def _parse_uint(text: str) -> int:
-    if not _UINT.fullmatch(text):
-        raise ValidationError(f"not an unsigned integer: {text[:40]!r}")
-    return int(text)
+    return parse_u64(text, "value")
 
 
 def _parse_nar_hash(text: str) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from enum import Enum
@@ -101,5 +100,5 @@ class NixHash:
 def _base64(body: str, context: str) -> bytes:
     try:
         return base64.b64decode(body, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise ValidationError(f"invalid base64 in hash {context[:80]!r}") from None

@@ -7,7 +7,6 @@ server may change URL, Compression, FileHash and FileSize and keep it valid.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -46,7 +45,7 @@ def _split_named(text: str, what: str, size: int) -> tuple[str, bytes]:
         raise ValidationError(f"{what} {text[:80]!r} is not '<name>:<base64>'")
     try:
         data = base64.b64decode(b64, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise ValidationError(f"{what} {name!r} is not valid base64") from None
     if len(data) != size:
         raise ValidationError(f"{what} {name!r} must decode to {size} bytes, got {len(data)}")

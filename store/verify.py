@@ -2,7 +2,8 @@
 
 For each path the NAR is rendered again straight from castore (never a cached
 CalculateNAR answer) and compared with the recorded NarHash and NarSize; with trusted keys,
-each path needs a valid signature by one of them. Chunk digests are checked through the
+each path needs a valid signature by one of them, or (content-addressed, as Nix accepts it) a
+CA that gives its store path and its contents' hash. Chunk digests are checked through the
 blob backend's optional `verify_all()`. Problems are values, reported as they are found;
 nothing here stops at the first one.
 """
@@ -16,6 +17,7 @@ from typing import Callable, Iterable, Iterator
 from castore.errors import CastoreError
 from store.nar.render import render_nar
 from store.pathinfo.model import PathInfo
+from store.selfcertifying import gives_its_path, has_ca_hash
 from store.signing import PublicKey
 from store.storepath import StorePath
 from store.url import Store
@@ -101,10 +103,11 @@ def _verify_path(store: Store, info: PathInfo, keys: list[PublicKey],
             yield Problem(subject, f"NAR size is {size}, recorded NarSize is {info.nar_size}")
         elif sha256 != info.nar_sha256:
             yield Problem(subject, f"NAR hash does not match recorded NarHash {info.nar_hash}")
-    if keys and not _signed(info, keys):
+    if keys and not _signed(info, keys) and not _self_certified(store, info):
         names = ", ".join(k.name for k in keys)
+        ca = "" if info.ca is None else f", and its CA {info.ca} does not certify it"
         yield Problem(subject, f"no valid signature by a trusted key ({names}); "
-                               f"has {len(info.signatures)} signature(s)")
+                               f"has {len(info.signatures)} signature(s){ca}")
 
 
 def _render_and_hash(store: Store, info: PathInfo, progress: Callable[[int], None]) -> tuple[int, bytes]:
@@ -121,6 +124,15 @@ def _render_and_hash(store: Store, info: PathInfo, progress: Callable[[int], Non
 def _signed(info: PathInfo, keys: list[PublicKey]) -> bool:
     message = info.fingerprint()
     return any(key.verify(message, sig) for sig in info.signatures for key in keys)
+
+
+def _self_certified(store: Store, info: PathInfo) -> bool:
+    """An unsigned content-addressed path is trusted as Nix trusts it: its CA gives its store
+    path and its contents have the CA hash."""
+    try:
+        return gives_its_path(info.store_path, info.ca, info.references) and has_ca_hash(store.castore, info)
+    except CastoreError:  # contents that cannot be read; reported as such above
+        return False
 
 
 def _record(tally: Tally, problem: Problem) -> Problem:

@@ -26,6 +26,8 @@ from castore.storage.metadata import Table
 
 BLOBS = Table("blobs", insert_only=True)
 """Digest of a blob of several chunks -> its size and chunk list (encode_chunk_list)."""
+READ_MANY_WINDOW = 4096
+"""Blobs read_many looks up and reads ahead at a time."""
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
 
@@ -64,10 +66,15 @@ class LocalBlobService(EngineUser, BlobService):
         return data if data is not None else super().read_all(digest)
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        """All chunk lists in one lookup, then every chunk through one engine.read_chunks, which
-        decompresses frames ahead of the consumer in worker threads."""
+        """In windows of READ_MANY_WINDOW blobs, so memory does not grow with their number (a NAR
+        of a million files): per window, all chunk lists in one lookup, then every chunk through
+        one engine.read_chunks, which decompresses frames ahead of the consumer in worker threads."""
+        remaining = iter(digests)
+        while window := list(itertools.islice(remaining, READ_MANY_WINDOW)):
+            yield from self._read_window(window)
+
+    def _read_window(self, digests: list[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
         engine = self.engine
-        digests = list(digests)
         listed_records = engine.records.get_many(BLOBS, digests)
         lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, listed_records)]
         flat: list[bytes] = []

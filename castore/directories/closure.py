@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from castore import limits
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 from castore.nodes import Directory
@@ -12,15 +13,19 @@ class ClosureValidator:
     """Feed directories leaves first; finish() checks there is one root and nothing dangles.
 
     A directory may refer only to directories seen earlier in the same closure, with
-    the edge size equal to the child's size. Duplicates are tolerated.
+    the edge size equal to the child's size, and nest no deeper than castore.limits allow.
+    Duplicates are tolerated.
     """
 
     def __init__(self) -> None:
         self._sizes: dict[bytes, int] = {}
+        self._heights: dict[bytes, int] = {}  # directories below each, along its longest path
+        self._max_depth = limits.max_depth()
         self._order: list[Directory] = []
         self._last: Directory | None = None
 
     def add(self, directory: Directory) -> None:
+        height = 0
         for child in directory.directories:
             size = self._sizes.get(bytes(child.digest))
             if size is None:
@@ -29,9 +34,12 @@ class ClosureValidator:
             if size != child.size:
                 raise ValidationError(
                     f"directory {child.name!r} has size {child.size}, but its target has size {size}")
+            height = max(height, self._heights[bytes(child.digest)] + 1)
+        limits.check_depth(height, self._max_depth)
         self._last = directory
         if bytes(directory.digest) not in self._sizes:
             self._sizes[bytes(directory.digest)] = directory.size
+            self._heights[bytes(directory.digest)] = height
             self._order.append(directory)
 
     def finish(self) -> tuple[B3Digest, list[Directory]]:

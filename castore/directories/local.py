@@ -1,58 +1,129 @@
-"""The local directory backend: canonical encodings stored as chunks of the engine.
+"""The local directory backend: canonical encodings stored as chunks of the engine, named as
+directories in a table of their own.
 
 A directory's digest is the BLAKE3 of its encoding, exactly as a chunk's, so directories
 share the chunk path: compressed with their neighbours in frames of their own (a tree's
 many small directories compress well together, keep the LMDB index small, and are fetched
 without decompressing file contents), verified on every read, made durable by the same
-commit. Content addressing makes this unambiguous: a stored chunk whose bytes decode to a
-canonical directory with that digest is that directory.
+commit. They do not share the chunk namespace: only a digest Put as a directory (validated,
+its closure complete) has a row in DIRECTORY_ROWS, and get() answers for no other, so bytes
+stored as a blob that happen to be a canonical directory encoding never pass for one.
+
+Stores written before the rows existed are marked once when first opened by this version:
+every stored chunk that decodes as a canonical directory gets its row (what those versions
+read as directories), then META records that it was done. Such a store on a read-only file
+system cannot be marked: it is read as those versions read it (a warning says so).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 from castore.digest import B3Digest
 from castore.directories.closure import ClosureValidator
 from castore.directories.service import DirectoryService
-from castore.errors import ValidationError
-from castore.local.engine import EngineUser
+from castore.errors import CorruptionError, ValidationError
+from castore.local.engine import CHUNKS, META, EngineUser, LocalEngine
 from castore.local.frames import DIRECTORIES
 from castore.nodes import Directory
+from castore.storage.metadata import Table
 from castore.wire import NotCanonical
+
+log = logging.getLogger(__name__)
+
+DIRECTORY_ROWS = Table("directories", insert_only=True)
+"""Digest -> b"": the chunks that were put as directories."""
+ROWS_WRITTEN = b"directory-rows"
+"""META key: every directory chunk of the store has its row (see _mark_existing)."""
+MARK_BATCH = 1_000
+"""Chunks read per engine call while marking an older store."""
 
 
 class LocalDirectoryService(EngineUser, DirectoryService):
     """Takes over one reference to the engine (see registry.py); close() releases it."""
 
+    def __init__(self, engine: LocalEngine) -> None:
+        super().__init__(engine)
+        self._rows = _mark_existing(engine)
+        """False for an unmarked read-only store: every canonical chunk reads as a directory."""
+
     def get(self, digest: B3Digest) -> Directory | None:
-        """One directory; None when unknown or when the digest names a blob that is not one."""
-        digest = B3Digest(digest)
-        return _decoded(digest, self.engine.read_chunk(digest))
+        """One directory; None when no directory was put with this digest."""
+        return self.get_many([digest])[0]
 
     def get_many(self, digests: list[B3Digest]) -> list[Directory | None]:
-        """One engine.read_chunks for all of them: one metadata transaction, frames read ahead."""
+        """One lookup of the rows, one engine.read_chunks for the directories among them."""
         digests = [B3Digest(d) for d in digests]
-        return [_decoded(d, data) for d, data in zip(digests, self.engine.read_chunks(digests))]
+        if not self._rows:
+            return [_legacy(d, data) for d, data in zip(digests, self.engine.read_chunks(digests))]
+        rows = self.engine.records.get_many(DIRECTORY_ROWS, digests)
+        known = [d for d, row in zip(digests, rows) if row is not None]
+        found = {d: _decoded(d, data) for d, data in zip(known, self.engine.read_chunks(known))}
+        return [found.get(d) for d in digests]
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
-        """Validate the whole closure, then store it in one commit (or this thread's open batch)."""
+        """Validate the whole closure, then store it and its rows in one commit (or this thread's open batch)."""
         validator = ClosureValidator()
         for directory in directories:
             validator.add(directory)
         root, order = validator.finish()
         for directory in order:
             self.engine.add_chunk(directory.digest, directory.encoded, DIRECTORIES)
+        self.engine.records.stage(DIRECTORY_ROWS, [(bytes(d.digest), b"") for d in order])
         self.engine.records.settle()
         return root
 
 
 def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:
-    """The directory a chunk read for `digest` holds (verified against it); None when there is
-    no chunk or it is a blob that is not a canonical directory."""
+    """The directory a chunk read for `digest` holds (verified against it); None when the chunk is gone."""
     if data is None:
         return None
     try:
         return Directory.decode_canonical(bytes(data), digest)
-    except (NotCanonical, ValidationError):
+    except (NotCanonical, ValidationError) as e:
+        raise CorruptionError(f"directory {digest} is stored but is not a canonical directory: {e}") from None
+
+
+def _legacy(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:
+    """A chunk as versions before DIRECTORY_ROWS read it: a directory if it decodes as one."""
+    try:
+        return _decoded(digest, data)
+    except CorruptionError:
         return None
+
+
+def _mark_existing(engine: LocalEngine) -> bool:
+    """Give every directory chunk of a store written before DIRECTORY_ROWS its row, once; False
+    when the store needs it but is read-only."""
+    metadata = engine.metadata
+    if metadata.get(META, ROWS_WRITTEN) is not None:
+        return True
+    if metadata.read_only:
+        log.warning("this store predates directory rows and is read-only: any chunk that decodes as a "
+                    "directory reads as one until it is opened writable once")
+        return False
+    engine.commit()
+    rows: dict[bytes, bytes] = {}
+    batch: list[bytes] = []
+    for digest, _ in metadata.items(CHUNKS):
+        batch.append(digest)
+        if len(batch) == MARK_BATCH:
+            rows.update(_directories_among(engine, batch))
+            batch = []
+    rows.update(_directories_among(engine, batch))
+    metadata.commit({DIRECTORY_ROWS: rows, META: {ROWS_WRITTEN: b"1"}})
+    return True
+
+
+def _directories_among(engine: LocalEngine, digests: list[bytes]) -> dict[bytes, bytes]:
+    """Rows for the chunks among `digests` whose bytes are a canonical directory encoding."""
+    rows = {}
+    for digest, data in zip(digests, engine.read_chunks(digests)):
+        try:
+            if data is not None:
+                Directory.decode_canonical(bytes(data), B3Digest(digest))
+                rows[digest] = b""
+        except (NotCanonical, ValidationError):
+            continue
+    return rows

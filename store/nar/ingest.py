@@ -22,6 +22,9 @@ from store.nar.events import DirectoryEnd, DirectoryStart, Entry, RegularFile, S
 from store.nar.reader import HashingReader, read_nar
 
 PIECE_SIZE = 1 << 20  # file contents move from the NAR to a blob writer in pieces of at most this
+SHARED_DIGESTS = 4096
+"""Digests of recent files kept to be shared by later files with the same contents (empty files,
+licences, `__init__.py`): one object instead of one each, 88 bytes apiece a million times over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ def ingest_nar(store: CAStore, source: SupportsRead,
     open_dirs: list[tuple[bytes, list[Node]]] = []  # per open directory: its name and its children
     name = b""  # the name of the node the next event describes; the root's is empty
     root: Node | None = None
+    shared: dict[B3Digest, B3Digest] = {}
     with store.batch(), Uploads(store.blobs) as uploads:
         for event in read_nar(hashing):
             if isinstance(event, Entry):
@@ -55,7 +59,10 @@ def ingest_nar(store: CAStore, source: SupportsRead,
                 open_dirs.append((name, []))
                 continue
             if isinstance(event, RegularFile):
-                node: Node = FileNode(name, _upload(store.blobs, uploads, event), event.size, event.executable)
+                digest = _upload(store.blobs, uploads, event)
+                if len(shared) >= SHARED_DIGESTS:
+                    shared.clear()
+                node: Node = FileNode(name, shared.setdefault(digest, digest), event.size, event.executable)
             elif isinstance(event, Symlink):
                 node = SymlinkNode(name, event.target)
             else:

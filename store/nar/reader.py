@@ -1,15 +1,17 @@
 """Bytes -> NAR events, strict and streaming: a regular file's contents are a bounded sub-stream.
 
 Nothing is buffered beyond one block, so a multi-GiB file can flow from the NAR
-into a blob writer. Everything non-canonical is rejected with a NarError that
+into a blob writer. Directories wider or deeper than castore.limits allow are refused as
+they come, before a consumer collects their entries. Everything non-canonical is rejected with a NarError that
 names the byte offset (SPEC 5, NAR).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Generator, Iterator, TypeVar
+from typing import Callable, Generator, Iterator, NamedTuple, TypeVar
 
+from castore import limits
 from castore.errors import ValidationError
 from castore.nodes import MAX_NAME, MAX_TARGET
 from store.errors import NarError
@@ -53,8 +55,10 @@ def read_nar(source: SupportsRead, *, block_size: int = BLOCK_SIZE) -> Iterator[
     inp = _Input(source, block_size)
     inp.expect(NAR_HEADER, "the NAR magic 'nix-archive-1'")
     last_names: list[bytes | None] = []  # per open directory, the last entry name seen
+    counts: list[int] = []  # per open directory, its entries so far
+    shape = _Shape(limits.max_entries(), limits.max_depth())
     while True:
-        node_done = yield from _node(inp, last_names)
+        node_done = yield from _node(inp, last_names, counts, shape)
         while True:  # close finished entries and directories until the next node starts
             if node_done:
                 if not last_names:
@@ -64,21 +68,34 @@ def read_nar(source: SupportsRead, *, block_size: int = BLOCK_SIZE) -> Iterator[
             tag = inp.exact(len(CLOSE))  # 'entry' and ')' tokens have the same length
             if tag == CLOSE:
                 last_names.pop()
+                counts.pop()
                 yield DIRECTORY_END
                 node_done = True
             elif tag == ENTRY:
+                counts[-1] += 1
+                inp.validated(limits.check_entries, counts[-1], shape.entries)
                 yield _entry(inp, last_names)
                 break
             else:
                 raise inp.error("expected 'entry' or ')' in a directory")
 
 
-def _node(inp: _Input, last_names: list[bytes | None]) -> Generator[NarEvent, None, bool]:
+class _Shape(NamedTuple):
+    """The limits (castore.limits) read once per NAR."""
+
+    entries: int
+    depth: int
+
+
+def _node(inp: _Input, last_names: list[bytes | None], counts: list[int],
+          shape: _Shape) -> Generator[NarEvent, None, bool]:
     """Parse one node's start; True when it is complete, False when a directory was opened."""
     inp.expect(OPEN_TYPE, "'(' 'type' opening a node")
     kind = inp.token(MAX_TAG, "node type")
     if kind == b"directory":
+        inp.validated(limits.check_depth, len(last_names), shape.depth)
         last_names.append(None)
+        counts.append(0)
         yield DIRECTORY_START
         return False
     if kind == b"regular":

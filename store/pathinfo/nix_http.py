@@ -22,16 +22,15 @@ from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from castore.errors import BackendError, NotFoundError, ValidationError
-from castore.nodes import FileNode, Node
+from castore.nodes import Node
 from castore.singleflight import SingleFlight
 from castore.url import CAStore
 from store import nixbase32
 from store.binary_cache import HttpSource
-from store.contentaddress import CAMethod
 from store.narinfo import NarInfo
-from store.nixhash import HashAlgo
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
+from store.selfcertifying import gives_its_path, has_ca_hash
 from store.signing import PublicKey, verify_narinfo
 from store.storepath import DIGEST_SIZE
 from store.verified_ingest import ingest_verified
@@ -39,7 +38,6 @@ from store.verified_ingest import ingest_verified
 log = logging.getLogger(__name__)
 
 SCHEMES = ("nix+http", "nix+https")
-PIECE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -113,53 +111,12 @@ class NixHttpPathInfoService(PathInfoService):
         if narinfo.store_path.hash_part != hash_part:
             raise ValidationError(f"the narinfo describes {narinfo.store_path}")
         signed = verify_narinfo(narinfo, self._cache.keys)
-        if not signed and not _self_certifying(narinfo):
+        if not signed and not gives_its_path(narinfo.store_path, narinfo.ca, narinfo.references):
             raise ValidationError(f"no valid signature by a trusted key ({', '.join(k.name for k in self._cache.keys)})"
                                   f"{'' if narinfo.ca is None else ', and its CA does not give its store path'}")
         with self._source.open_nar(narinfo.url) as raw:
             info = ingest_verified(self._castore, raw, narinfo)
-        if not signed and not _has_ca_hash(self._castore, info):
+        if not signed and not has_ca_hash(self._castore, info):
             raise ValidationError(f"the contents do not have the hash of CA {narinfo.ca}")
         log.info("read %s through %s", info.store_path, self._cache.base)
         return info
-
-
-def _self_certifying(narinfo: NarInfo) -> bool:
-    """Whether a narinfo's CA and references give its own store path, as Nix's isContentAddressed."""
-    if narinfo.ca is None:
-        return False
-    path = narinfo.store_path
-    others = [r for r in narinfo.references if r != path]
-    try:
-        return narinfo.ca.store_path(path.name, others, len(others) != len(narinfo.references)) == path
-    except ValidationError:  # a CA that cannot have such references
-        return False
-
-
-def _has_ca_hash(castore: CAStore, info: PathInfo) -> bool:
-    """Whether the ingested contents hash to the CA hash: the NAR's for `fixed:r:`, the file's otherwise."""
-    ca = info.ca
-    assert ca is not None  # only content-addressed paths come here
-    if ca.method is CAMethod.NAR:
-        if ca.hash.algo is HashAlgo.SHA256:
-            return ca.hash.digest == info.nar_sha256  # the NAR was checked against NarHash
-        from store.nar.render import render_nar
-
-        pieces: Iterator[bytes] = render_nar(castore, info.node)
-    elif isinstance(info.node, FileNode):
-        pieces = _blob_pieces(castore, info.node)
-    else:
-        return False  # flat and text addresses are of a regular file
-    h = ca.hash.algo.new()
-    for piece in pieces:
-        h.update(piece)
-    return h.digest() == ca.hash.digest
-
-
-def _blob_pieces(castore: CAStore, node: FileNode) -> Iterator[bytes]:
-    reader = castore.blobs.open_read(node.digest)
-    if reader is None:
-        raise NotFoundError(f"blob {node.digest} is gone from the store")
-    with reader:
-        while piece := reader.read(PIECE):
-            yield piece

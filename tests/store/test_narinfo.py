@@ -103,6 +103,12 @@ def test_new_narinfo_renders_in_nix_key_order():
     (lambda t: t.replace(f"NarHash: sha256:{nixbase32.encode(HASH)}\n", ""), "NarHash"),
     (lambda t: t.replace(f"sha256:{nixbase32.encode(HASH)}", "sha1:" + "0" * 32), "NarHash must be sha256"),
     (lambda t: t.replace("FileSize: 50088", "FileSize: big"), "FileSize"),
+    (lambda t: t.replace("NarSize: 226488\n", f"NarSize: {'9' * 5000}\n"), "NarSize"),  # past int()'s limit
+    (lambda t: t.replace("FileSize: 50088", f"FileSize: {'9' * 5000}"), "FileSize"),
+    (lambda t: t.replace("NarSize: 226488\n", "NarSize: 18446744073709551616\n"), "NarSize"),  # 2**64
+    (lambda t: t.replace("NarSize: 226488\n", "NarSize: \u0662\u0662\n"), "NarSize"),  # Arabic-Indic digits
+    (lambda t: t.replace("Sig: a-1:", "Sig: a-1:\u00e9"), "Sig"),
+    (lambda t: t.replace(f"sha256:{nixbase32.encode(HASH)}", "sha256-\u00e9" + "A" * 43), "NarHash"),
     (lambda t: t.replace("StorePath: /nix/store/", "StorePath: /usr/store/"), "StorePath"),
     (lambda t: t.replace("References: 00bgd", "References:  00bgd"), "References"),
     (lambda t: t.replace("Deriver: 0c5b", "Deriver: /nix/store/0c5b"), "Deriver"),

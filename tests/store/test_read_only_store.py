@@ -54,3 +54,25 @@ def test_the_mount_reads_a_read_only_store(read_only, tmp_path: Path) -> None:
         root = mount.path(Path(path).name)
         assert (root / "nested" / "deeper" / "deepest" / "leaf.txt").read_text() == "leaf\n"
         assert (root / "big.bin").stat().st_size == 3 << 20
+
+
+def test_a_store_from_before_directory_rows_reads_on_a_read_only_file_system(tmp_path: Path) -> None:
+    """Its directories cannot be marked (castore.directories.local): they read as before."""
+    from castore.directories.local import DIRECTORY_ROWS, ROWS_WRITTEN
+    from castore.local.engine import META
+    from castore.local.registry import open_engine
+
+    with tmpfs(tmp_path / "fs", 64 << 20) as fs:
+        store = f"local://{fs}/store"
+        path = cairn("import", str(make_zoo(tmp_path / "zoo", big=1 << 20)), store=store)[1].strip()
+        nar = subprocess.run([CAIRN, "dump", path, "--store", store], capture_output=True, check=True).stdout
+        engine = open_engine(store)  # what a store of the previous version holds: no rows, no META key
+        try:
+            rows = [key for key, _ in engine.metadata.items(DIRECTORY_ROWS)]
+            engine.metadata.commit({}, {DIRECTORY_ROWS: rows, META: [ROWS_WRITTEN]})
+        finally:
+            engine.close()
+        remount(fs, "ro")
+        dumped = subprocess.run([CAIRN, "dump", path, "--store", store], capture_output=True)
+        assert (dumped.returncode, dumped.stdout) == (0, nar)
+        assert b"predates directory rows" in dumped.stderr

@@ -3,6 +3,7 @@ and signatures (made by C++ Nix's `nix store sign` in the interop test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,7 +15,10 @@ import pytest
 
 from castore.digest import B3Digest
 from castore.local.registry import open_engine
+from store import api
+from store.nixhash import HashAlgo, NixHash
 from store.signing import SecretKey
+from store.storepath import StorePath
 from tests.castore.local_store import flip_frame_byte
 from tests.conftest import make_zoo
 from tests.store.nixtool import build_closure, interop, new_key, nix
@@ -132,6 +136,32 @@ def test_verify_checks_signatures_of_a_path_copied_from_nix(tmp_path, local):
                            store=local, ok=False)
     assert code == 1
     assert out == f"{top}: no valid signature by a trusted key (cairn-test-1, other-1); has 1 signature(s)\n"
+
+
+@interop
+def test_verify_accepts_unsigned_content_addressed_paths_made_by_nix_when_their_ca_checks(tmp_path, local):
+    tree = tmp_path / f"ca-tree-{os.getpid()}"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "file").write_text(f"ca {os.getpid()}\n")
+    flat = tmp_path / f"ca-flat-{os.getpid()}"
+    flat.write_text(f"flat {os.getpid()}\n")
+    paths = [nix("nix-store", "--add", str(tree)).decode().strip(),
+             nix("nix-store", "--add-fixed", "sha256", str(flat)).decode().strip(),
+             nix("nix-instantiate", "--eval", "--read-write-mode", "-E",
+                 f'builtins.toFile "ca-text-{os.getpid()}" "text {os.getpid()}"').decode().strip('"\n')]
+    cairn("copy", *paths, store=local)
+    key = str(SecretKey.generate("nobody-1").public_key())  # it signed nothing
+
+    code, out, err = cairn("verify", *paths, "--trusted-public-keys", key, store=local)
+    assert out == "" and "verified 3 paths" in err and "0 problems" in err
+
+    with api.open_store(local) as store:  # the same contents under a CA that does not give the path
+        info = store.pathinfo.get(StorePath.parse(paths[0]).digest)
+        wrong = dataclasses.replace(info.ca, hash=NixHash(HashAlgo.SHA256, bytes(32)))
+        store.pathinfo.put(dataclasses.replace(info, ca=wrong))
+    code, out, err = cairn("verify", paths[0], "--trusted-public-keys", key, store=local, ok=False)
+    assert code == 1 and out.startswith(f"{paths[0]}: no valid signature by a trusted key (nobody-1)")
+    assert "does not certify it" in out
 
 
 def test_memory_blobs_report_usage_and_a_tampered_blob():
