@@ -51,36 +51,53 @@ def _children(directories: dict[bytes, Directory], node: DirectoryNode) -> Itera
     directory = directories.get(bytes(node.digest))
     if directory is None:
         raise NotFoundError(f"directory {node.digest} not found")
-    return directory.nodes()
+    return iter(directory.nodes())
+
+
+def _walk(directories: dict[bytes, Directory], node: Node, name: bytes) -> Iterator[tuple[Node | None, bytes]]:
+    """(node, name) for `node` and everything below it in tree order, and (None, b"") when a
+    directory's children are done. Iterative: a tree may be deeper than Python's stack."""
+    yield node, name
+    if not isinstance(node, DirectoryNode):
+        return
+    stack = [_children(directories, node)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+            yield None, b""
+            continue
+        yield child, child.name
+        if isinstance(child, DirectoryNode):
+            stack.append(_children(directories, child))
 
 
 def _files(directories: dict[bytes, Directory], node: Node) -> Iterator[FileNode]:
     """The file nodes below `node` in the order _write meets them."""
-    if isinstance(node, FileNode):
-        yield node
-    elif isinstance(node, DirectoryNode):
-        for child in _children(directories, node):
-            yield from _files(directories, child)
+    return (n for n, _ in _walk(directories, node, b"") if isinstance(n, FileNode))
 
 
-def _write(directories: dict[bytes, Directory], node: Node, name: bytes, dir_fd: int,
+def _write(directories: dict[bytes, Directory], node: Node, name: bytes, parent_fd: int,
            contents: Iterator[Iterable[bytes] | None]) -> None:
-    """Create `name` in `dir_fd` for `node`; `contents` yields the files' contents in tree order."""
-    if isinstance(node, SymlinkNode):
-        os.symlink(node.target, name, dir_fd=dir_fd)
-    elif isinstance(node, FileNode):
-        pieces = next(contents)
-        if pieces is None:
-            raise NotFoundError(f"blob {node.digest} of {os.fsdecode(name)} not found")
-        _write_file(node, pieces, name, dir_fd)
-    else:
-        children = _children(directories, node)
-        os.mkdir(name, 0o755, dir_fd=dir_fd)
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-        try:
-            for child in children:
-                _write(directories, child, child.name, fd, contents)
-        finally:
+    """Create `name` in `parent_fd` for `node`; `contents` yields the files' contents in tree order.
+    Each directory being filled is held open (one descriptor per level) until its children are done."""
+    fds = [parent_fd]
+    try:
+        for node, name in _walk(directories, node, name):
+            if node is None:
+                os.close(fds.pop())
+            elif isinstance(node, SymlinkNode):
+                os.symlink(node.target, name, dir_fd=fds[-1])
+            elif isinstance(node, FileNode):
+                pieces = next(contents)
+                if pieces is None:
+                    raise NotFoundError(f"blob {node.digest} of {os.fsdecode(name)} not found")
+                _write_file(node, pieces, name, fds[-1])
+            else:
+                os.mkdir(name, 0o755, dir_fd=fds[-1])
+                fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
+    finally:
+        for fd in fds[1:]:
             os.close(fd)
 
 

@@ -120,3 +120,23 @@ def test_export_never_follows_links_out_of_dest(store, tmp_path):
     api.export_node(store, node, tmp_path / "dest")
     assert list(outside.iterdir()) == []
     assert os.readlink(tmp_path / "dest" / "escape") == str(outside)
+
+
+def test_a_tree_deeper_than_pythons_stack_round_trips(store, tmp_path):
+    """Import and export walk without recursion: 1,500 levels (RecursionError past about 1,000)."""
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(1500):
+        os.mkdir("d", dir_fd=fd)
+        fd, parent = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd), fd
+        os.close(parent)
+    leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(leaf, b"at the bottom\n")
+    os.close(leaf)
+    os.close(fd)
+    node, stats = api.import_path(store, deep)
+    assert stats.directories == 1501 and stats.files == 1
+    dest = tmp_path / "out"
+    api.export_node(store, node, dest)
+    assert api.import_path(store, dest)[0] == node
