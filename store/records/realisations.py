@@ -17,7 +17,6 @@ server signs it on the way out (`with_signatures`), as it signs narinfos.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Any, Sequence
@@ -159,6 +158,6 @@ def _signature_object(sig: dict[str, Any]) -> Signature:
         raise ValidationError("a signature object has exactly keyName and sig")
     try:
         data = base64.b64decode(_string(sig["sig"], "sig"), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII text
         raise ValidationError("a signature's sig is not base64") from None
     return Signature(_string(sig["keyName"], "keyName"), data)
