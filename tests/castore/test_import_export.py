@@ -135,8 +135,11 @@ def test_a_tree_deeper_than_pythons_stack_round_trips(store, tmp_path):
     os.write(leaf, b"at the bottom\n")
     os.close(leaf)
     os.close(fd)
-    node, stats = api.import_path(store, deep)
-    assert stats.directories == 1501 and stats.files == 1
     dest = tmp_path / "out"
-    api.export_node(store, node, dest)
-    assert api.import_path(store, dest)[0] == node
+    try:
+        node, stats = api.import_path(store, deep)
+        assert stats.directories == 1501 and stats.files == 1
+        api.export_node(store, node, dest)
+        assert api.import_path(store, dest)[0] == node
+    finally:  # pytest's clean-up of old temporary directories (shutil.rmtree) recurses
+        subprocess.run(["rm", "-rf", str(deep), str(dest)], check=True)
