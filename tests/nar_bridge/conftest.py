@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from store.narinfo import NarInfo
 from store.pathinfo.model import PathInfo
 from store.storepath import StorePath
 from nar_bridge.names import NarFile
+from tests.services.process import stop
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 START_TIMEOUT = 20.0
@@ -69,13 +69,8 @@ class Bridge:
         raise AssertionError(f"nar-bridge did not start: {self._log.read_text()}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop(self._proc)
         self._proc = None
 
     def restart(self) -> None:

@@ -30,6 +30,7 @@ import pytest
 
 from tests.services.postgres import PostgresServer, running_postgres
 from tests.services.seaweed import BUCKET, SeaweedFS, running_seaweedfs
+from tests.services.process import stop
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 REPLICAS = 2
@@ -119,17 +120,7 @@ def _replica(cluster: Cluster, name: str, args: list[str], ready: Callable[[], b
             time.sleep(0.05)
         yield process
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _answers(port: int) -> bool:
@@ -152,8 +143,8 @@ def _free_port() -> int:
 
 def main() -> int:
     """`make cluster`: start, print where everything is, wait for Ctrl-C, stop everything."""
-    for stop in (signal.SIGINT, signal.SIGTERM):  # `kill` stops it as Ctrl-C does, even started with `&`
-        signal.signal(stop, signal.default_int_handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # `kill` stops it as Ctrl-C does, even started with `&`
+        signal.signal(signum, signal.default_int_handler)
     try:
         with running_cluster() as cluster:
             env = " ".join(f"{name}={value}" for name, value in cluster.env.items())

@@ -3,11 +3,11 @@ come back (stop() and start() keep its store, socket and arguments)."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from tests.services.process import stop
 
 CAIRN = str(Path(sys.executable).parent / "cairn")
 START_SECONDS = 20.0
@@ -39,13 +39,8 @@ class Daemon:
 
     def stop(self) -> None:
         """SIGTERM, as a supervisor stops it; the daemon removes its socket."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            stop(self._process)
         self._process = None
 
     def log_text(self) -> str:
