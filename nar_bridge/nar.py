@@ -133,7 +133,7 @@ async def _cached(bridge: Bridge, cache: NarCache, node: Node, nar_size: int, na
     """The NAR's cache file; the whole NAR is rendered into the cache when missing (its errors
     raise here, before any header), a range is only served from it when it is there already."""
     if byte_range is not None:
-        return await bridge.workers.call(cache.open, nar_sha256, nar_size)
+        return await bridge.workers.stream(cache.open, nar_sha256, nar_size)  # may hash a file: not quick
     render = functools.partial(cache_body, bridge.store.castore, bridge.closures, node, nar_size)
     return await bridge.workers.stream(cache.serve, nar_sha256, nar_size, render)
 

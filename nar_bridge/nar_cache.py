@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ LARGEST_SHARE = 4
 """A NAR larger than this share of the cache is streamed, not cached: it would push out many others,
 and its client would wait for the whole render before the first byte."""
 _TEMPORARY = ".partial-"
+_NAME = re.compile(r"[0-9a-f]{64}")
 _HASH_PIECE = 1 << 20
 
 
@@ -58,14 +60,16 @@ class NarCache:
     def serve(self, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> BinaryIO | None:
         """Blocking: the NAR opened for reading from the cache, rendered into it first if it is not
         there (callers asking for one NAR at once share one render, and its errors); None when it
-        keeps being evicted before it can be opened (a cache too small for what is being served)."""
+        keeps being evicted before it can be opened, or renders under way leave no room for it (a
+        cache too small for what is being served: the caller streams it instead)."""
         name = nar_sha256.hex()
         for rendered in (False, True):
             found = self.open(nar_sha256, size)
             if found is not None:
                 self.lookups.add("miss" if rendered else "hit")
                 return found
-            self._renders.run(name, lambda: self._fill(name, nar_sha256, size, render))
+            if not self._renders.run(name, lambda: self._fill(name, nar_sha256, size, render)):
+                break
         self.lookups.add("miss")
         return None
 
@@ -91,18 +95,19 @@ class NarCache:
             self._checked.add(name)
         return file
 
-    def _fill(self, name: str, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> None:
+    def _fill(self, name: str, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> bool:
         """Render into a temporary file, check it, rename it to `name`; CorruptionError (nothing
-        kept) when the rendered bytes are not the NAR the NarHash names. Nothing to do when a render
-        that finished since the caller looked put it there (no other render of it runs now)."""
+        kept) when the rendered bytes are not the NAR the NarHash names. True when the NAR is in the
+        cache (also when a render that finished since the caller looked put it there), False when
+        renders under way leave no room for it."""
         with self._lock:
             if name in self._files:
-                return
-        self._make_room(size)
-        with self._lock:
-            self._rendering[name] = size
-        temporary = tempfile.NamedTemporaryFile(dir=self._directory, prefix=_TEMPORARY, delete=False)
+                return True
+        if not self._reserve(name, size):
+            return False
+        temporary = None
         try:
+            temporary = tempfile.NamedTemporaryFile(dir=self._directory, prefix=_TEMPORARY, delete=False)
             sha256 = hashlib.sha256()
             written = 0
             with temporary:
@@ -115,26 +120,33 @@ class NarCache:
                                       f"hash sha256:{sha256.hexdigest()}: the store does not hold that NAR intact")
             os.rename(temporary.name, self._directory / name)
         except BaseException:
-            os.unlink(temporary.name)
+            if temporary is not None:
+                _unlink(Path(temporary.name))
             with self._lock:
                 self._bytes -= self._rendering.pop(name)
             raise
         with self._lock:
             self._files[name] = self._rendering.pop(name)
             self._checked.add(name)
+        return True
 
-    def _make_room(self, size: int) -> None:
-        """Count `size` more bytes, evicting the least recently used NARs to stay within the bound."""
+    def _reserve(self, name: str, size: int) -> bool:
+        """Count `size` bytes for `name` (in `_rendering`), evicting the least recently used NARs
+        to stay within the bound; False, counting nothing, when renders under way fill it."""
         evicted = []
         with self._lock:
-            self._bytes += size
-            while self._files and self._bytes > self._max_bytes:
+            while self._files and self._bytes + size > self._max_bytes:
                 old, old_size = self._files.popitem(last=False)
                 self._bytes -= old_size
                 self._checked.discard(old)
                 evicted.append(old)
+            room = self._bytes + size <= self._max_bytes
+            if room:
+                self._bytes += size
+                self._rendering[name] = size
         for old in evicted:
             _unlink(self._directory / old)
+        return room
 
     def _drop(self, name: str) -> None:
         with self._lock:
@@ -144,18 +156,17 @@ class NarCache:
 
     def _adopt(self) -> None:
         """Take over the NARs an earlier process left (oldest first; checked when first served);
-        remove its unfinished renders."""
+        remove its unfinished renders. Files not named like a NAR of the cache are left alone."""
         found = []
         for entry in os.scandir(self._directory):
             if entry.name.startswith(_TEMPORARY):
                 _unlink(Path(entry.path))
-            elif entry.is_file():
+            elif _NAME.fullmatch(entry.name) and entry.is_file():
                 stat = entry.stat()
                 found.append((stat.st_mtime, entry.name, stat.st_size))
         for _, name, size in sorted(found):
-            if self.fits(size):
-                self._make_room(size)
-                self._files[name] = size
+            if self.fits(size) and self._reserve(name, size):
+                self._files[name] = self._rendering.pop(name)
             else:
                 _unlink(self._directory / name)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,47 @@ def test_concurrent_requests_for_one_nar_share_one_render(tmp_path):
     for t in threads:
         t.join()
     assert bodies == [data] * 8 and render.calls == 1
+
+
+def test_renders_under_way_never_take_the_cache_past_its_size(tmp_path):
+    """Eight NARs of a quarter of the cache each asked for while four renders are under way: four
+    are cached, the others are answered None (streamed by the caller); the files stay within the bound."""
+    cache = NarCache(tmp_path, 4 * SIZE)
+    release = threading.Event()
+    results: dict[int, bool] = {}
+
+    def serve(tag: int) -> None:
+        data, sha = nar(tag)
+
+        def render():
+            release.wait(30)  # held until every request has found room or been turned away
+            yield data
+
+        file = cache.serve(sha, SIZE, render)
+        results[tag] = file is not None
+        if file is not None:
+            file.close()
+
+    threads = [threading.Thread(target=serve, args=(tag,)) for tag in range(8)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while list(results.values()).count(False) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for t in threads:
+        t.join()
+    assert sorted(results.values()) == [False] * 4 + [True] * 4
+    assert len(files(tmp_path)) == 4 and sum(p.stat().st_size for p in tmp_path.iterdir()) == 4 * SIZE
+
+
+def test_files_not_named_like_a_cached_nar_are_left_alone(tmp_path):
+    (tmp_path / "notes.txt").write_bytes(b"x" * (10 * SIZE))
+    cache = NarCache(tmp_path, 4 * SIZE)
+    data, sha = nar(1)
+    with cache.serve(sha, SIZE, Renders(data)) as file:
+        assert file.read() == data
+    assert (tmp_path / "notes.txt").read_bytes() == b"x" * (10 * SIZE)
 
 
 @pytest.fixture
