@@ -202,22 +202,33 @@ def _delete_paths(engine: LocalEngine, digests: list[bytes], dry_run: bool) -> N
 
 
 def delete_path(store: Store, path: StorePath, force: bool = False) -> None:
-    """Delete a path's record (its data goes at the next GC). Refused while a root keeps it,
-    directly or as part of a rooted closure, unless `force`."""
+    """Delete a path's record (its data goes at the next GC). Refused, unless `force`, while a
+    root keeps it (directly or as part of a rooted closure) or another path refers to it, as Nix
+    refuses to delete a path that is still alive: the store's closures stay whole."""
     engine = engine_of(store)
     engine.commit()
     raw = engine.metadata.get(PATHINFO, path.digest)
     if raw is None:
         raise NotFoundError(f"{path.absolute} is not in the store")
     if not force:
-        for name, paths in roots(engine):
-            if path.digest in _kept_paths(engine, (p.digest for p in paths), None):
-                raise ValidationError(f"{path.absolute} is kept by root {name!r}: remove the root first, "
-                                      "or give --force")
+        _refuse_if_alive(engine, path)
     info = PathInfo.decode(raw)
     deletes = {table: [path.digest] for table in _PATH_TABLES}
     deletes[NARHASH] = [narhash_key(info)]
     engine.metadata.commit({}, deletes)
+
+
+def _refuse_if_alive(engine: LocalEngine, path: StorePath) -> None:
+    all_roots = list(roots(engine))
+    if path.digest in _kept_paths(engine, (p.digest for _, paths in all_roots for p in paths), None):
+        name = next(name for name, paths in all_roots
+                    if path.digest in _kept_paths(engine, (p.digest for p in paths), None))
+        raise ValidationError(f"{path.absolute} is kept by root {name!r}: remove the root first, or give --force")
+    for digest, raw in engine.metadata.items(PATHINFO):
+        info = PathInfo.decode(raw)
+        if digest != path.digest and path in info.references:
+            raise ValidationError(f"{path.absolute} is still referred to by {info.store_path.absolute}: "
+                                  "delete that first, or give --force")
 
 
 def status(store: Store) -> dict | None:

@@ -3,6 +3,7 @@ reads and writes that race a GC still find their data."""
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from pathlib import Path
 from typing import Callable, Iterator
@@ -160,6 +161,20 @@ def test_delete_refuses_a_path_a_root_keeps_unless_forced(store: Store, tmp_path
     with pytest.raises(NotFoundError):
         delete_path(store, dep.store_path)
     collect(store, grace=0)  # a root naming a deleted path is no error
+
+
+def test_delete_refuses_a_path_another_path_refers_to_unless_forced(store: Store, tmp_path: Path) -> None:
+    """As Nix refuses to delete a path that is still alive: closures in the store stay whole."""
+    dep = api.import_path(store, tree(tmp_path / "dep", "d", files=1))
+    user = dataclasses.replace(api.import_path(store, tree(tmp_path / "user", "u", files=1)),
+                               references=(dep.store_path,))
+    store.pathinfo.put(user)
+    with pytest.raises(ValidationError, match=f"still referred to by {user.store_path.absolute}"):
+        delete_path(store, dep.store_path)
+    assert store.pathinfo.get(dep.store_path.digest) is not None
+    delete_path(store, user.store_path)
+    delete_path(store, dep.store_path)
+    assert store.pathinfo.get(dep.store_path.digest) is None
 
 
 def test_one_gc_at_a_time(store: Store, tmp_path: Path) -> None:
