@@ -124,11 +124,12 @@ class Marker:
         self.directories(directories)
 
     def directories(self, digests: Iterable[bytes]) -> None:
-        """Every directory below these, breadth first, BATCH at a time. A kept directory that
+        """Every directory below these, BATCH at a time (the newest found first). A kept directory that
         is missing stops the GC: what it kept cannot be known."""
         queue = [d for d in digests if self.live.first_visit(d)]
         while queue:
-            batch, queue = queue[-BATCH:], queue[:-BATCH]
+            batch = queue[-BATCH:]
+            del queue[-BATCH:]  # in place: slicing the rest off would copy the whole queue each time
             files: list[bytes] = []
             for digest, data in zip(batch, self._engine.read_chunks(batch)):
                 if data is None:

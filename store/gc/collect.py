@@ -141,7 +141,8 @@ def _kept_paths(engine: LocalEngine, seeds: Iterable[bytes], marker: Marker | No
             kept.add(digest)
             queue.append(digest)
     while queue:
-        batch, queue = queue[-1000:], queue[:-1000]
+        batch = queue[-1000:]
+        del queue[-1000:]
         nodes = []
         for raw in engine.records.get_many(PATHINFO, batch):
             if raw is None:

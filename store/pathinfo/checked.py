@@ -14,6 +14,7 @@ Since every stored NarHash is then the hash of the path's real NAR, the NAR-hash
 
 from __future__ import annotations
 
+import threading
 from typing import Iterator
 
 from castore.errors import NotFoundError, ValidationError
@@ -25,6 +26,9 @@ from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
 
+LOCKS = 64
+
+
 class CheckedPathInfoService(PathInfoService):
     """Closing it leaves the inner service open: whoever built that closes it."""
 
@@ -32,6 +36,8 @@ class CheckedPathInfoService(PathInfoService):
         self.inner = inner
         self.castore = castore
         self.read_only = inner.read_only
+        self._locks = [threading.Lock() for _ in range(LOCKS)]
+        """Puts of one path (by its digest's first byte) take the same lock."""
 
     def get(self, digest: bytes) -> PathInfo | None:
         return self.inner.get(digest)
@@ -49,10 +55,22 @@ class CheckedPathInfoService(PathInfoService):
         return self.inner.calculate_nar(node)
 
     def put(self, info: PathInfo) -> PathInfo:
+        """The checks run before the lock; whether the path exists is asked again under it, so two
+        concurrent Puts of one path in this process cannot both land as its first version."""
+        digest = info.store_path.digest
+        checked = self.inner.get(digest) is None
+        if checked:
+            self._check_new(info)
+        with self._locks[digest[0] % len(self._locks)]:
+            existing = self.inner.get(digest)
+            if existing is not None:
+                return self._add_signatures(existing, info)
+            if not checked:  # deleted since
+                self._check_new(info)
+            return self.inner.put(info)
+
+    def _check_new(self, info: PathInfo) -> None:
         path = info.store_path
-        existing = self.inner.get(path.digest)
-        if existing is not None:
-            return self._add_signatures(existing, info)
         unknown = [r.basename for r in info.references if r != path and self.inner.get(r.digest) is None]
         if unknown:
             raise ValidationError(f"{path}: unknown references: {' '.join(unknown)}")
@@ -64,7 +82,6 @@ class CheckedPathInfoService(PathInfoService):
         if (nar_size, nar_sha256) != (info.nar_size, info.nar_sha256):
             raise ValidationError(f"{path}: NarHash and NarSize must be those of its node's NAR, "
                                   f"sha256:{nixbase32.encode(nar_sha256)} and {nar_size}")
-        return self.inner.put(info)
 
     def _add_signatures(self, existing: PathInfo, info: PathInfo) -> PathInfo:
         """A Put of a path already held: the same NAR adds signatures, another is refused."""

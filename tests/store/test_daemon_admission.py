@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +16,7 @@ import grpc
 import pytest
 
 from castore.digest import B3Digest
+from castore.errors import ValidationError
 from castore.grpc_serve import serve
 from castore.ingest import import_path
 from castore.nodes import Directory, DirectoryNode, FileNode, node_to_proto
@@ -156,3 +158,42 @@ def test_honest_writers_get_through(daemon, tmp_path: Path) -> None:
         copy_paths(source, client, closure_of(source, [TOP]))
     assert backend.pathinfo.get(TOP.digest) == top
     assert backend.pathinfo.get(dep.store_path.digest) == dep
+
+
+def test_two_first_puts_of_one_path_with_different_nars_admit_only_one(tmp_path: Path) -> None:
+    """The check of a new path and its put are atomic for one path: the slower of two racing
+    first versions is refused, not written over the first (a valid path does not change)."""
+    from store.pathinfo.checked import CheckedPathInfoService
+
+    with open_store("memory://") as backend:
+        a = api.import_path(backend, tree(tmp_path / "a", b"first\n"))
+        b = api.import_path(backend, tree(tmp_path / "b", b"second\n"))
+        path = StorePath.from_basename("00bgd045z0d4icpbc2yyz4gx48ak44la-raced")
+        versions = [dataclasses.replace(info, store_path=path) for info in (a, b)]
+        inner_put = backend.pathinfo.put
+        both_checked = threading.Barrier(2)
+
+        def slow_put(info: PathInfo) -> PathInfo:
+            try:
+                both_checked.wait(timeout=1)  # without the lock both get here at once
+            except threading.BrokenBarrierError:
+                pass  # alone: the other Put waits for the lock
+            return inner_put(info)
+
+        backend.pathinfo.put = slow_put
+        checked = CheckedPathInfoService(backend.pathinfo, backend.castore)
+        outcomes: list[str] = []
+
+        def put(info: PathInfo) -> None:
+            try:
+                checked.put(info)
+                outcomes.append("put")
+            except ValidationError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=put, args=(v,)) for v in versions]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["put", "refused"]
