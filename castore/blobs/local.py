@@ -188,7 +188,7 @@ class LocalBlobWriter(BlobWriter):
             for chunk in tail:
                 self._store(chunk)
             digest = B3Digest(self._hasher.digest())
-            if self._engine.records.get(BLOBS, digest) is None:
+            if self._engine.records.get(BLOBS, digest, swept=False) is None:
                 self._engine.records.stage(BLOBS, [(digest, encode_chunk_list(self._size, self._chunks))])
         self._engine.records.settle()
         self._digest = digest

@@ -130,7 +130,7 @@ class LocalEngine:
                 waiting = list(self._unchecked.items())
             if not waiting:
                 return
-            stored = self.records.get_many(CHUNKS, [digest for digest, _ in waiting])
+            stored = self.records.get_many(CHUNKS, [digest for digest, _ in waiting], swept=False)
             features = {digest: deltas.features(data) for (digest, (data, kind)), record in zip(waiting, stored)
                         if record is None and kind.delta_below and len(data) >= deltas.MIN_SIZE}
             keys = list({key for keys in features.values() for key in keys})

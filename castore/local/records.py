@@ -81,20 +81,22 @@ class Records:
         self._staged_records = 0  # staged and ready
         self._staged_bytes = 0
 
-    def get(self, table: Table, key: bytes) -> bytes | None:
-        """A record, staged, held or committed."""
+    def get(self, table: Table, key: bytes, *, swept: bool = True) -> bytes | None:
+        """A record, staged, held or committed; with `swept`, also one GC swept and has not dropped
+        (readers). A writer asking whether data is stored passes swept=False: a swept record's
+        data may be deleted before the writer's record naming it commits, so it writes it again."""
         with self._lock:
             for view in self._views():
                 value = view.get(table, {}).get(key)
                 if value is not None:
                     return value
         value = self.metadata.get(table, key)
-        if value is None and table.name in tombstones.SWEPT:
+        if value is None and swept and table.name in tombstones.SWEPT:
             return self._swept([key], table)[0]
         return value
 
-    def get_many(self, table: Table, keys: Sequence[bytes]) -> list[bytes | None]:
-        """Records for many keys, staged, held or committed: one metadata transaction for all of them."""
+    def get_many(self, table: Table, keys: Sequence[bytes], *, swept: bool = True) -> list[bytes | None]:
+        """Records for many keys, as get() finds them: one metadata transaction for all of them."""
         with self._lock:
             views = [view[table] for view in self._views() if table in view]
             found = [next((view[k] for view in views if k in view), None) for k in keys] if views \
@@ -103,7 +105,7 @@ class Records:
             found = [None] * len(keys)
         missing = [k for k, v in zip(keys, found) if v is None]
         committed = self.metadata.get_many(table, missing) if missing else []
-        if table.name in tombstones.SWEPT and None in committed:
+        if swept and table.name in tombstones.SWEPT and None in committed:
             unknown = [k for k, v in zip(missing, committed) if v is None]
             swept = iter(self._swept(unknown, table))
             committed = [next(swept) if v is None else v for v in committed]

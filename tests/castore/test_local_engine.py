@@ -245,3 +245,32 @@ def put(blobs: LocalBlobService, data: bytes) -> B3Digest:
     with blobs.open_write() as writer:
         writer.write(data)
         return writer.close()
+
+
+def test_a_writer_stores_again_what_garbage_collection_swept(tmp_path: Path) -> None:
+    """A chunk and blob GC swept (kept as tombstones until their pack goes) are still read, but a
+    writer of the same bytes stores them anew: the pack under the tombstones may be deleted
+    before its records commit."""
+    from castore.local import tombstones
+
+    engine = open_engine(str(tmp_path / "s"))
+    blobs = LocalBlobService(engine)
+    data = random.Random(7).randbytes(3 << 20)
+    with blobs.open_write() as writer:
+        writer.write(data)
+        digest = writer.close()
+    chunks = [key for key, _ in engine.metadata.items(CHUNKS)]
+
+    def sweep(table: Table, keys: list[bytes]) -> dict[bytes, bytes]:
+        return {k: tombstones.encode(0, raw) for k, raw in zip(keys, engine.metadata.get_many(table, keys))}
+
+    swept = {CHUNKS: sweep(CHUNKS, chunks), BLOBS: sweep(BLOBS, [bytes(digest)])}
+    engine.metadata.commit({tombstones.tombstones(t): records for t, records in swept.items()},
+                           {t: list(records) for t, records in swept.items()})
+    assert blobs.has(digest)  # readers still find it through the tombstones
+    with blobs.open_write() as writer:
+        writer.write(data)
+        assert writer.close() == digest
+    assert all(committed(engine, CHUNKS, key) is not None for key in chunks)
+    assert committed(engine, BLOBS, bytes(digest)) is not None
+    engine.close()
