@@ -87,15 +87,14 @@ def synthetic(work: Path) -> None:
 
 CLUSTER = """
 import sys, time
-from castore.storage.metadata_postgres import PostgresMetadataStore
 from store import api
 from store.gc.collect import collect
 from store.gc.engine import engine_of
 from store.gc.roots import add_root
-from tests.store.gc_tools import engine_store
+from store.url import open_store
 
 url, packs, verb, *trees = sys.argv[1:]
-with engine_store(PostgresMetadataStore.open(url), packs) as store:
+with open_store(f"{url}&packs=file://{packs}") as store:
     if verb == "import":
         infos = [api.import_path(store, tree) for tree in trees]
         add_root(engine_of(store), "one", [infos[0].store_path])
