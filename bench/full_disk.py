@@ -43,6 +43,7 @@ TREE_FILES = 4000
 class Outcome:
     ok: bool
     said: str  # what the client saw: the one line, or the HTTP status and reason
+    clean: bool = False  # a failure as the edge must give it: exit 1 with one `cairn: error:` line, or a 5xx
 
 
 @dataclass
@@ -56,8 +57,7 @@ class Row:
 
     @property
     def good(self) -> bool:
-        return (not self.failed.ok and _one_line(self.failed.said) and self.readable and self.verified
-                and self.again.ok)
+        return self.failed.clean and self.readable and self.verified and self.again.ok
 
 
 def _one_line(said: str) -> bool:
@@ -66,14 +66,14 @@ def _one_line(said: str) -> bool:
 
 def cairn(*args: str) -> Outcome:
     done = subprocess.run([CAIRN, *args], capture_output=True, text=True, timeout=300)
-    said = done.stderr if done.returncode else done.stdout
-    if done.returncode and not done.stderr.startswith("cairn: error: "):
-        said = "not one clean line: " + done.stderr
-    return Outcome(done.returncode == 0, said.strip())
+    said = (done.stderr if done.returncode else done.stdout).strip()
+    clean = done.returncode == 1 and said.startswith("cairn: error: ") and _one_line(said)
+    return Outcome(done.returncode == 0, said, clean)
 
 
 def http(reply) -> Outcome:
-    return Outcome(reply.status == 200, f"HTTP {reply.status}: {reply.body.decode(errors='replace').strip()}")
+    return Outcome(reply.status == 200, f"HTTP {reply.status}: {reply.body.decode(errors='replace').strip()}",
+                   500 <= reply.status < 600)
 
 
 class Site:
@@ -183,7 +183,7 @@ def table(rows: list[Row]) -> str:
         lines_said = row.failed.said.splitlines() or [""]
         said = lines_said[0] if len(lines_said[0]) < 140 else lines_said[0][:137] + "..."
         said = said.replace("|", "\\|") + (f" (+{len(lines_said) - 1} lines)" if len(lines_said) > 1 else "")
-        lines.append(f"| {n} | {row.point} | {row.full} | {said} | {_yes(_one_line(row.failed.said))} | "
+        lines.append(f"| {n} | {row.point} | {row.full} | {said} | {_yes(row.failed.clean)} | "
                      f"{_yes(row.readable)} | {_yes(row.verified)} | "
                      f"{_yes(row.again.ok)}{'' if row.again.ok else ': ' + row.again.said.splitlines()[0][:100]} |")
     good = sum(row.good for row in rows)
