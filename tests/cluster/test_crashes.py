@@ -88,14 +88,18 @@ def test_a_copy_into_the_cluster_killed_and_resumed_copies_everything_once(clust
     first = cluster.popen("copy", "--from", source, "--to", cluster.store, "--all",
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     done = rng.randrange(len(paths) - 2)  # killed while copying one of the last paths but one, or before
+    copied = set()
     for _ in range(done):
-        assert first.stdout.readline(), "the copy ended early"
+        line = first.stdout.readline()
+        assert line, "the copy ended early"
+        copied.add(line.decode().strip())
     time.sleep(rng.uniform(0, 0.02))  # two or more 8 MiB paths still to go take longer than this
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert first.returncode == -signal.SIGKILL, f"seed {seed}: the copy finished before its kill"
     resumed = cluster.cairn("copy", "--from", source, "--to", cluster.store, "--all")
     assert resumed.returncode == 0, resumed.stderr.decode()
+    assert copied.isdisjoint(resumed.stdout.decode().split()), f"seed {seed}: the resumed copy copied again"
     with open_store(source) as src, open_store(cluster.store) as dest:
         for path in paths:
             assert b"".join(api.dump(dest, path)) == b"".join(api.dump(src, path)), f"seed {seed}: {path}"
