@@ -135,6 +135,16 @@ class CAStore:
     composition: Composition | None = None
     """What built the services, and closes them; None: close() closes the two itself."""
 
+    def probe(self) -> None:
+        """Blocking: ask both services something small (each answers from its index; over gRPC one
+        call each); raises when one cannot answer. For health checks (daemon, nar-bridge), which do
+        not ask path infos: those may read through an upstream cache, whose outage must not take
+        the service out of rotation."""
+        from castore.digest import EMPTY_DIGEST
+
+        self.blobs.has(EMPTY_DIGEST)
+        self.directories.get(EMPTY_DIGEST)
+
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Group this thread's writes; they are durable when its outermost batch exits."""

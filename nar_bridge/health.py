@@ -1,9 +1,9 @@
 """`GET /healthz`, for load balancers and supervisors: 200 when the store answers, 503 otherwise.
 
-The probe asks castore's two services about a digest nobody has: each answers from its index
-(over gRPC: one call each). Path infos are not asked: a lookup there goes upstream through a
-read-through cache, and a listing is the only other question every backend answers; they live
-with castore (one daemon, one database) in the deployments the bridge serves.
+The probe is castore's (CAStore.probe, the daemon's health service asks the same). Path infos
+are not asked: a lookup there goes upstream through a read-through cache, and a listing is the
+only other question every backend answers; they live with castore (one daemon, one database) in
+the deployments the bridge serves.
 """
 
 from __future__ import annotations
@@ -12,25 +12,16 @@ import asyncio
 
 from aiohttp import web
 
-from castore.digest import B3Digest
-from store.url import Store
 from nar_bridge.bridge import BRIDGE
 
 PROBE_SECONDS = 5.0
 """A store that takes longer than this to answer is as good as down."""
-_NOBODY = B3Digest(bytes(32))
-
-
-def probe(store: Store) -> None:
-    """Blocking: raises when a service does not answer."""
-    store.castore.blobs.has(_NOBODY)
-    store.castore.directories.get(_NOBODY)
 
 
 async def get_healthz(request: web.Request) -> web.Response:
     bridge = request.app[BRIDGE]
     try:
-        await asyncio.wait_for(bridge.workers.call(probe, bridge.store), PROBE_SECONDS)
+        await asyncio.wait_for(bridge.workers.call(bridge.store.castore.probe), PROBE_SECONDS)
     except TimeoutError:
         return web.Response(status=503, text=f"the store did not answer within {PROBE_SECONDS:.0f} s\n")
     except Exception as e:  # noqa: BLE001 - whatever the store raises, it is not healthy

@@ -8,7 +8,6 @@ from typing import Iterator
 import grpc
 
 from castore.errors import NotFoundError, ValidationError
-from castore.digest import EMPTY_DIGEST
 from castore.grpc_server import CASTORE_SERVICES, Register, add_service, castore_services, served_names
 from castore.nodes import node_from_proto
 from store.pathinfo.checked import CheckedPathInfoService
@@ -70,12 +69,6 @@ def daemon_services(store: Store) -> list[Register]:
     names = [name for service in services for name in served_names(service)]
     return [castore_services(store.castore.blobs, store.castore.directories),
             pathinfo_services(CheckedPathInfoService(store.pathinfo, store.castore)),
-            health_service(lambda: _probe(store), names),
+            health_service(store.castore.probe, names),
             reflection_service(services, [*BATCH_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"]])]
 
-
-def _probe(store: Store) -> None:
-    """Ask the castore something small; raises when it cannot answer. (Not the path infos: they
-    may read through an upstream cache, whose outage must not take this daemon out of service.)"""
-    store.castore.blobs.has(EMPTY_DIGEST)
-    store.castore.directories.get(EMPTY_DIGEST)
