@@ -19,7 +19,7 @@ from typing import Callable
 
 import grpc
 
-from castore.grpc_common import HANDLER_KINDS
+from castore.grpc_common import same_shape
 
 TOKEN_KEY = "authorization"
 SCHEME = "Bearer "
@@ -93,9 +93,7 @@ def _refusing(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, details: st
     def refuse(request, context: grpc.ServicerContext):
         context.abort(code, details)
 
-    make = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
-    return make(refuse, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+    return same_shape(handler, refuse)
 
 
 class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 import grpc
 
@@ -34,6 +34,19 @@ HANDLER_KINDS = {
     (True, True): grpc.stream_stream_rpc_method_handler,
 }
 """(request streaming, response streaming) -> the grpcio function that makes such a handler."""
+
+
+def behavior_of(handler: grpc.RpcMethodHandler) -> Callable:
+    """The function a method handler runs (grpcio keeps it under an attribute named for its shape)."""
+    shape = f"{'stream' if handler.request_streaming else 'unary'}_{'stream' if handler.response_streaming else 'unary'}"
+    return getattr(handler, shape)
+
+
+def same_shape(handler: grpc.RpcMethodHandler, behavior: Callable) -> grpc.RpcMethodHandler:
+    """A handler of `handler`'s shape and serializers that runs `behavior` (for interceptors)."""
+    make = HANDLER_KINDS[(handler.request_streaming, handler.response_streaming)]
+    return make(behavior, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
 
 _STATUS_OF_ERROR: tuple[tuple[type[CastoreError], grpc.StatusCode], ...] = (
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),

@@ -14,15 +14,9 @@ from typing import Any, Callable, Iterator
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from castore.grpc_common import behavior_of, same_shape
+
 log = logging.getLogger("cairn.grpc")
-
-_CALL_KINDS = {
-    (False, False): ("unary_unary", grpc.unary_unary_rpc_method_handler),
-    (False, True): ("unary_stream", grpc.unary_stream_rpc_method_handler),
-    (True, False): ("stream_unary", grpc.stream_unary_rpc_method_handler),
-    (True, True): ("stream_stream", grpc.stream_stream_rpc_method_handler),
-}
-
 
 class GrpcMetrics:
     """Calls by method and status code, and their durations, in `registry`."""
@@ -44,12 +38,10 @@ class CallObserver(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        kind, make = _CALL_KINDS[(handler.request_streaming, handler.response_streaming)]
-        behavior = getattr(handler, kind)
+        behavior = behavior_of(handler)
         observed = self._streaming(behavior, details.method) if handler.response_streaming \
             else self._unary(behavior, details.method)
-        return make(observed, request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer)
+        return same_shape(handler, observed)
 
     def _unary(self, behavior: Callable, method: str) -> Callable:
         def call(request: Any, context: grpc.ServicerContext) -> Any:
