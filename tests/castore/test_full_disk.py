@@ -40,8 +40,8 @@ def test_writes_work_again_once_the_full_disk_has_room(tmp_path: Path, full: str
         kept = put(blobs, b"before the disk filled up")
         fill(fs)
         lost = os.urandom(1 << 20)
-        with pytest.raises(BackendError, match="No space left on device"):
-            put(blobs, lost)
+        with pytest.raises(BackendError, match="No space left on device|the file system is full"):
+            put(blobs, lost)  # LMDB on a full tmpfs may say EIO: the error then says the disk is full
         assert not blobs.has(B3Digest.of(lost))
         free_space(fs)
         after = put(blobs, os.urandom(1 << 20))

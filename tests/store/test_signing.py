@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -134,7 +135,7 @@ def test_interoperates_with_nix_generated_keys_and_nix_store_sign(tmp_path: Path
     assert secret.public_key() == public
 
     out = nix("nix-instantiate", "--read-write-mode", "--eval", "--strict", "--json", "-E",
-              f'let a = builtins.toFile "a" "{tmp_path}"; in builtins.toFile "b" "uses ${{a}}"')
+              f'let a = builtins.toFile "a" "{tmp_path} {os.urandom(8).hex()}"; in builtins.toFile "b" "uses ${{a}}"')
     path = json.loads(out)
     nix("nix", "store", "sign", "--key-file", str(secret_file), path)
     (info,) = json.loads(nix("nix", "path-info", "--json", "--sigs", path))
