@@ -5,13 +5,14 @@ Given the mark (marking.py), a sweep
 2. puts back swept records that something kept names again (see tombstones.py);
 3. keeps every chunk of a pack put within the grace period (an import or upload in progress
    has written it and not yet the records naming it), and the delta bases of kept chunks;
-4. moves the records of chunks and chunked blobs nobody keeps to their tombstones, and drops
-   the delta index entries naming them;
+4. moves the records of chunks, chunked blobs and directory rows nobody keeps to their
+   tombstones, and drops the delta index entries naming them;
 5. retires packs with nothing live, and rewrites packs less than half live: their live frames
    are copied into new packs (whole when every chunk of a frame is live, else recompressed)
    and their records repointed; a reader holding an old location finds the new one on retry;
-6. deletes packs retired more than the grace period ago, with the tombstones naming them, and
-   packs no row has named for the grace period (a writer died before its commit: STRAYS).
+6. deletes packs retired more than the grace period ago, with the tombstones naming them (and
+   the tombstoned rows of directories whose chunk that leaves unreadable), and packs no row
+   has named for the grace period (a writer died before its commit: STRAYS).
 
 Crash safety: every step is one or more atomic commits, each leaving a store that reads
 everything kept. Data goes only after the records naming it: a pack is named in UNNAMED in the
@@ -32,6 +33,7 @@ from typing import Callable, Iterator
 import zstandard
 
 from castore.blobs.local import BLOBS
+from castore.directories.local import DIRECTORY_ROWS
 from castore.local import tombstones
 from castore.local.engine import CHUNKS, SIMILAR, LocalEngine
 from castore.local.frames import DELTA, SMALL, ChunkRecord, Location
@@ -63,6 +65,8 @@ class SweepReport:
     chunks: int = 0
     """Chunk records swept (kept as tombstones until their pack goes)."""
     blobs: int = 0
+    directories: int = 0
+    """Directory rows swept (kept as tombstones while their chunk's is)."""
     packs_retired: int = 0
     packs_rewritten: int = 0
     bytes_moved: int = 0
@@ -127,8 +131,9 @@ class Sweeper:
         self._step("sweeping chunk records")
         use = self._sweep_chunks(packs)
         self._resurrect(retired, use)  # bases of chunks committed during the sweep, swept before them
-        self._step("sweeping blob records and the delta index")
-        self._sweep_blobs()
+        self._step("sweeping blob and directory records and the delta index")
+        self._sweep_unkept(BLOBS)
+        self._sweep_unkept(DIRECTORY_ROWS)
         self._sweep_similar()
         self._step("retiring and rewriting packs")
         sparse = self._retire(packs, retired, use)
@@ -159,7 +164,7 @@ class Sweeper:
         again = True
         while again:
             again = False
-            for table in (CHUNKS, BLOBS):
+            for table in (CHUNKS, BLOBS, DIRECTORY_ROWS):
                 back = {digest: tombstones.decode(raw)[1]
                         for digest, raw in self._meta.items(tombstones.tombstones(table)) if digest in self.live}
                 for batch in _batches(back):
@@ -219,23 +224,22 @@ class Sweeper:
         self._tombstone(CHUNKS, dead)
         return use
 
-    def _sweep_blobs(self) -> None:
+    def _sweep_unkept(self, table: Table) -> None:
+        """Tombstones for the records of `table` (keyed by digest) that nothing keeps."""
         dead: dict[bytes, bytes] = {}
-        for digest, raw in self._meta.items(BLOBS):
+        for digest, raw in self._meta.items(table):
             if digest not in self.live:
                 dead[digest] = tombstones.encode(int(self._now), raw)
                 if len(dead) >= COMMIT_RECORDS:
-                    self._tombstone(BLOBS, dead)
+                    self._tombstone(table, dead)
                     dead = {}
-        self._tombstone(BLOBS, dead)
+        self._tombstone(table, dead)
 
     def _tombstone(self, table: Table, dead: dict[bytes, bytes]) -> None:
         if not dead:
             return
-        if table is CHUNKS:
-            self.report.chunks += len(dead)
-        else:
-            self.report.blobs += len(dead)
+        counted = {CHUNKS: "chunks", BLOBS: "blobs", DIRECTORY_ROWS: "directories"}[table]
+        setattr(self.report, counted, getattr(self.report, counted) + len(dead))
         self._commit({tombstones.tombstones(table): dead}, {table: list(dead)})
 
     def _sweep_similar(self) -> None:
@@ -313,8 +317,11 @@ class Sweeper:
         self.report.pending_bytes = sum(packs[n].size for n in retired if n in packs and n not in doomed)
         if self._dry:
             return
-        self._delete_where(tombstones.tombstones(CHUNKS), lambda digest, raw: (
+        dead_chunks = tombstones.tombstones(CHUNKS)
+        self._delete_where(dead_chunks, lambda digest, raw: (
             pack := ChunkRecord.decode(tombstones.decode(raw)[1]).location.pack) in doomed or pack not in packs)
+        self._delete_where(tombstones.tombstones(DIRECTORY_ROWS),
+                           lambda digest, raw: self._meta.get(dead_chunks, digest) is None)
         if not doomed:
             return
         names = [packs[n].name for n in doomed]

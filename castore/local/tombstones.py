@@ -1,9 +1,11 @@
-"""Tombstones: chunk and blob records garbage collection swept, set aside rather than dropped.
+"""Tombstones: chunk, blob and directory-row records garbage collection swept, set aside rather than dropped.
 
 A writer that found a chunk or blob present just before GC swept it may still commit a record
 naming it (it skipped writing the data). So a swept record moves to its table's tombstones,
 with the time it was swept, and stays readable through them (records.py falls back to them)
 until its pack is deleted; the next GC puts back any that something kept names again.
+A directory's row follows its chunk: swept with it, put back with it, and dropped when the
+chunk's tombstone goes (bytes stored again later as a blob must not read as a directory).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import struct
 
 from castore.storage.metadata import Table
 
-SWEPT = frozenset({"chunks", "blobs"})
+SWEPT = frozenset({"chunks", "blobs", "directories"})
 """The tables whose swept records get tombstones."""
 _TIME = struct.Struct(">Q")
 

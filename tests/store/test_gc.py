@@ -295,3 +295,38 @@ def test_a_pack_a_dead_writer_left_unnamed_is_deleted_by_a_gc_a_grace_period_aft
     assert collect(store, grace=0).sweep.packs_deleted == 1
     assert stray not in packs_of(store)
     assert dumps(store, info)
+
+
+def test_a_swept_directory_stored_again_as_a_blob_does_not_read_as_a_directory(store: Store, tmp_path: Path) -> None:
+    root = tree(tmp_path / "t", "t", files=2, size=1000)
+    tree(root / "sub", "s", files=2, size=1000)
+    info = api.import_path(store, root)
+    directory = store.castore.directories.get(info.node.digest)
+    assert directory is not None
+    report = collect(store, grace=0, everything=True)
+    assert report.sweep.directories == 2
+    assert store.castore.directories.get(info.node.digest) is None
+    # The same bytes, put later as a file's contents: a blob, whose children are long gone.
+    with store.castore.blobs.open_write() as writer:
+        writer.write(directory.encoded)
+        assert writer.close() == info.node.digest
+    assert store.castore.directories.get(info.node.digest) is None
+    assert store.castore.directories.get(directory.directories[0].digest) is None
+
+
+def test_a_tombstoned_directory_row_reads_and_is_put_back_when_a_kept_path_names_it(store: Store,
+                                                                                    tmp_path: Path) -> None:
+    from castore.directories.local import DIRECTORY_ROWS
+
+    info = api.import_path(store, tree(tmp_path / "a", "a", files=2, size=1000))
+    engine = engine_of(store)
+    add_root(engine, "r", [info.store_path])
+    expected = dumps(store, info)
+    digest = bytes(info.node.digest)
+    dead = tombstones.tombstones(DIRECTORY_ROWS)
+    engine.metadata.commit({dead: {digest: tombstones.encode(1, b"")}}, {DIRECTORY_ROWS: [digest]})
+    assert store.castore.directories.get(info.node.digest) is not None  # read through the tombstone
+    report = collect(store, grace=0)
+    assert report.sweep.resurrected == 1 and report.sweep.directories == 0
+    assert engine.metadata.get(DIRECTORY_ROWS, digest) == b"" and engine.metadata.get(dead, digest) is None
+    assert dumps(store, info) == expected
