@@ -1,7 +1,8 @@
 """The standard gRPC health service (`grpc.health.v1.Health`, grpcio-health-checking), answered
 by asking the store, for load balancers, `grpc_health_probe` and service managers.
 
-Each Check runs `probe` (it raises when the store cannot answer): SERVING while the store
+Each Check runs `probe` (it raises when the store cannot answer), bounded (castore.probing: a
+hung store costs one thread, not one per Check, and each Check answers in time): SERVING while the store
 answers, NOT_SERVING while it does not, for the server as a whole ("") and for each service
 name. Watch streams follow what the latest Check found.
 """
@@ -15,6 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from castore.grpc_server import Register
+from castore.probing import BoundedProbe
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 class ProbingHealthServicer(health.HealthServicer):
     def __init__(self, probe: Callable[[], object], services: Iterable[str]) -> None:
         super().__init__()
-        self._probe = probe
+        self._probe = BoundedProbe(probe)
         self._services = (health.OVERALL_HEALTH, *services)
 
     def Check(self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:

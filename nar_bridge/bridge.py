@@ -16,6 +16,7 @@ from typing import Callable, Generic, TypeVar
 from aiohttp import web
 
 from castore.nodes import DirectoryNode, FileNode, Node
+from castore.probing import BoundedProbe
 from castore.tally import Tally
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
@@ -98,6 +99,8 @@ class Bridge:
         """NARs found by file name lately: a hot NAR is sent from the NAR cache without a lookup."""
         self.closures = ClosureCache()
         self.nar_cache = None if config.nar_cache is None else NarCache(config.nar_cache, config.nar_cache_bytes)
+        self.probe = BoundedProbe(store.castore.probe)
+        """What /healthz asks (see health.py)."""
 
     async def with_path_info(self, digest: bytes, then: Callable[[PathInfo], T]) -> T | None:
         """`then(info)` for the path with this digest, in the same worker call as the lookup;

@@ -94,6 +94,31 @@ def test_health_follows_the_store(daemon, monkeypatch) -> None:
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_health_checks_while_the_store_hangs_answer_not_serving_and_share_one_probe(daemon, monkeypatch) -> None:
+    """A hung store (a read that never returns, injected) holds one probe, not a server thread
+    per Check: every Check answers NOT_SERVING within the deadline, and SERVING once it is back."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    backend, server = daemon
+    release, calls = threading.Event(), []
+
+    def hung(digest):
+        calls.append(digest)
+        release.wait()
+        return True
+    with grpc.insecure_channel(f"unix://{server.socket_path}") as channel:
+        monkeypatch.setattr(backend.castore.blobs, "has", hung)
+        with ThreadPoolExecutor(12) as pool:
+            statuses = list(pool.map(lambda _: health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=60).status, range(24)))
+        assert statuses == [health_pb2.HealthCheckResponse.NOT_SERVING] * 24
+        assert len(calls) == 1
+        release.set()
+        monkeypatch.undo()
+        assert check(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
 def test_reflection_lists_and_describes_every_service(daemon) -> None:
     """What `grpcurl list` and `grpcurl describe` ask, through grpcio-reflection's client."""
     _, server = daemon
