@@ -18,8 +18,8 @@ Crash safety: every step is one or more atomic commits, each leaving a store tha
 everything kept. Data goes only after the records naming it: a pack is named in UNNAMED in the
 commit that drops its row (or before a rewrite puts it), deleted, and then un-named; a GC
 that dies in between leaves an UNNAMED entry the next one finishes. Records are streamed a
-page at a time; memory is the mark, about 150 bytes per frame and per pack, and the records of
-at most REWRITE_CHUNKS chunks being moved.
+page at a time; memory is the mark, about 150 bytes per frame and per pack, READ_BYTES of frames
+being copied, and the records of at most REWRITE_CHUNKS chunks being moved.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ died between putting a pack and committing its records left it. Deleted when a G
 the grace period later finds it still unnamed."""
 COMMIT_RECORDS = 10_000
 """Records per sweep commit: commits stay small, and a concurrent writer waits little."""
+READ_BYTES = 32 * 1024 * 1024
+"""Compressed bytes of live frames a rewrite asks the pack store for at once (one request to
+object storage, however many frames)."""
 REWRITE_CHUNKS = 200_000
 """Live chunks one GC moves at most (about 50 MB of their records); the next GC goes on."""
 _TIME = struct.Struct(">Q")
@@ -290,8 +293,12 @@ class Sweeper:
             by_pack[record.location.pack].append((digest, record))
         for number in sorted(by_pack):
             chunks = sorted(by_pack[number], key=lambda c: (c[1].location.frame_offset, c[1].location.offset))
-            for frame_offset, frame_chunks in _group(chunks, lambda c: c[1].location.frame_offset):
-                writer.copy_frame(packs[number].name, use[number].frames[frame_offset], frame_chunks)
+            frames = [frame_chunks for _, frame_chunks in _group(chunks, lambda c: c[1].location.frame_offset)]
+            for batch in _read_batches(frames):
+                ranges = [(c[0][1].location.frame_offset, c[0][1].location.frame_length) for c in batch]
+                for frame_chunks, compressed in zip(batch, self._store.read(packs[number].name, ranges)):
+                    writer.copy_frame(compressed, use[number].frames[frame_chunks[0][1].location.frame_offset],
+                                      frame_chunks)
             writer.done_with(number)
             retired[number] = int(self._now)
             self.report.packs_rewritten += 1
@@ -382,9 +389,7 @@ class _PackWriter:
         self._cctx = {False: zstandard.ZstdCompressor(level=SMALL.level),
                       True: zstandard.ZstdCompressor(level=DELTA.level)}
 
-    def copy_frame(self, pack: str, frame: _Frame, chunks: list[tuple[bytes, ChunkRecord]]) -> None:
-        first = chunks[0][1].location
-        compressed = self._sweeper._store.read(pack, [(first.frame_offset, first.frame_length)])[0]
+    def copy_frame(self, compressed: bytes, frame: _Frame, chunks: list[tuple[bytes, ChunkRecord]]) -> None:
         if frame.live == frame.total:  # the whole frame is live: copied as it is
             offset = self._append(compressed)
             for digest, record in chunks:
@@ -468,6 +473,21 @@ def _batches(records: dict[bytes, bytes]) -> Iterator[dict[bytes, bytes]]:
     items = list(records.items())
     for start in range(0, len(items), COMMIT_RECORDS):
         yield dict(items[start:start + COMMIT_RECORDS])
+
+
+def _read_batches(frames: list[list[tuple[bytes, ChunkRecord]]]) -> Iterator[list[list[tuple[bytes, ChunkRecord]]]]:
+    """The frames of one pack (each as its chunks) in runs of at most READ_BYTES (or one frame)."""
+    batch: list[list[tuple[bytes, ChunkRecord]]] = []
+    size = 0
+    for chunks in frames:
+        length = chunks[0][1].location.frame_length
+        if batch and size + length > READ_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(chunks)
+        size += length
+    if batch:
+        yield batch
 
 
 def _group(items: list, key: Callable) -> Iterator[tuple[object, list]]:

@@ -330,3 +330,30 @@ def test_a_tombstoned_directory_row_reads_and_is_put_back_when_a_kept_path_names
     assert report.sweep.resurrected == 1 and report.sweep.directories == 0
     assert engine.metadata.get(DIRECTORY_ROWS, digest) == b"" and engine.metadata.get(dead, digest) is None
     assert dumps(store, info) == expected
+
+
+def test_a_rewrite_reads_a_packs_live_frames_in_few_requests(store: Store, tmp_path: Path, monkeypatch) -> None:
+    """Object storage charges per request: the live frames of a sparse pack are asked for together."""
+    engine = engine_of(store)
+    with engine.batch():  # one pack: the kept files' frames and the dead ones between them
+        kept = [api.import_path(store, tree(tmp_path / f"kept{i}", f"k{i}", files=2, size=600_000)) for i in range(4)]
+        api.import_path(store, tree(tmp_path / "gone", "g", files=60, size=600_000))
+    add_root(engine, "r", [info.store_path for info in kept])
+    expected = [dumps(store, info) for info in kept]
+    pack_store = engine.packs.store
+    requests, frames = [], []
+    read = pack_store.read
+
+    def counting(name, ranges):
+        requests.append(name)
+        frames.extend(ranges)
+        return read(name, ranges)
+    monkeypatch.setattr(pack_store, "read", counting)
+
+    report = collect(store, grace=0)
+
+    assert report.sweep.packs_rewritten == 1
+    assert len(frames) >= 3 and len(requests) == 1
+    monkeypatch.undo()
+    engine._reader.clear()
+    assert [dumps(store, info) for info in kept] == expected

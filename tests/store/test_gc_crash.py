@@ -2,8 +2,10 @@
 
 Each round copies one store (a sparse pack to rewrite, a dead pack to delete, dead paths to
 sweep), starts `cairn gc --grace 0` and kills it after a random delay within a clean run's
-length; then `cairn verify --all` must pass, every kept path must dump as before, and a second
-GC must leave the store exactly as a clean GC does.
+length (aiming earlier after a kill that came too late, and running more rounds until a third
+of ROUNDS landed while GC worked: timings wander on a busy machine); then `cairn verify --all`
+must pass, every kept path must dump as before, and a second GC must leave the store exactly
+as a clean GC does.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def test_sigkill_during_gc_loses_nothing_kept_and_the_next_gc_finishes(tmp_path:
 
     rng = random.Random(13)
     landed = {"before": 0, "during": 0, "finished": 0}
-    for n in range(ROUNDS):
+    n = 0
+    while n < ROUNDS or (landed["during"] < ROUNDS // 3 and n < 3 * ROUNDS):
         store = tmp_path / f"round-{n}"
         shutil.copytree(template, store)
         url = f"local://{store}"
@@ -90,7 +93,9 @@ def test_sigkill_during_gc_loses_nothing_kept_and_the_next_gc_finishes(tmp_path:
         time.sleep(rng.uniform(0.8 * startup, length))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        landed[progress(store, gone)] += 1
+        landed[where := progress(store, gone)] += 1
+        if where == "finished":  # a busy machine made this run faster than the clean one: aim earlier
+            length = max(startup, 0.9 * length)
         assert cairn("verify", "--store", url, "--all", check=False).returncode == 0, f"round {n}"
         for path, nar in nars.items():
             assert cairn("dump", "--store", url, path).stdout == nar, f"round {n}: {path}"
@@ -102,5 +107,6 @@ def test_sigkill_during_gc_loses_nothing_kept_and_the_next_gc_finishes(tmp_path:
         for path, nar in nars.items():
             assert cairn("dump", "--store", url, path).stdout == nar, f"round {n}: {path}"
         shutil.rmtree(store)
+        n += 1
     print(f"kills: {landed}")
     assert landed["during"] >= ROUNDS // 3, f"too few kills landed while GC worked: {landed}"
