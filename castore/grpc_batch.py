@@ -22,8 +22,9 @@ from castore.blobs.service import BlobService, BlobStat
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError
-from castore.grpc_common import MESSAGE_CHUNK
-from castore.grpc_server import add_service
+from castore.grpc_common import MESSAGE_CHUNK, MESSAGE_PARTS, gathered
+from castore.grpc_server import add_service, numbered
+from castore.nodes import Directory
 from castore.proto import rpc_blobbatch_pb2 as pb
 from castore.uploads import write_blob
 
@@ -31,15 +32,15 @@ INLINE_MAX = 8 << 20
 """Largest chunk, or blob without a chunk list, sent inline when the backend reads it back in
 several pieces: the client holds it whole to verify it. Larger ones it reads with
 BlobService.Read."""
-MESSAGE_PARTS = 4096
-"""Parts gathered into one message at most (with at most MESSAGE_CHUNK bytes of data)."""
 
 
 class BlobBatchServicer:
-    """cairn.castore.v1.BlobBatchService over a BlobService."""
+    """cairn.castore.v1.BlobBatchService over a BlobService, and the DirectoryService that PutMany
+    stores closures in."""
 
-    def __init__(self, blobs: BlobService) -> None:
+    def __init__(self, blobs: BlobService, directories: DirectoryService) -> None:
         self._blobs = blobs
+        self._directories = directories
 
     def ReadMany(self, requests: Iterator[pb.ReadManyRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.ReadManyResponse]:
@@ -84,22 +85,28 @@ class BlobBatchServicer:
                 context: grpc.ServicerContext) -> Iterator[pb.PutManyResponse]:
         requests = iter(requests)
         while True:
-            digests, ended = self._store_until_sync(requests)
-            if digests:
-                yield pb.PutManyResponse(digests=digests)
+            stored, ended = self._store_until_sync(requests)
+            if stored.digests or stored.root_digest:
+                yield stored
             if ended:
                 return
 
-    def _store_until_sync(self, requests: Iterator[pb.PutManyRequest]) -> tuple[list[B3Digest], bool]:
-        """Store blobs up to a sync (or the stream's end), in one batch: its exit commits them
-        (with whatever other writers staged), so they are durable when acknowledged."""
-        digests = []
-        with self._blobs.batch():
+    def _store_until_sync(self, requests: Iterator[pb.PutManyRequest]) -> tuple[pb.PutManyResponse, bool]:
+        """Store blobs, then the closure sent with them, up to a sync (or the stream's end), in one
+        batch: its exit commits them (with whatever other writers staged), so they are durable
+        when acknowledged, and one commit covers a tree (the index grows by each commit's copies)."""
+        digests: list[B3Digest] = []
+        directories: list[Directory] = []
+        ended = True
+        with self._blobs.batch(), self._directories.batch():
             for request in requests:
                 digests.extend(write_blob(self._blobs, blob) for blob in request.blobs)
+                directories.extend(numbered(map(Directory.decode, request.directories), len(directories)))
                 if request.sync:
-                    return digests, False
-        return digests, True
+                    ended = False
+                    break
+            root = self._directories.put(directories) if directories else b""
+        return pb.PutManyResponse(digests=digests, root_digest=root), ended
 
 
 class DirectoryBatchServicer:
@@ -109,15 +116,8 @@ class DirectoryBatchServicer:
         self._directories = directories
 
     def GetClosure(self, request: pb.GetClosureRequest, context: grpc.ServicerContext) -> Iterator[pb.Encodings]:
-        encodings: list[bytes] = []
-        size = 0
-        for directory in self._directories.get_recursive(B3Digest(request.root_digest)):
-            encodings.append(directory.encoded)
-            size += len(directory.encoded)
-            if size >= MESSAGE_CHUNK or len(encodings) >= MESSAGE_PARTS:
-                yield pb.Encodings(directories=encodings)
-                encodings, size = [], 0
-        if encodings:
+        closure = self._directories.get_recursive(B3Digest(request.root_digest))
+        for encodings in gathered(directory.encoded for directory in closure):
             yield pb.Encodings(directories=encodings)
 
 
@@ -194,5 +194,5 @@ BATCH_SERVICES = (pb.DESCRIPTOR.services_by_name["BlobBatchService"],
 
 def add_batch_services(server: grpc.Server, blobs: BlobService, directories: DirectoryService) -> None:
     blob_batch, directory_batch = BATCH_SERVICES
-    add_service(server, blob_batch, BlobBatchServicer(blobs), renamed=False)
+    add_service(server, blob_batch, BlobBatchServicer(blobs, directories), renamed=False)
     add_service(server, directory_batch, DirectoryBatchServicer(directories), renamed=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import grpc
 
@@ -16,8 +16,13 @@ from castore.errors import (BackendError, CastoreError, CorruptionError, NotFoun
                             ValidationError)
 from castore.url import GrpcEndpoint
 
+T = TypeVar("T")
+
 MESSAGE_CHUNK = 1 << 20
 """Largest data payload we put in one message: well below the 4 MiB other peers accept."""
+
+MESSAGE_PARTS = 4096
+"""Items (blob parts, directories) gathered into one message at most, besides MESSAGE_CHUNK."""
 
 MAX_MESSAGE = 64 << 20
 """Receive/send limit we configure, so a peer's larger messages never fail a call."""
@@ -34,6 +39,22 @@ HANDLER_KINDS = {
     (True, True): grpc.stream_stream_rpc_method_handler,
 }
 """(request streaming, response streaming) -> the grpcio function that makes such a handler."""
+
+
+def gathered(items: Iterable[T], size: Callable[[T], int] = len) -> Iterator[list[T]]:
+    """Items in groups of at most MESSAGE_CHUNK bytes (or one larger item) and MESSAGE_PARTS items:
+    a message's worth each, so that many small ones do not cost a message each."""
+    group: list[T] = []
+    total = 0
+    for item in items:
+        n = size(item)
+        if group and (total + n > MESSAGE_CHUNK or len(group) >= MESSAGE_PARTS):
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += n
+    if group:
+        yield group
 
 
 def behavior_of(handler: grpc.RpcMethodHandler) -> Callable:

@@ -88,15 +88,16 @@ class DirectoryServicer:
         yield directory.to_proto()
 
     def Put(self, requests: Iterator[castore_pb2.Directory], context: grpc.ServicerContext) -> dir_pb.PutDirectoryResponse:
-        root = self._directories.put(_numbered(Directory.from_proto(m) for m in requests))
+        root = self._directories.put(numbered(Directory.from_proto(m) for m in requests))
         return dir_pb.PutDirectoryResponse(root_digest=root)
 
 
-def _numbered(directories: Iterator[Directory]) -> Iterator[Directory]:
-    """Pass directories through, naming the failing message's position in a ValidationError."""
-    position = 0
+def numbered(directories: Iterator[Directory], before: int = 0) -> Iterator[Directory]:
+    """Pass directories through, naming the failing message's position in a ValidationError
+    (`before` of them came earlier in the stream)."""
+    position = before
     try:
-        for position, directory in enumerate(directories, 1):
+        for position, directory in enumerate(directories, before + 1):
             yield directory
     except ValidationError as e:
         raise ValidationError(f"directory #{position + 1}: {e}") from None

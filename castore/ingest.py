@@ -3,7 +3,8 @@
 The walk runs in the calling thread inside one batch, so the store syncs once; the
 local backend compresses in its own worker threads (zstd and BLAKE3 release the GIL),
 which keeps both cores busy; to a remote one, small files go many at a time (see
-castore.uploads). Directories are put leaves-first in one closure at the end.
+castore.uploads). Directories are put leaves-first in one closure at the end (to a Cairn daemon,
+in the stream of the small files, so one commit covers the tree).
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ class Importer:
         directories: list[Directory] = []
         with self.store.batch(), Uploads(self.store.blobs) as uploads:
             node = self._import(b"", root, os.lstat(root), directories, uploads)
-            uploads.wait()  # every blob stored before a directory names it
-            if directories:
-                self.store.directories.put(directories)
+            uploads.finish(directories, self.store.directories)  # every blob stored before (or with) them
         self.stats.stored_after = self.store.blobs.stored_bytes()
         self.stats.seconds = time.monotonic() - start
         return node

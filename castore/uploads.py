@@ -1,7 +1,8 @@
 """Small blobs uploaded many at a time, for backends that answer each write only once it is durable.
 
 A backend that offers write_many (a Cairn daemon: one PutMany stream, one commit per sync)
-gets them all in one stream, synced by wait(); others as below.
+gets them all in one stream, synced by wait(), and finish() sends the tree's directories after
+them in the same stream, so one commit covers the tree; others as below.
 
 A remote daemon syncs every Put before it answers, so a tree uploaded one file at a time
 waits for a disk sync per file: Django's 3,653 files took 8.8 s over a unix socket against
@@ -15,10 +16,15 @@ from __future__ import annotations
 
 import collections
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Sequence
 
 from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
+
+if TYPE_CHECKING:
+    from castore.directories.service import DirectoryService
+    from castore.nodes import Directory
 
 IN_FLIGHT = 32
 SMALL = 1 << 20
@@ -59,6 +65,16 @@ class Uploads:
             self._stream.wait()
         while self._pending:
             self._confirm(*self._pending.popleft())
+
+    def finish(self, directories: Sequence[Directory], service: DirectoryService) -> None:
+        """Confirm every upload, then put `directories` (a leaves-first closure naming them)
+        through `service`: with the blobs, in one commit, when the stream can carry them."""
+        if self._stream is not None:
+            self._stream.finish(directories, service)
+            return
+        self.wait()
+        if directories:
+            service.put(directories)
 
     def close(self) -> None:
         """Stop: uploads not started are dropped (call wait() first to keep them)."""

@@ -13,7 +13,7 @@ import bisect
 import collections
 import io
 import queue
-from typing import Callable, Generator, Iterable, Iterator, TypeVar
+from typing import Callable, Generator, Iterable, Iterator, Sequence, TypeVar
 
 import blake3
 import grpc
@@ -22,7 +22,10 @@ from castore.blobs.service import BlobBatchWriter, BlobService, BlobStat, BlobWr
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError, NotFoundError
 from castore.grpc_batch import part_sizes
-from castore.grpc_common import MESSAGE_CHUNK, channels, error_from, rpc_errors
+from castore.directories.grpc import GrpcDirectoryService
+from castore.directories.service import DirectoryService
+from castore.grpc_common import MESSAGE_CHUNK, channels, error_from, gathered, rpc_errors
+from castore.nodes import Directory
 from castore.grpc_server import BLOB_SIZE_KEY
 from castore.proto import rpc_blobbatch_pb2 as batch_pb
 from castore.proto import rpc_blobstore_pb2 as pb
@@ -104,7 +107,7 @@ class GrpcBlobService(BlobService):
         return _GrpcBlobWriter(self._stub, self._target)
 
     def write_many(self) -> BlobBatchWriter | None:
-        return _PutManyWriter(self._batch_stub, self._target) if self._has_batches() else None
+        return _PutManyWriter(self._batch_stub, self._endpoint) if self._has_batches() else None
 
     def close(self) -> None:
         if self._channel is not None:
@@ -394,10 +397,12 @@ class _GrpcBlobWriter(BlobWriter):
 
 class _PutManyWriter(BlobBatchWriter):
     """One PutMany stream: blobs gathered into messages of about MESSAGE_CHUNK; wait() sends a
-    sync and reads the acknowledgements, checking each digest against the one computed here."""
+    sync and reads the acknowledgements, checking each digest against the one computed here;
+    finish() sends the tree's directories along when they go to the same daemon."""
 
-    def __init__(self, stub: BlobBatchServiceStub, target: str) -> None:
-        self._target = target
+    def __init__(self, stub: BlobBatchServiceStub, endpoint: GrpcEndpoint) -> None:
+        self._endpoint = endpoint
+        self._target = endpoint.target
         self._queue: queue.Queue[batch_pb.PutManyRequest | None] = queue.Queue(WRITE_QUEUE)
         self._call = stub.PutMany(_until_end(self._queue))
         self._blobs: list[bytes] = []
@@ -419,19 +424,26 @@ class _PutManyWriter(BlobBatchWriter):
         return digest
 
     def wait(self) -> None:
-        if not self._unacked:
+        if self._unacked:
+            self._send(sync=True)
+            self._acknowledged(to_end=False)
+
+    def finish(self, directories: Sequence[Directory], service: DirectoryService) -> None:
+        """The closure goes after the blobs, so the daemon commits both at once; a daemon that
+        acknowledges no root knows no directories in PutMany: they then go through `service`."""
+        if not directories or not (isinstance(service, GrpcDirectoryService) and service.endpoint == self._endpoint):
+            super().finish(directories, service)
             return
+        for encodings in gathered(d.encoded for d in directories):
+            self._enqueue(batch_pb.PutManyRequest(directories=encodings))
         self._send(sync=True)
-        with rpc_errors(self._target):
-            while self._unacked:
-                response = next(self._call, None)
-                if response is None:
-                    raise BackendError(f"{self._target} ended PutMany before it acknowledged every blob")
-                for stored in response.digests:
-                    if not self._unacked or stored != self._unacked.popleft():
-                        raise CorruptionError(f"{self._target} acknowledged blob {B3Digest(stored)}, "
-                                              "which is not the next one sent")
-        self._unacked_bytes = 0
+        self._enqueue(None)
+        root = self._acknowledged(to_end=True)
+        if not root:
+            service.put(directories)
+        elif root != directories[-1].digest:
+            raise CorruptionError(f"{self._target} stored root {B3Digest(root)}, but we sent "
+                                  f"{directories[-1].digest} last")
 
     def close(self) -> None:
         if self._closed:
@@ -444,9 +456,31 @@ class _PutManyWriter(BlobBatchWriter):
     def __del__(self) -> None:
         self.close()  # dropped without close(): the request stream must end
 
+    def _acknowledged(self, to_end: bool) -> bytes:
+        """Read acknowledgements, each checked against the blobs sent, until every blob is
+        acknowledged (`to_end`: until the call ends); the root digest they carried, or b""."""
+        root = b""
+        with rpc_errors(self._target):
+            while self._unacked or to_end:
+                response = next(self._call, None)
+                if response is None:
+                    if self._unacked:
+                        raise BackendError(f"{self._target} ended PutMany before it acknowledged every blob")
+                    break
+                for stored in response.digests:
+                    if not self._unacked or stored != self._unacked.popleft():
+                        raise CorruptionError(f"{self._target} acknowledged blob {B3Digest(stored)}, "
+                                              "which is not the next one sent")
+                root = response.root_digest or root
+        self._unacked_bytes = 0
+        return root
+
     def _send(self, sync: bool) -> None:
         request = batch_pb.PutManyRequest(blobs=self._blobs, sync=sync)
         self._blobs, self._size = [], 0
+        self._enqueue(request)
+
+    def _enqueue(self, request: batch_pb.PutManyRequest | None) -> None:
         _enqueue(self._queue, request, self._call, self._target)
 
 

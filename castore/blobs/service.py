@@ -7,10 +7,14 @@ import functools
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Generator, Iterable, Iterator, Sequence
 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
+
+if TYPE_CHECKING:
+    from castore.directories.service import DirectoryService
+    from castore.nodes import Directory
 
 READ_SIZE = 1 << 20
 """Bytes asked of a reader at a time when a blob is read through."""
@@ -93,6 +97,14 @@ class BlobBatchWriter(ABC):
     @abstractmethod
     def wait(self) -> None:
         """Return once every blob put so far is durable; raise if one is not."""
+
+    def finish(self, directories: Sequence[Directory], service: DirectoryService) -> None:
+        """Make every blob put durable, then store `directories` (a leaves-first closure that may
+        name them) through `service`: the last call before close(). A writer into the store that
+        `service` writes to may send them along instead, so one commit covers blobs and directories."""
+        self.wait()
+        if directories:
+            service.put(directories)
 
     @abstractmethod
     def close(self) -> None:

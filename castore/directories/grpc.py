@@ -35,6 +35,11 @@ class GrpcDirectoryService(DirectoryService):
         self._batch_stub = DirectoryBatchServiceStub(self._channel)
         self._batched = True  # until the server says it has no DirectoryBatchService
 
+    @property
+    def endpoint(self) -> GrpcEndpoint:
+        """The daemon's endpoint (a PutMany stream to the same one may carry directories)."""
+        return self._endpoint
+
     def get(self, digest: B3Digest) -> Directory | None:
         try:
             received = list(self._get(digest, recursive=False))

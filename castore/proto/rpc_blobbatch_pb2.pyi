@@ -61,15 +61,19 @@ class ChunkMeta(_message.Message):
     def __init__(self, digest: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class PutManyRequest(_message.Message):
-    __slots__ = ("blobs", "sync")
+    __slots__ = ("blobs", "sync", "directories")
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     SYNC_FIELD_NUMBER: _ClassVar[int]
+    DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
     sync: bool
-    def __init__(self, blobs: _Optional[_Iterable[bytes]] = ..., sync: _Optional[bool] = ...) -> None: ...
+    directories: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, blobs: _Optional[_Iterable[bytes]] = ..., sync: _Optional[bool] = ..., directories: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PutManyResponse(_message.Message):
-    __slots__ = ("digests",)
+    __slots__ = ("digests", "root_digest")
     DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     digests: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    root_digest: bytes
+    def __init__(self, digests: _Optional[_Iterable[bytes]] = ..., root_digest: _Optional[bytes] = ...) -> None: ...

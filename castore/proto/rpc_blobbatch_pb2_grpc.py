@@ -60,7 +60,9 @@ class BlobBatchServiceServicer:
     def PutMany(self, request_iterator, context):
         """Stores every blob sent; a blob is acknowledged (its digest sent back, in order) once it
         is durable. The server commits what it holds when a request asks (sync), at the end of
-        the stream, and whenever what it holds passes its own bound.
+        the stream, and whenever what it holds passes its own bound. The directories of a tree
+        may follow its blobs in the same stream: then one commit covers the whole tree (two
+        commits, blobs then directories, left a daemon's index 1.6x the size of a local import's).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
