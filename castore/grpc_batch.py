@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 from typing import Iterable, Iterator
 
 import grpc
@@ -22,7 +23,7 @@ from castore.blobs.service import BlobService, BlobStat
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError
-from castore.grpc_common import MESSAGE_CHUNK, MESSAGE_PARTS, gathered
+from castore.grpc_common import MESSAGE_CHUNK, gathered, part_sizes
 from castore.grpc_server import add_service, numbered
 from castore.nodes import Directory
 from castore.proto import rpc_blobbatch_pb2 as pb
@@ -32,6 +33,11 @@ INLINE_MAX = 8 << 20
 """Largest chunk, or blob without a chunk list, sent inline when the backend reads it back in
 several pieces: the client holds it whole to verify it. Larger ones it reads with
 BlobService.Read."""
+
+
+CLOSURE_MESSAGE = 64 << 10
+"""Bytes of encodings per GetClosure message: small, so the client decodes a closure's first
+directories while the server reads the rest."""
 
 
 class BlobBatchServicer:
@@ -45,23 +51,27 @@ class BlobBatchServicer:
     def ReadMany(self, requests: Iterator[pb.ReadManyRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.ReadManyResponse]:
         digests = [B3Digest(d) for request in requests for d in request.digests]
-        messages = _Messages()
         with contextlib.closing(self._blobs.read_many(digests)) as contents:
-            for digest, pieces in zip(digests, contents):
-                for part, size in self._blob_parts(digest, pieces):
-                    yield from messages.add(part, size)
-        yield from messages.flush()
+            parts = (part for digest, pieces in zip(digests, contents) for part in self._blob_parts(digest, pieces))
+            for group in gathered(parts, size=operator.itemgetter(1)):
+                message = pb.ReadManyResponse()
+                for fields, _ in group:
+                    message.parts.add(**fields)  # built in place: a part built apart is copied in again
+                yield message
 
-    def _blob_parts(self, digest: B3Digest, pieces: Iterable[bytes] | None) -> Iterator[tuple[pb.BlobPart, int]]:
-        """A blob's head and data parts (with their sizes). A blob read back in one piece (most
-        are) is sent as it is; one in several is asked for its chunk list, whose chunks the
-        client checks one by one."""
+    def _blob_parts(self, digest: B3Digest, pieces: Iterable[bytes] | None) -> Iterator[tuple[dict, int]]:
+        """A blob's head and data parts, as the fields of BlobPart messages with their data's sizes.
+        A blob read back in one piece (most are) is sent as it is; one in several is asked for
+        its chunk list, whose chunks the client checks one by one."""
         if pieces is None:
-            yield pb.BlobPart(head=pb.BlobHead(found=False)), 0
+            yield {"head": {"found": False}}, 0
             return
         pieces = iter(pieces)
         first = next(pieces, b"")
         second = next(pieces, None)
+        if second is None and len(first) <= MESSAGE_CHUNK:  # most blobs: whole in the head
+            yield {"head": {"found": True, "size": len(first), "inline": True, "data": bytes(first)}}, len(first)
+            return
         if second is None:
             head = pb.BlobHead(found=True, size=len(first), inline=True)
             pieces = iter((first,))
@@ -74,12 +84,12 @@ class BlobBatchServicer:
         sizes = part_sizes(head)
         if not sizes:  # no chunks, at most MESSAGE_CHUNK: it comes in its head
             head.data = b"".join(cut(pieces, [head.size] if head.size else []))
-            yield pb.BlobPart(head=head), head.size
+            yield {"head": head}, head.size
             return
-        yield pb.BlobPart(head=head), 0
+        yield {"head": head}, 0
         if head.inline:
             for data in cut(pieces, sizes):
-                yield pb.BlobPart(data=data), len(data)
+                yield {"data": data}, len(data)
 
     def PutMany(self, requests: Iterator[pb.PutManyRequest],
                 context: grpc.ServicerContext) -> Iterator[pb.PutManyResponse]:
@@ -116,8 +126,8 @@ class DirectoryBatchServicer:
         self._directories = directories
 
     def GetClosure(self, request: pb.GetClosureRequest, context: grpc.ServicerContext) -> Iterator[pb.Encodings]:
-        closure = self._directories.get_recursive(B3Digest(request.root_digest))
-        for encodings in gathered(directory.encoded for directory in closure):
+        closure = self._directories.get_recursive_encoded(B3Digest(request.root_digest))
+        for encodings in gathered(closure, limit=CLOSURE_MESSAGE):
             yield pb.Encodings(directories=encodings)
 
 
@@ -128,17 +138,6 @@ def head_of(stat: BlobStat | None) -> pb.BlobHead:
     largest = max((c.size for c in stat.chunks), default=stat.size)
     return pb.BlobHead(found=True, size=stat.size, inline=largest <= INLINE_MAX,
                        chunks=[pb.ChunkMeta(digest=c.digest, size=c.size) for c in stat.chunks])
-
-
-def part_sizes(head: pb.BlobHead) -> list[int]:
-    """The sizes of a found blob's data parts: one per chunk, none when the head carries it
-    whole, else pieces of MESSAGE_CHUNK."""
-    if head.chunks:
-        return [c.size for c in head.chunks]
-    if head.size <= MESSAGE_CHUNK:
-        return []
-    whole, rest = divmod(head.size, MESSAGE_CHUNK)
-    return [MESSAGE_CHUNK] * whole + ([rest] if rest else [])
 
 
 def cut(pieces: Iterable[bytes], sizes: list[int]) -> Iterator[bytes]:
@@ -166,25 +165,6 @@ def cut(pieces: Iterable[bytes], sizes: list[int]) -> Iterator[bytes]:
             want = next(wanted, 0)
     if want:
         raise CorruptionError("a blob read back is shorter than its size")
-
-
-class _Messages:
-    """Parts gathered into messages of about MESSAGE_CHUNK bytes."""
-
-    def __init__(self) -> None:
-        self._parts: list[pb.BlobPart] = []
-        self._size = 0
-
-    def add(self, part: pb.BlobPart, size: int) -> Iterator[pb.ReadManyResponse]:
-        if self._parts and (self._size + size > MESSAGE_CHUNK or len(self._parts) >= MESSAGE_PARTS):
-            yield from self.flush()
-        self._parts.append(part)
-        self._size += size
-
-    def flush(self) -> Iterator[pb.ReadManyResponse]:
-        if self._parts:
-            yield pb.ReadManyResponse(parts=self._parts)
-            self._parts, self._size = [], 0
 
 
 BATCH_SERVICES = (pb.DESCRIPTOR.services_by_name["BlobBatchService"],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import grpc
 
@@ -16,10 +16,16 @@ from castore.errors import (BackendError, CastoreError, CorruptionError, NotFoun
                             ValidationError)
 from castore.url import GrpcEndpoint
 
+if TYPE_CHECKING:
+    from castore.proto.rpc_blobbatch_pb2 import BlobHead
+
 T = TypeVar("T")
 
 MESSAGE_CHUNK = 1 << 20
 """Largest data payload we put in one message: well below the 4 MiB other peers accept."""
+
+BLOB_SIZE_KEY = "cairn-blob-size"
+"""Trailing metadata of Stat: the blob's size, which StatBlobResponse cannot carry."""
 
 MESSAGE_PARTS = 4096
 """Items (blob parts, directories) gathered into one message at most, besides MESSAGE_CHUNK."""
@@ -41,20 +47,31 @@ HANDLER_KINDS = {
 """(request streaming, response streaming) -> the grpcio function that makes such a handler."""
 
 
-def gathered(items: Iterable[T], size: Callable[[T], int] = len) -> Iterator[list[T]]:
-    """Items in groups of at most MESSAGE_CHUNK bytes (or one larger item) and MESSAGE_PARTS items:
-    a message's worth each, so that many small ones do not cost a message each."""
+def gathered(items: Iterable[T], size: Callable[[T], int] = len, limit: int = MESSAGE_CHUNK) -> Iterator[list[T]]:
+    """Items in groups of at most `limit` bytes (or one larger item) and MESSAGE_PARTS items: a
+    message's worth each, so that many small ones do not cost a message each."""
     group: list[T] = []
     total = 0
     for item in items:
         n = size(item)
-        if group and (total + n > MESSAGE_CHUNK or len(group) >= MESSAGE_PARTS):
+        if group and (total + n > limit or len(group) >= MESSAGE_PARTS):
             yield group
             group, total = [], 0
         group.append(item)
         total += n
     if group:
         yield group
+
+
+def part_sizes(head: BlobHead) -> list[int]:
+    """The sizes of the data parts that follow a found blob's head in ReadMany: one per chunk, none
+    when the head carries the blob whole, else pieces of MESSAGE_CHUNK."""
+    if head.chunks:
+        return [c.size for c in head.chunks]
+    if head.size <= MESSAGE_CHUNK:
+        return []
+    whole, rest = divmod(head.size, MESSAGE_CHUNK)
+    return [MESSAGE_CHUNK] * whole + ([rest] if rest else [])
 
 
 def behavior_of(handler: grpc.RpcMethodHandler) -> Callable:

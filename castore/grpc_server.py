@@ -20,7 +20,7 @@ from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
 from castore.errors import CastoreError, NotFoundError, ValidationError
-from castore.grpc_common import HANDLER_KINDS, MESSAGE_CHUNK, status_for
+from castore.grpc_common import BLOB_SIZE_KEY, HANDLER_KINDS, MESSAGE_CHUNK, status_for
 from castore.nodes import Directory, parse_message
 from castore.proto import castore_pb2, rpc_blobstore_pb2 as blob_pb, rpc_directory_pb2 as dir_pb
 
@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 
 PACKAGE_PREFIXES = ("tvix.", "snix.")
 """Each service answers under both generations' package names; the messages are identical."""
-
-BLOB_SIZE_KEY = "cairn-blob-size"
-"""Trailing metadata of Stat: the blob's size, which StatBlobResponse cannot carry."""
 
 Register = Callable[[grpc.Server], None]
 """Adds servicers to a server before it starts (what the server runner takes)."""

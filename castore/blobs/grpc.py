@@ -21,12 +21,10 @@ import grpc
 from castore.blobs.service import BlobBatchWriter, BlobService, BlobStat, BlobWriter, ChunkMeta
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError, NotFoundError
-from castore.grpc_batch import part_sizes
 from castore.directories.grpc import GrpcDirectoryService
 from castore.directories.service import DirectoryService
-from castore.grpc_common import MESSAGE_CHUNK, channels, error_from, gathered, rpc_errors
+from castore.grpc_common import BLOB_SIZE_KEY, MESSAGE_CHUNK, channels, error_from, gathered, part_sizes, rpc_errors
 from castore.nodes import Directory
-from castore.grpc_server import BLOB_SIZE_KEY
 from castore.proto import rpc_blobbatch_pb2 as batch_pb
 from castore.proto import rpc_blobstore_pb2 as pb
 from castore.proto.rpc_blobbatch_pb2_grpc import BlobBatchServiceStub

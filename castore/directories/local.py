@@ -18,12 +18,13 @@ system cannot be marked: it is read as those versions read it (a warning says so
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Iterable, Iterator
 
+from castore import wire
 from castore.digest import B3Digest
 from castore.directories.closure import ClosureValidator
 from castore.directories.service import DirectoryService
-from castore.errors import CorruptionError, ValidationError
+from castore.errors import CorruptionError, NotFoundError, ValidationError
 from castore.local.engine import CHUNKS, META, EngineUser, LocalEngine
 from castore.local.frames import DIRECTORIES
 from castore.nodes import Directory
@@ -62,6 +63,31 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         found = {d: _decoded(d, data) for d, data in zip(known, self.engine.read_chunks(known))}
         return [found.get(d) for d in digests]
 
+    def get_recursive_encoded(self, digest: B3Digest) -> Iterator[bytes]:
+        """Breadth-first as get_recursive, without building directories: each was validated when
+        put and is checked against its digest as it is read, so only its children's digests are
+        read from it (decoding was 70% of serving a closure)."""
+        if not self._rows:
+            yield from super().get_recursive_encoded(digest)
+            return
+        level = [bytes(digest)]
+        if self.engine.records.get(DIRECTORY_ROWS, level[0]) is None:
+            return  # an unknown root
+        seen = set(level)
+        while level:
+            rows = self.engine.records.get_many(DIRECTORY_ROWS, level)
+            children = []
+            for child, row, data in zip(level, rows, self.engine.read_chunks(level)):
+                if row is None or data is None:
+                    raise NotFoundError(f"directory {B3Digest(child)} referenced but missing")
+                encoded = bytes(data)
+                yield encoded
+                for grandchild in _child_digests(child, encoded):
+                    if grandchild not in seen:
+                        seen.add(grandchild)
+                        children.append(grandchild)
+            level = children
+
     def put(self, directories: Iterable[Directory]) -> B3Digest:
         """Validate the whole closure, then store it and its rows in one commit (or this thread's open batch)."""
         validator = ClosureValidator()
@@ -83,6 +109,19 @@ def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | N
         return Directory.decode_canonical(bytes(data), digest)
     except (NotCanonical, ValidationError) as e:
         raise CorruptionError(f"directory {digest} is stored but is not a canonical directory: {e}") from None
+
+
+def _child_digests(digest: bytes, data: bytes) -> list[bytes]:
+    """The digests of the directories a stored directory's encoding names."""
+    try:
+        directories, _, _ = wire.directory(data, _digest_if_directory)
+    except NotCanonical as e:
+        raise CorruptionError(f"directory {B3Digest(digest)} is stored but is not a canonical directory: {e}") from None
+    return [d for d in directories if d is not None]
+
+
+def _digest_if_directory(kind: int, fields: tuple[bytes, bytes, int, bool]) -> bytes | None:
+    return fields[1] if kind == 1 else None
 
 
 def _legacy(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:

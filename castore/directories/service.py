@@ -44,6 +44,12 @@ class DirectoryService(ABC):
                 if found is None:
                     raise NotFoundError(f"directory {child} referenced but missing")
 
+    def get_recursive_encoded(self, digest: B3Digest) -> Iterator[bytes]:
+        """get_recursive's directories as their canonical encodings, for a server to send on.
+        Default: encode what get_recursive gives; a backend that stores encodings may skip
+        decoding them."""
+        return (directory.encoded for directory in self.get_recursive(digest))
+
     @abstractmethod
     def put(self, directories: Iterable[Directory]) -> B3Digest:
         """Store a leaves-first closure (validated as a whole); returns the root's digest.

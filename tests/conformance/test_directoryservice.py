@@ -73,6 +73,15 @@ def test_recursive_get_is_breadth_first_each_once_children_after_parents(directo
     assert list(directories.get_recursive(root.digest)) == [root, mid, leaf]
 
 
+def test_recursive_get_of_encodings_gives_those_of_recursive_get(directories: DirectoryService) -> None:
+    """What a server sends on (a backend may skip decoding them)."""
+    leaf, c, a, b, root = diamond()
+    directories.put([leaf, c, a, b, root])
+    assert list(directories.get_recursive_encoded(root.digest)) == [d.encoded for d in (root, a, b, leaf, c)]
+    assert list(directories.get_recursive_encoded(leaf.digest)) == [leaf.encoded]
+    assert list(directories.get_recursive_encoded(UNKNOWN)) == []
+
+
 def test_recursive_get_of_a_leaf_is_just_the_leaf(directories: DirectoryService) -> None:
     directories.put([LEAF])
     assert list(directories.get_recursive(LEAF.digest)) == [LEAF]
