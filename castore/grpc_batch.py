@@ -33,8 +33,6 @@ INLINE_MAX = 8 << 20
 """Largest chunk, or blob without a chunk list, sent inline when the backend reads it back in
 several pieces: the client holds it whole to verify it. Larger ones it reads with
 BlobService.Read."""
-
-
 CLOSURE_MESSAGE = 64 << 10
 """Bytes of encodings per GetClosure message: small, so the client decodes a closure's first
 directories while the server reads the rest."""
