@@ -5,9 +5,9 @@ Python's gRPC costs about 0.4 ms a call on each side, so Tvix's one blob per cal
 tree of small files 20x slower to read, and 10x slower to write, over a unix socket than
 in-process. ReadMany streams the blobs of a whole render through the backend's read_many
 (which reads ahead); GetClosure sends directories a message-full at a time; PutMany stages
-every blob of a stream in one batch and commits when the client syncs, so a whole import
-shares one commit and its frames (the group commit that keeps "a blob is acknowledged only
-once durable").
+every blob of a stream (large ones sent in pieces) and the tree's directories in one batch and
+commits when the client syncs, so a whole import shares one commit and its frames (the group
+commit that keeps "a blob is acknowledged only once durable").
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import Iterable, Iterator
 
 import grpc
 
-from castore.blobs.service import BlobService, BlobStat
+from castore.blobs.service import BlobService, BlobStat, BlobWriter
 from castore.digest import B3Digest
 from castore.directories.service import DirectoryService
-from castore.errors import CorruptionError, NotFoundError
+from castore.errors import CorruptionError, NotFoundError, ValidationError
 from castore.grpc_common import MESSAGE_CHUNK, gathered, part_sizes
 from castore.grpc_server import add_service, numbered
 from castore.nodes import Directory
@@ -106,14 +106,27 @@ class BlobBatchServicer:
         digests: list[B3Digest] = []
         directories: list[Directory] = []
         ended = True
-        with self._blobs.batch(), self._directories.batch():
-            for request in requests:
-                digests.extend(write_blob(self._blobs, blob) for blob in request.blobs)
-                directories.extend(numbered(map(Directory.decode, request.directories), len(directories)))
-                if request.sync:
-                    ended = False
-                    break
-            root = self._directories.put(directories) if directories else b""
+        large: BlobWriter | None = None  # the blob whose pieces are arriving
+        try:
+            with self._blobs.batch(), self._directories.batch():
+                for request in requests:
+                    digests.extend(write_blob(self._blobs, blob) for blob in request.blobs)
+                    if request.blob_piece or request.blob_end:
+                        large = large or self._blobs.open_write()
+                        large.write(request.blob_piece)
+                        if request.blob_end:
+                            digests.append(large.close())
+                            large = None
+                    directories.extend(numbered(map(Directory.decode, request.directories), len(directories)))
+                    if request.sync:
+                        ended = False
+                        break
+                if large is not None:
+                    raise ValidationError("PutMany: a sync or the stream's end came between the pieces of a blob")
+                root = self._directories.put(directories) if directories else b""
+        finally:
+            if large is not None:
+                large.abort()
         return pb.PutManyResponse(digests=digests, root_digest=root), ended
 
 

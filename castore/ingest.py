@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from castore import limits
-from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.errors import ValidationError
 from castore.nodes import Directory, FileNode, Node, SymlinkNode
@@ -44,9 +43,9 @@ class ImportStats:
         return self.stored_after - self.stored_before
 
 
-def upload_file(blobs: BlobService, path: bytes | str, progress: Callable[[int], None] | None = None) -> B3Digest:
+def upload_file(uploads: Uploads, path: bytes | str, progress: Callable[[int], None] | None = None) -> B3Digest:
     """Stream one file into the blob service in bounded pieces."""
-    with open(path, "rb", buffering=0) as f, blobs.open_write() as writer:
+    with open(path, "rb", buffering=0) as f, uploads.open_write() as writer:
         buf = bytearray(READ_SIZE)
         view = memoryview(buf)
         while n := f.readinto(buf):
@@ -123,7 +122,7 @@ class Importer:
                 self._advance(len(data))
                 digest = uploads.put(data)
             else:
-                digest = upload_file(self.store.blobs, path, self._advance)
+                digest = upload_file(uploads, path, self._advance)
             return FileNode(name, digest, self.stats.bytes - before, bool(mode & stat.S_IXUSR))
         raise ValidationError(f"{os.fsdecode(path)}: cannot import {describe_kind(mode)} (only files, "
                               "directories and symlinks)")

@@ -1,8 +1,9 @@
 """Small blobs uploaded many at a time, for backends that answer each write only once it is durable.
 
 A backend that offers write_many (a Cairn daemon: one PutMany stream, one commit per sync)
-gets them all in one stream, synced by wait(), and finish() sends the tree's directories after
-them in the same stream, so one commit covers the tree; others as below.
+gets them all in one stream, synced by wait(), larger ones in pieces (open_write), and finish()
+sends the tree's directories after them in the same stream, so one commit covers the tree;
+others as below.
 
 A remote daemon syncs every Put before it answers, so a tree uploaded one file at a time
 waits for a disk sync per file: Django's 3,653 files took 8.8 s over a unix socket against
@@ -18,7 +19,7 @@ import collections
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Sequence
 
-from castore.blobs.service import BlobService
+from castore.blobs.service import BlobService, BlobWriter
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
 
@@ -58,6 +59,11 @@ class Uploads:
             self._confirm(*self._pending.popleft())
         self._pending.append((self._pool.submit(write_blob, self._blobs, data), digest))
         return digest
+
+    def open_write(self) -> BlobWriter:
+        """A writer of a blob too large to hold: in the stream when there is one (so the commit
+        that makes the others durable covers it too), else the backend's own."""
+        return self._blobs.open_write() if self._stream is None else self._stream.open_write()
 
     def wait(self) -> None:
         """Return once every upload is stored; raise the first failure."""

@@ -421,6 +421,10 @@ class _PutManyWriter(BlobBatchWriter):
             self.wait()
         return digest
 
+    def open_write(self) -> BlobWriter:
+        self._send(sync=False)  # the blobs put before it go first: acknowledgements come in order
+        return _PieceWriter(self)
+
     def wait(self) -> None:
         if self._unacked:
             self._send(sync=True)
@@ -473,13 +477,55 @@ class _PutManyWriter(BlobBatchWriter):
         self._unacked_bytes = 0
         return root
 
+    def _sent(self, digest: B3Digest, size: int) -> None:
+        """Count a blob sent in pieces, to be acknowledged in its turn."""
+        self._unacked.append(digest)
+        self._unacked_bytes += size
+        if self._unacked_bytes >= SYNC_BYTES:
+            self.wait()
+
     def _send(self, sync: bool) -> None:
+        if not (self._blobs or sync):
+            return
         request = batch_pb.PutManyRequest(blobs=self._blobs, sync=sync)
         self._blobs, self._size = [], 0
         self._enqueue(request)
 
     def _enqueue(self, request: batch_pb.PutManyRequest | None) -> None:
         _enqueue(self._queue, request, self._call, self._target)
+
+
+class _PieceWriter(BlobWriter):
+    """One large blob in a PutMany stream, in pieces of MESSAGE_CHUNK; hashed here, so close()
+    returns its digest at once, and the acknowledgement is checked against it."""
+
+    def __init__(self, stream: _PutManyWriter) -> None:
+        self._stream = stream
+        self._hasher = blake3.blake3()
+        self._buf = bytearray()
+        self._size = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hasher.update(data)
+        self._buf += data
+        self._size += len(data)
+        while len(self._buf) >= MESSAGE_CHUNK:
+            self._stream._enqueue(batch_pb.PutManyRequest(blob_piece=bytes(self._buf[:MESSAGE_CHUNK])))
+            del self._buf[:MESSAGE_CHUNK]
+        return len(data)
+
+    def close(self) -> B3Digest:
+        self._stream._enqueue(batch_pb.PutManyRequest(blob_piece=bytes(self._buf), blob_end=True))
+        self._buf.clear()
+        digest = B3Digest(self._hasher.digest())
+        self._stream._sent(digest, self._size)
+        return digest
+
+    def abort(self) -> None:
+        """The server holds part of a blob: the stream cannot go on (nothing since the last
+        wait() was promised)."""
+        self._stream._call.cancel()
+        self._stream.close()
 
 
 def _enqueue(pending: queue.Queue[T | None], item: T | None, call: grpc.Future, target: str) -> None:

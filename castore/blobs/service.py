@@ -95,6 +95,11 @@ class BlobBatchWriter(ABC):
         """Send a blob (it may wait while the backend catches up); returns its digest."""
 
     @abstractmethod
+    def open_write(self) -> BlobWriter:
+        """A writer of one blob too large to hold in memory, sent in the stream in pieces; its
+        close() returns the digest, acknowledged as put()'s are (by wait())."""
+
+    @abstractmethod
     def wait(self) -> None:
         """Return once every blob put so far is durable; raise if one is not."""
 

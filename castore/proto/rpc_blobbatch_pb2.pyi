@@ -61,14 +61,18 @@ class ChunkMeta(_message.Message):
     def __init__(self, digest: _Optional[bytes] = ..., size: _Optional[int] = ...) -> None: ...
 
 class PutManyRequest(_message.Message):
-    __slots__ = ("blobs", "sync", "directories")
+    __slots__ = ("blobs", "sync", "directories", "blob_piece", "blob_end")
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     SYNC_FIELD_NUMBER: _ClassVar[int]
     DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
+    BLOB_PIECE_FIELD_NUMBER: _ClassVar[int]
+    BLOB_END_FIELD_NUMBER: _ClassVar[int]
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
     sync: bool
     directories: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, blobs: _Optional[_Iterable[bytes]] = ..., sync: _Optional[bool] = ..., directories: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    blob_piece: bytes
+    blob_end: bool
+    def __init__(self, blobs: _Optional[_Iterable[bytes]] = ..., sync: _Optional[bool] = ..., directories: _Optional[_Iterable[bytes]] = ..., blob_piece: _Optional[bytes] = ..., blob_end: _Optional[bool] = ...) -> None: ...
 
 class PutManyResponse(_message.Message):
     __slots__ = ("digests", "root_digest")

@@ -204,6 +204,38 @@ def test_put_many_stores_a_closure_with_the_blobs_and_acknowledges_its_root(
     assert backend.blobs.read_all(B3Digest.of(b"a")) == b"a"
 
 
+def test_put_many_stores_a_blob_sent_in_pieces_in_its_turn(server: RunningServer, backend: CAStore) -> None:
+    large = blob(3 * MiB + 5, 3)
+    requests = [pb.PutManyRequest(blobs=[b"a"]),
+                *(pb.PutManyRequest(blob_piece=large[i:i + MiB]) for i in range(0, 3 * MiB, MiB)),
+                pb.PutManyRequest(blob_piece=large[3 * MiB:], blob_end=True), pb.PutManyRequest(blobs=[b"b"], sync=True)]
+    assert put_many(server, requests) == [([B3Digest.of(b"a"), B3Digest.of(large), B3Digest.of(b"b")], b"")]
+    assert backend.blobs.read_all(B3Digest.of(large)) == large
+
+
+def test_put_many_refuses_a_sync_between_the_pieces_of_a_blob(server: RunningServer, backend: CAStore) -> None:
+    with pytest.raises(grpc.RpcError) as e:
+        put_many(server, [pb.PutManyRequest(blob_piece=b"half", sync=True), pb.PutManyRequest(blob_end=True)])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert not backend.blobs.has(B3Digest.of(b"half"))
+
+
+def test_a_blob_abandoned_half_sent_is_not_stored_and_ends_the_stream(remote: CAStore, backend: CAStore) -> None:
+    writer = remote.blobs.write_many()
+    assert writer is not None
+    large = blob(3 * MiB, 4)
+    try:
+        pieces = writer.open_write()
+        pieces.write(large[:2 * MiB])
+        pieces.abort()
+        with pytest.raises(CastoreError):
+            writer.put(b"after")
+            writer.wait()
+    finally:
+        writer.close()
+    assert not backend.blobs.has(B3Digest.of(large[:2 * MiB])) and not backend.blobs.has(B3Digest.of(large))
+
+
 @pytest.mark.parametrize("encodings, reason", [
     (lambda leaf, mid, root: [leaf.encoded, b"\xff\xff"], "directory #2: malformed"),
     (lambda leaf, mid, root: [leaf.encoded, root.encoded], "was not sent before its parent"),
@@ -261,14 +293,17 @@ def many_files(root: Path, n: int) -> Path:
 
 
 def test_an_import_over_grpc_stores_about_what_a_local_import_does(tmp_path: Path, short_dir: Path) -> None:
-    """One commit for the whole tree, blobs and directories: its frames are as large as a local
-    import's, and so is the index (measured before the store closes, which may compact it; a
-    commit for the blobs and another for the directories left it 1.5x as large)."""
+    """One commit for the whole tree, blobs large and small and directories: its frames are as
+    large as a local import's, and so is the index (measured before the store closes, which may
+    compact it; a commit for the blobs and another for the directories left it 1.5x as large, a
+    commit more for each large file 1.2x; a page more or less of its 50 is LMDB's rounding)."""
     tree = tmp_path / "tree"
     for i in range(1000):
         directory = tree / f"a{i % 10}" / f"b{i % 300}"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / f"f{i}.py").write_text(f"def function_{i}(x):\n    return x * {i}\n" * (i % 40 + 1))
+    for i in range(3):
+        (tree / f"a{i}" / f"large{i}.bin").write_bytes(blob(MiB, i) * 3)
     with open_castore(f"local://{tmp_path}/local") as local:
         node, _ = import_path(local, tree)
         local_usage = local.blobs.usage()
@@ -282,7 +317,7 @@ def test_an_import_over_grpc_stores_about_what_a_local_import_does(tmp_path: Pat
             running.stop(grace=None)
         served_usage = served.blobs.usage()
         assert served_usage.pack_bytes <= 1.02 * local_usage.pack_bytes
-        assert served_usage.index_bytes <= 1.02 * local_usage.index_bytes
+        assert served_usage.index_bytes <= 1.1 * local_usage.index_bytes
 
 
 def test_a_tree_imported_and_exported_over_grpc_comes_back_the_same(
