@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import collections
 import io
+import itertools
 import queue
 from typing import Callable, Generator, Iterable, Iterator, Sequence, TypeVar
 
@@ -74,14 +75,19 @@ class GrpcBlobService(BlobService):
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
         """One ReadMany call for all of them (the server reads ahead); each blob verified before
-        it is yielded, or chunk by chunk for a chunked one (their sum checked at its end)."""
-        if not self._has_batches():
+        it is yielded, or chunk by chunk for a chunked one (their sum checked at its end). A
+        server without ReadMany says so before its first message: then blob by blob."""
+        digests = [B3Digest(d) for d in digests]
+        if self._batched is False or not digests:
             yield from super().read_many(digests)
             return
-        digests = [B3Digest(d) for d in digests]
         call = self._batch_stub.ReadMany(_read_requests(digests))
-        parts = self._parts(call)
         try:
+            first = self._opened(call)
+            if not self._batched:
+                yield from super().read_many(digests)
+                return
+            parts = self._parts(itertools.chain(first, call))
             for digest in digests:
                 head = self._next(parts, "head").head
                 if not head.found:
@@ -147,15 +153,21 @@ class GrpcBlobService(BlobService):
     def _has_batches(self) -> bool:
         """Whether the server serves BlobBatchService (an empty ReadMany tells)."""
         if self._batched is None:
-            try:
-                for _ in self._batch_stub.ReadMany(iter(())):
-                    pass
-                self._batched = True
-            except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise error_from(e, self._target) from None
-                self._batched = False
+            self._opened(self._batch_stub.ReadMany(iter(())))
         return self._batched
+
+    def _opened(self, call: Iterator[batch_pb.ReadManyResponse]) -> list[batch_pb.ReadManyResponse]:
+        """The first message of a ReadMany call, if any; learns whether the server has ReadMany
+        (one without says UNIMPLEMENTED before any message), so it is asked once."""
+        try:
+            first = next(call, None)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise error_from(e, self._target) from None
+            self._batched = False
+            return []
+        self._batched = True
+        return [] if first is None else [first]
 
     def _parts(self, call: Iterator[batch_pb.ReadManyResponse]) -> Iterator[batch_pb.BlobPart]:
         with rpc_errors(self._target):

@@ -142,6 +142,15 @@ def test_a_server_without_batches_is_read_and_written_blob_by_blob(short_dir: Pa
         assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
 
 
+def test_a_server_without_batches_is_read_blob_by_blob_from_the_first_read(short_dir: Path) -> None:
+    blobs = MemoryBlobService()
+    datas = [blob(n, seed) for seed, n in enumerate(SIZES)]
+    digests = [write_blob(blobs, d) for d in datas]
+    with tvix_like(short_dir, "BlobService", BlobServicer(blobs)) as client:
+        for _ in range(2):  # the second time, the client knows the server has no ReadMany
+            assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
+
+
 def many_closures(n: int) -> list[Directory]:
     """Leaves first: n seeded closures under one root."""
     closures = [closure(seed) for seed in range(n)]
