@@ -425,12 +425,9 @@ class _PutManyWriter(BlobBatchWriter):
         digest = B3Digest.of(data)
         self._blobs.append(bytes(data))
         self._size += len(data)
-        self._unacked.append(digest)
-        self._unacked_bytes += len(data)
         if self._size >= MESSAGE_CHUNK:
             self._send(sync=False)
-        if self._unacked_bytes >= SYNC_BYTES:
-            self.wait()
+        self._sent(digest, len(data))
         return digest
 
     def open_write(self) -> BlobWriter:
@@ -490,7 +487,7 @@ class _PutManyWriter(BlobBatchWriter):
         return root
 
     def _sent(self, digest: B3Digest, size: int) -> None:
-        """Count a blob sent in pieces, to be acknowledged in its turn."""
+        """Count a blob sent, to be acknowledged in its turn (a sync every SYNC_BYTES)."""
         self._unacked.append(digest)
         self._unacked_bytes += size
         if self._unacked_bytes >= SYNC_BYTES:
