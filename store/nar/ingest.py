@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from castore.blobs.service import BlobService
 from castore.digest import B3Digest
 from castore.nodes import Directory, FileNode, Node, SymlinkNode
 from castore.uploads import SMALL, Uploads
@@ -59,7 +58,7 @@ def ingest_nar(store: CAStore, source: SupportsRead,
                 open_dirs.append((name, []))
                 continue
             if isinstance(event, RegularFile):
-                digest = _upload(store.blobs, uploads, event)
+                digest = _upload(uploads, event)
                 if len(shared) >= SHARED_DIGESTS:
                     shared.clear()
                 node: Node = FileNode(name, shared.setdefault(digest, digest), event.size, event.executable)
@@ -78,18 +77,16 @@ def ingest_nar(store: CAStore, source: SupportsRead,
         assert root is not None  # read_nar ends only after a complete root node
         if check is not None:
             check(hashing.size, hashing.sha256)
-        uploads.wait()  # every blob stored before a directory names it
-        if directories:
-            store.directories.put(directories)
+        uploads.finish(directories, store.directories)  # every blob stored before a directory names it
     return NarIngestResult(root, hashing.size, hashing.sha256)
 
 
-def _upload(blobs: BlobService, uploads: Uploads, event: RegularFile) -> B3Digest:
+def _upload(uploads: Uploads, event: RegularFile) -> B3Digest:
     """One file's contents as a new blob: a small file whole through `uploads`, a larger one
-    streamed (an error part-way aborts the writer)."""
+    streamed (in the same stream when there is one; an error part-way aborts the writer)."""
     if event.size <= SMALL:
         return uploads.put(_read_whole(event))
-    with blobs.open_write() as writer:
+    with uploads.open_write() as writer:
         while piece := event.contents.read(PIECE_SIZE):
             writer.write(piece)
         return writer.close()
