@@ -39,7 +39,7 @@ from store.compression import compressing
 from store.decimal import parse_u64
 from nar_bridge.names import NarFile, parse_castore_nar
 from nar_bridge.nar_cache import Fill, NarCache, teed
-from nar_bridge.threads import PieceChannel
+from nar_bridge.threads import PieceChannel, taking_turns
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
                 return await _send_file(request, response, cached, byte_range or ByteRange(0, nar_size - 1))
     body = nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range, compression)
     channel = PieceChannel(asyncio.get_running_loop())
+    body = taking_turns(body, bridge.workers.render_turns)
     bridge.workers.stream(channel.feed, body if fill is None else teed(body, fill))
     try:
         piece = await channel.get()  # preflight errors surface here, before any header is sent
@@ -215,7 +216,7 @@ def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int
     the worker. `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
     layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
-        pieces = render_layout(castore.blobs, layout)
+        pieces = render_layout(castore.blobs, layout, HANDOFF_SIZE)  # joined once, not twice
     else:
         pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))
@@ -228,7 +229,8 @@ def _sized(layout: NarLayout, nar_size: int) -> NarLayout:
 
 
 def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same."""
+    """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same.
+    A piece that large already passes without a copy."""
     pending: list[bytes] = []
     size = 0
     for piece in pieces:

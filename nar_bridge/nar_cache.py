@@ -18,6 +18,7 @@ import collections
 import hashlib
 import logging
 import os
+import queue
 import re
 import tempfile
 import threading
@@ -33,6 +34,8 @@ LARGEST_SHARE = 4
 _TEMPORARY = ".partial-"
 _NAME = re.compile(r"[0-9a-f]{64}")
 _HASH_PIECE = 1 << 20
+FILL_PIECES = 4
+"""Pieces a Fill holds for its writer before the render waits for it."""
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +164,11 @@ class NarCache:
 
 class Fill:
     """One render of a NAR written into the cache as it streams to its client: it becomes the cached
-    NAR (finish) only when it was whole and its sha256 is the NarHash; anything else is discarded."""
+    NAR (finish) only when it was whole and its sha256 is the NarHash; anything else is discarded.
+
+    Hashing and writing run in a thread of their own, beside the render rather than after each
+    piece of it (a first request costs the render, not the render plus the copy); a write that
+    fails (a full disk) costs the cache its copy, never the client its stream."""
 
     def __init__(self, cache: NarCache, name: str, nar_sha256: bytes, size: int, file: BinaryIO) -> None:
         self._cache = cache
@@ -171,16 +178,43 @@ class Fill:
         self._file = file
         self._sha256 = hashlib.sha256()
         self._written = 0
+        self._failure: OSError | None = None
+        self._pieces: queue.Queue[bytes | None] = queue.Queue(FILL_PIECES)
+        self._writer = threading.Thread(target=self._write_all, name="nar-cache-fill", daemon=True)
+        self._writer.start()
         self._done = False
 
     def write(self, piece: bytes) -> None:
-        self._sha256.update(piece)
-        self._file.write(piece)
-        self._written += len(piece)
+        self._pieces.put(piece)
+
+    def _write_all(self) -> None:
+        while (piece := self._pieces.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._sha256.update(piece)
+                    self._file.write(piece)
+                    self._written += len(piece)
+                except OSError as e:
+                    self._failure = e
+
+    def _stop(self) -> None:
+        """Wait for the writer to write what it was given, and close the file."""
+        if self._writer.is_alive():
+            self._pieces.put(None)
+            self._writer.join()
+        try:
+            self._file.close()
+        except OSError as e:
+            self._failure = self._failure or e
 
     def finish(self) -> None:
-        """Keep the render as the cached NAR; CorruptionError (nothing kept) when it is not that NAR."""
-        self._file.close()
+        """Keep the render as the cached NAR, unless writing it failed (logged; nothing kept);
+        CorruptionError (nothing kept) when the rendered bytes are not the NAR."""
+        self._stop()
+        if self._failure is not None:
+            log.warning("could not write NAR sha256:%s into the cache: %s; not cached", self._name, self._failure)
+            self.discard()
+            return
         if self._written != self._size or self._sha256.digest() != self._nar_sha256:
             error = CorruptionError(f"the NAR rendered for NarHash sha256:{self._name} has {self._written} bytes "
                                     f"and hash sha256:{self._sha256.hexdigest()}: the store does not hold that "
@@ -196,7 +230,7 @@ class Fill:
         if self._done:
             return
         self._done = True
-        self._file.close()
+        self._stop()
         _unlink(Path(self._file.name))
         self._cache._release(self._name)
         if self._written != self._size:

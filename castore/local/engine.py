@@ -39,9 +39,12 @@ not move under deltas."""
 META = Table("meta", insert_only=True)
 """The format and chunking the store was created with."""
 READ_WORKERS = 2
-"""Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
-FRAMES_AHEAD = 4
-"""Frames read_chunks reads ahead of its consumer: bounds the memory it holds to a few frames."""
+"""Threads that decompress frames ahead for read_chunks (zstd releases the GIL)."""
+BATCHES_AHEAD = 3
+"""Batches whose frames read_chunks decompresses ahead of its consumer."""
+BATCH_BYTES = 1 << 20
+BATCH_FRAMES = 4
+"""A read_chunks task ends after the run that takes it to this many chunk bytes or frames."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
@@ -216,35 +219,76 @@ class LocalEngine:
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
-        all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
-        each frame once for the neighbouring chunks that share it. Plain chunks come as views
-        into their frame, not copies."""
+        all lookups; worker threads decompress the frames of the next BATCHES_AHEAD batches (see
+        _batches) while the consumer's thread slices and verifies the chunks of the current one,
+        each frame looked up once for the neighbouring chunks that share it. Plain chunks come as
+        views into their frame, not copies.
+
+        Verifying is left to the consumer because a call that releases the GIL (BLAKE3 of a chunk,
+        an LMDB get) waits to take it back for as long as another thread runs Python code: with
+        thousands of small chunks hashed in workers while the consumer renders, the threads took
+        turns at a crawl. A frame's decompression is one long call, worth handing to a worker."""
         records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
         bases = list({record.base for record in records if record is not None and record.base is not None})
         known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
                  if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
-        for run in readahead.in_order(self._runs(digests, records, known), self._readers(), FRAMES_AHEAD):
-            yield from run
+        batches = self._batches(digests, records)
+        for batch in readahead.in_order(batches, self._readers(), BATCHES_AHEAD):
+            yield from self._read_batch(batch, known)
 
-    def _runs(self, digests: Sequence[bytes], records: list[ChunkRecord | None],
-              known: dict[bytes, ChunkRecord]) -> Iterator[functools.partial]:
-        """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
-        deltas, whose bases are read as the task comes to them, by their records in `known`);
-        unknown chunks go alone."""
+    def _batches(self, digests: Sequence[bytes],
+                 records: list[ChunkRecord | None]) -> Iterator[functools.partial]:
+        """Tasks decompressing the frames of consecutive chunks, each returning its chunks as runs
+        stored in one frame (plain chunks, or the payloads of deltas; unknown chunks alone),
+        gathered until a task holds BATCH_BYTES or touches BATCH_FRAMES frames. A task per run
+        would cost more in handing it over than in reading it (a NAR of small files has runs of a
+        few chunks)."""
+        batch: list[list[tuple[bytes, ChunkRecord | None]]] = []
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
+        size = 0
         for digest, record in zip(digests, records):
             here = None if record is None else (record.location.pack, record.location.frame_offset)
             if run and (here is None or here != frame):
-                yield functools.partial(self._read_run, run, known)
+                batch.append(run)
                 run = []
+                if size >= BATCH_BYTES or len(batch) >= BATCH_FRAMES:
+                    yield functools.partial(self._decompress, batch)
+                    batch, size = [], 0
             run.append((digest, record))
+            size += 0 if record is None else record.length
             frame = here
         if run:
-            yield functools.partial(self._read_run, run, known)
+            batch.append(run)
+        if batch:
+            yield functools.partial(self._decompress, batch)
+
+    def _decompress(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]
+                    ) -> list[list[tuple[bytes, ChunkRecord | None]]]:
+        """The batch, once the frames of its runs are in the frame cache (a frame that fails is
+        left for the reader to report, with the chunk it was read for)."""
+        for run in batch:
+            record = run[0][1]
+            if record is not None:
+                self._reader.prefetch(record.location)
+        return batch
+
+    def _read_batch(self, batch: list[list[tuple[bytes, ChunkRecord | None]]],
+                    known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
+        out: list[bytes | memoryview | None] = []
+        for run in batch:
+            out.extend(self._read_run(run, known))
+        return out
 
     def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]],
                   known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
+        """A run of one frame: plain chunks with the frame looked up once; a run with a delta, an
+        unknown chunk or a chunk that fails (moved by garbage collection, or corrupt), chunk by chunk."""
+        if all(record is not None and record.base is None for _, record in run):
+            try:
+                return self._reader.read_run([(digest, record.location) for digest, record in run])
+            except CorruptionError:
+                pass  # read again one by one: a moved chunk is found where it went, else the error says which
         out: list[bytes | memoryview | None] = []
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
