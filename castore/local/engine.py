@@ -40,10 +40,11 @@ META = Table("meta", insert_only=True)
 """The format and chunking the store was created with."""
 READ_WORKERS = 2
 """Threads that decompress frames ahead for read_chunks (zstd releases the GIL)."""
-BATCHES_AHEAD = 3
-"""Batches whose frames read_chunks decompresses ahead of its consumer."""
+BATCHES_AHEAD = 2
+"""Batches whose frames read_chunks decompresses ahead of its consumer: a few frames per stream,
+so that many streams' frames read ahead do not push each other's out of the frame cache."""
 BATCH_BYTES = 1 << 20
-BATCH_FRAMES = 4
+BATCH_FRAMES = 2
 """A read_chunks task ends after the run that takes it to this many chunk bytes or frames."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
