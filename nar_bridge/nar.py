@@ -5,7 +5,8 @@ worker first gets the NAR's layout (see `closures`), checks that every blob exis
 and that the NAR has the size the headers will announce, then renders, and the handler
 sends headers only once the first piece is there. A failure after that (a chunk that no
 longer matches its digest) aborts the connection, so the client sees a broken transfer,
-never a short 200.
+never a short 200. Pieces are rendered at HANDOFF_SIZE (one join, one handoff to the event
+loop each), and concurrent renders take turns at making them (see threads.taking_turns).
 
 With a NAR cache (see nar_cache), an uncompressed NAR named by its NarHash is sent from its
 cache file with sendfile, as are ranges of NARs already cached. On a miss the NAR streams as

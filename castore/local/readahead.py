@@ -1,8 +1,10 @@
 """Results of tasks in order, computed by a thread pool a bounded number of tasks ahead.
 
 A reader that renders many chunks in order (a NAR, a tree walk) wants the next frames
-decompressed while it handles the current one: zstd and BLAKE3 release the GIL, so two
-workers keep both cores busy, and the bound keeps memory to a few frames.
+decompressed while it handles the current one: zstd releases the GIL for the whole of a frame,
+so the workers use the other cores, and the bound keeps memory to a few frames. (Small calls
+that release the GIL, such as BLAKE3 of one chunk, are better left to the consumer: each waits
+to take the GIL back while another thread runs Python code.)
 """
 
 from __future__ import annotations
