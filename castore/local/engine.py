@@ -221,9 +221,9 @@ class LocalEngine:
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
         all lookups; worker threads decompress the frames of the next BATCHES_AHEAD batches (see
-        _batches) while the consumer's thread slices and verifies the chunks of the current one,
-        each frame looked up once for the neighbouring chunks that share it. Plain chunks come as
-        views into their frame, not copies.
+        _batches) that are not in the frame cache, while the consumer's thread slices and verifies
+        the chunks of the current one, each frame looked up once for the neighbouring chunks that
+        share it. Plain chunks come as views into their frame, not copies.
 
         Verifying is left to the consumer because a call that releases the GIL (BLAKE3 of a chunk,
         an LMDB get) waits to take it back for as long as another thread runs Python code: with
@@ -233,17 +233,16 @@ class LocalEngine:
         bases = list({record.base for record in records if record is not None and record.base is not None})
         known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
                  if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
-        batches = self._batches(digests, records)
-        for batch in readahead.in_order(batches, self._readers(), BATCHES_AHEAD):
+        batches = readahead.prefetching(self._batches(digests, records), self._decompress, self._uncached,
+                                        self._readers(), BATCHES_AHEAD)
+        for batch in batches:
             yield from self._read_batch(batch, known)
 
     def _batches(self, digests: Sequence[bytes],
-                 records: list[ChunkRecord | None]) -> Iterator[functools.partial]:
-        """Tasks decompressing the frames of consecutive chunks, each returning its chunks as runs
-        stored in one frame (plain chunks, or the payloads of deltas; unknown chunks alone),
-        gathered until a task holds BATCH_BYTES or touches BATCH_FRAMES frames. A task per run
-        would cost more in handing it over than in reading it (a NAR of small files has runs of a
-        few chunks)."""
+                 records: list[ChunkRecord | None]) -> Iterator[list[list[tuple[bytes, ChunkRecord | None]]]]:
+        """Consecutive chunks as runs stored in one frame (plain chunks, or the payloads of deltas;
+        unknown chunks alone), gathered into batches of BATCH_BYTES or BATCH_FRAMES frames: the
+        unit read ahead, bounding the frames a stream has decompressed ahead."""
         batch: list[list[tuple[bytes, ChunkRecord | None]]] = []
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
@@ -254,7 +253,7 @@ class LocalEngine:
                 batch.append(run)
                 run = []
                 if size >= BATCH_BYTES or len(batch) >= BATCH_FRAMES:
-                    yield functools.partial(self._decompress, batch)
+                    yield batch
                     batch, size = [], 0
             run.append((digest, record))
             size += 0 if record is None else record.length
@@ -262,17 +261,17 @@ class LocalEngine:
         if run:
             batch.append(run)
         if batch:
-            yield functools.partial(self._decompress, batch)
+            yield batch
 
-    def _decompress(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]
-                    ) -> list[list[tuple[bytes, ChunkRecord | None]]]:
-        """The batch, once the frames of its runs are in the frame cache (a frame that fails is
-        left for the reader to report, with the chunk it was read for)."""
-        for run in batch:
-            record = run[0][1]
+    def _uncached(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> bool:
+        return any(record is not None and not self._reader.cached(record.location) for record in _frames(batch))
+
+    def _decompress(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> None:
+        """Have the frames of a batch's runs in the frame cache (a frame that fails is left for the
+        reader to report, with the chunk it was read for)."""
+        for record in _frames(batch):
             if record is not None:
                 self._reader.prefetch(record.location)
-        return batch
 
     def _read_batch(self, batch: list[list[tuple[bytes, ChunkRecord | None]]],
                     known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
@@ -353,6 +352,11 @@ class LocalEngine:
                 self.packs.close()
             finally:
                 self.metadata.close()
+
+
+def _frames(batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> Iterator[ChunkRecord | None]:
+    """The record of each run's first chunk: it names the run's frame (None: an unknown chunk)."""
+    return (run[0][1] for run in batch)
 
 
 def check_format(metadata: MetadataStore, params: ChunkingParams) -> None:

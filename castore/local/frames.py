@@ -274,6 +274,10 @@ class FrameReader:
         return [verified(digest, frame[location.offset:location.offset + location.length], location)
                 for digest, location in chunks]
 
+    def cached(self, location: Location) -> bool:
+        """Whether the frame is in the cache now (a hint: it may leave it at any moment)."""
+        return (location.pack, location.frame_offset) in self._cache
+
     def prefetch(self, location: Location) -> None:
         """Have the frame in the cache; a frame that fails is reported when it is read."""
         with contextlib.suppress(CorruptionError, OSError):
