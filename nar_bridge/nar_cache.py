@@ -97,9 +97,6 @@ class NarCache:
         """A Fill with `size` bytes reserved for it; None when the NAR is cached or being filled
         already, or there is no room."""
         name = nar_sha256.hex()
-        with self._lock:
-            if name in self._files or name in self._rendering:
-                return None
         if not self._reserve(name, size):
             return None
         try:
@@ -123,9 +120,12 @@ class NarCache:
 
     def _reserve(self, name: str, size: int) -> bool:
         """Count `size` bytes for `name` (in `_rendering`), evicting the least recently used NARs
-        to stay within the bound; False, counting nothing, when renders under way fill it."""
+        to stay within the bound; False, counting nothing, when renders under way fill it or `name`
+        is cached or being filled already (checked under the same lock: one fill per NAR)."""
         evicted = []
         with self._lock:
+            if name in self._files or name in self._rendering:
+                return False
             while self._files and self._bytes + size > self._max_bytes:
                 old, old_size = self._files.popitem(last=False)
                 self._bytes -= old_size
@@ -222,8 +222,13 @@ class Fill:
             log.error("%s; not cached", error)
             self.discard()
             raise error
+        try:
+            self._cache._adopt_fill(self._name, self._file.name)
+        except OSError as e:
+            log.warning("could not keep NAR sha256:%s in the cache: %s; not cached", self._name, e)
+            self.discard()
+            return
         self._done = True
-        self._cache._adopt_fill(self._name, self._file.name)
 
     def discard(self) -> None:
         """Drop the render (a no-op once kept or dropped): its stream failed or was left unfinished."""

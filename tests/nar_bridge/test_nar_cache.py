@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import io
 import os
+import shutil
 import socket
 import threading
 import time
@@ -137,6 +138,18 @@ def test_a_cache_file_that_cannot_be_written_costs_the_cache_its_copy_not_the_cl
     assert b"".join(teed(render(data), Fill(cache, sha.hex(), sha, SIZE, FullDisk()))) == data
     assert files(tmp_path) == [] and cached(cache, 1) is None
     assert all(served(cache, tag) == nar(tag)[0] for tag in range(1, 5))  # its room was given back
+
+
+def test_a_render_the_cache_cannot_keep_still_streams_whole_and_gives_its_room_back(tmp_path):
+    directory = tmp_path / "cache"
+    cache = NarCache(directory, 4 * SIZE)
+    data, sha = nar(1)
+    fill = cache.lookup(sha, SIZE)
+    shutil.rmtree(directory)  # the rename into the cache fails
+    assert b"".join(teed(render(data), fill)) == data
+    directory.mkdir()
+    assert cached(cache, 1) is None
+    assert served(cache, 1) == data and cached(cache, 1) == data
 
 
 def test_a_damaged_file_left_by_an_earlier_process_is_dropped_not_served(tmp_path):
