@@ -5,8 +5,8 @@ worker first gets the NAR's layout (see `closures`), checks that every blob exis
 and that the NAR has the size the headers will announce, then renders, and the handler
 sends headers only once the first piece is there. A failure after that (a chunk that no
 longer matches its digest) aborts the connection, so the client sees a broken transfer,
-never a short 200. Pieces are rendered at HANDOFF_SIZE (one join, one handoff to the event
-loop each), and concurrent renders take turns at making them (see threads.taking_turns).
+never a short 200. Pieces are rendered at HANDOFF_SIZE: one join and one handoff to the event
+loop each.
 
 With a NAR cache (see nar_cache), an uncompressed NAR named by its NarHash is sent from its
 cache file with sendfile, as are ranges of NARs already cached. On a miss the NAR streams as
@@ -40,7 +40,7 @@ from store.compression import compressing
 from store.decimal import parse_u64
 from nar_bridge.names import NarFile, parse_castore_nar
 from nar_bridge.nar_cache import Fill, NarCache, teed
-from nar_bridge.threads import PieceChannel, taking_turns
+from nar_bridge.threads import PieceChannel
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,6 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
                 return await _send_file(request, response, cached, byte_range or ByteRange(0, nar_size - 1))
     body = nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range, compression)
     channel = PieceChannel(asyncio.get_running_loop())
-    body = taking_turns(body, bridge.workers.render_turns)
     bridge.workers.stream(channel.feed, body if fill is None else teed(body, fill))
     try:
         piece = await channel.get()  # preflight errors surface here, before any header is sent

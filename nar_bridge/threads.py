@@ -13,7 +13,7 @@ import asyncio
 import collections
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from aiohttp import StreamReader
 
@@ -29,18 +29,14 @@ READ_PIECE = 1 << 20
 """The most a worker asks of the loop per read, whatever the caller asked."""
 READ_TIMEOUT = 300.0
 """A request body that sends nothing for this long fails the upload."""
-RENDER_TURNS = 2
-"""Renders making a piece at once (see taking_turns): about the cores a process can use."""
 
 
 class Workers:
     """Two thread pools, so long streams can never starve the short lookups every request needs."""
 
-    def __init__(self, quick: int = QUICK_WORKERS, streams: int = STREAM_WORKERS, render_turns: int = RENDER_TURNS) -> None:
+    def __init__(self, quick: int = QUICK_WORKERS, streams: int = STREAM_WORKERS) -> None:
         self._quick = ThreadPoolExecutor(quick, thread_name_prefix="bridge-quick")
         self._streams = ThreadPoolExecutor(streams, thread_name_prefix="bridge-stream")
-        self.render_turns = threading.Semaphore(render_turns)
-        """Held while a stream makes a piece (see taking_turns)."""
 
     def call(self, fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
         """Run a short blocking call; await the result."""
@@ -53,24 +49,6 @@ class Workers:
     def close(self) -> None:
         self._quick.shutdown(wait=True, cancel_futures=True)
         self._streams.shutdown(wait=True, cancel_futures=True)
-
-
-def taking_turns(pieces: Iterable[T], turns: threading.Semaphore) -> Iterator[T]:
-    """`pieces`, each made while holding one of `turns`. Many streams rendering at once in one
-    process mostly fight over the GIL (16 concurrent renders took twice the CPU of one for the same
-    bytes); the streams beyond the turns sleep instead, and a stream waiting for its client holds none."""
-    source = iter(pieces)
-    try:
-        while True:
-            with turns:
-                piece = next(source, _END)
-            if piece is _END:
-                return
-            yield piece  # type: ignore[misc]
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
 
 
 class ChannelClosed(Exception):
