@@ -11,7 +11,6 @@ metadata transaction naming them).
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ BATCHES_AHEAD = 2
 so that many streams' frames read ahead do not push each other's out of the frame cache."""
 BATCH_BYTES = 1 << 20
 BATCH_FRAMES = 2
-"""A read_chunks task ends after the run that takes it to this many chunk bytes or frames."""
+"""A read_chunks batch ends after the run that takes it to this many chunk bytes or frames."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
