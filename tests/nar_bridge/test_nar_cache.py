@@ -4,10 +4,8 @@ real bridge, a corrupt store still gives a clean error before any header."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
-import io
 import os
 import shutil
 import socket
@@ -120,24 +118,6 @@ def test_a_render_stopped_early_leaves_nothing_and_gives_its_room_back(tmp_path)
     assert files(tmp_path) == [] and cached(cache, 1) is None
     assert all(served(cache, tag) == nar(tag)[0] for tag in range(1, 5))
     assert all(cached(cache, tag) == nar(tag)[0] for tag in range(1, 5))
-
-
-class FullDisk(io.BytesIO):
-    """A cache file on a full disk (a fake: this unit test is about what the Fill does with it)."""
-
-    name = "/nonexistent/.partial-full"
-
-    def write(self, data) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-
-def test_a_cache_file_that_cannot_be_written_costs_the_cache_its_copy_not_the_client_its_stream(tmp_path):
-    cache = NarCache(tmp_path, 4 * SIZE)
-    data, sha = nar(1)
-    cache._reserve(sha.hex(), SIZE)
-    assert b"".join(teed(render(data), Fill(cache, sha.hex(), sha, SIZE, FullDisk()))) == data
-    assert files(tmp_path) == [] and cached(cache, 1) is None
-    assert all(served(cache, tag) == nar(tag)[0] for tag in range(1, 5))  # its room was given back
 
 
 def test_a_render_the_cache_cannot_keep_still_streams_whole_and_gives_its_room_back(tmp_path):
