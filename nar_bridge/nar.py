@@ -5,11 +5,13 @@ worker first gets the NAR's layout (see `closures`), checks that every blob exis
 and that the NAR has the size the headers will announce, then renders, and the handler
 sends headers only once the first piece is there. A failure after that (a chunk that no
 longer matches its digest) aborts the connection, so the client sees a broken transfer,
-never a short 200.
+never a short 200. Pieces are rendered at HANDOFF_SIZE: one join and one handoff to the event
+loop each.
 
-With a NAR cache (see nar_cache), an uncompressed NAR named by its NarHash is rendered into
-the cache whole (checked against the NarHash: errors still come before any header) and sent
-from there with sendfile, as are ranges of NARs already cached.
+With a NAR cache (see nar_cache), an uncompressed NAR named by its NarHash is sent from its
+cache file with sendfile, as are ranges of NARs already cached. On a miss the NAR streams as
+above (the same checks before the headers, the same abort after them) and its bytes are teed
+into the cache, where they are kept only when the whole NAR was rendered and matched NarHash.
 
 Single byte ranges are answered 206, reading only the files the range overlaps (see
 store.nar.render); `Content-Encoding: zstd` is used when the client accepts it and
@@ -20,7 +22,6 @@ compressed again: Nix keeps the narinfo it uploaded and fetches that URL later.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from nar_bridge.closures import ClosureCache
 from store.compression import compressing
 from store.decimal import parse_u64
 from nar_bridge.names import NarFile, parse_castore_nar
-from nar_bridge.nar_cache import NarCache
+from nar_bridge.nar_cache import Fill, NarCache, teed
 from nar_bridge.threads import PieceChannel
 
 log = logging.getLogger(__name__)
@@ -99,15 +100,18 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
             raise web.HTTPNotFound(text="the NAR's contents are not in the store\n")
         await response.prepare(request)
         return response
+    fill = None
     if compression == "none" and nar_sha256 is not None and bridge.nar_cache is not None \
             and bridge.nar_cache.fits(nar_size):
-        cached = await _cached(bridge, bridge.nar_cache, node, nar_size, nar_sha256, byte_range)
-        if cached is not None:
+        cached = await _cached(bridge, bridge.nar_cache, nar_size, nar_sha256, byte_range)
+        if isinstance(cached, Fill):
+            fill = cached
+        elif cached is not None:
             with cached:
                 return await _send_file(request, response, cached, byte_range or ByteRange(0, nar_size - 1))
+    body = nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range, compression)
     channel = PieceChannel(asyncio.get_running_loop())
-    bridge.workers.stream(channel.feed, nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range,
-                                                 compression))
+    bridge.workers.stream(channel.feed, body if fill is None else teed(body, fill))
     try:
         piece = await channel.get()  # preflight errors surface here, before any header is sent
         await response.prepare(request)
@@ -128,14 +132,13 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
     return response
 
 
-async def _cached(bridge: Bridge, cache: NarCache, node: Node, nar_size: int, nar_sha256: bytes,
-                  byte_range: ByteRange | None) -> BinaryIO | None:
-    """The NAR's cache file; the whole NAR is rendered into the cache when missing (its errors
-    raise here, before any header), a range is only served from it when it is there already."""
+async def _cached(bridge: Bridge, cache: NarCache, nar_size: int, nar_sha256: bytes,
+                  byte_range: ByteRange | None) -> BinaryIO | Fill | None:
+    """The NAR's cache file; for the whole NAR when it is missing, a Fill to tee its render into
+    (see NarCache.lookup). A range is only served from the cache when the NAR is there already."""
     if byte_range is not None:
         return await bridge.workers.stream(cache.open, nar_sha256, nar_size)  # may hash a file: not quick
-    render = functools.partial(cache_body, bridge.store.castore, bridge.closures, node, nar_size)
-    return await bridge.workers.stream(cache.serve, nar_sha256, nar_size, render)
+    return await bridge.workers.stream(cache.lookup, nar_sha256, nar_size)
 
 
 async def _send_file(request: web.Request, response: web.StreamResponse, file: BinaryIO,
@@ -213,17 +216,10 @@ def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int
     the worker. `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
     layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
-        pieces = render_layout(castore.blobs, layout)
+        pieces = render_layout(castore.blobs, layout, HANDOFF_SIZE)  # joined once, not twice
     else:
         pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))
-
-
-def cache_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int) -> Iterator[bytes]:
-    """The whole NAR as rendered into the NAR cache: no check that every blob exists first, as the
-    render ends before any header is sent (a missing one is still a clean error), and no
-    coalescing (the pieces go to a file, not to the event loop)."""
-    yield from render_layout(castore.blobs, _sized(closures.get(castore.directories, node).layout, nar_size))
 
 
 def _sized(layout: NarLayout, nar_size: int) -> NarLayout:
@@ -233,7 +229,8 @@ def _sized(layout: NarLayout, nar_size: int) -> NarLayout:
 
 
 def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same."""
+    """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same.
+    A piece that large already passes without a copy."""
     pending: list[bytes] = []
     size = 0
     for piece in pieces:

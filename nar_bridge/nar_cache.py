@@ -2,36 +2,42 @@
 
 Rendering a NAR from castore (layout, chunk lookups, decompression, BLAKE3 of every chunk) costs
 several times what sending a file costs; a binary cache serves the same few NARs over and over.
-A NAR is rendered into a temporary file, checked against its NarHash and size, and only then
-renamed to its name (its NarHash in hex): a name in the directory is always a whole, checked
-NAR, and a corrupt store gives a clean error before any header. Concurrent requests for one NAR
-wait for one render (see `serve`). The cache keeps at most `max_bytes`, dropping the least
-recently used NARs; a file left by an earlier process is checked against its name again before
-it is first served. One process per directory.
+A NAR's first request streams its render to the client and tees the same bytes into a temporary
+file (see Fill), which is renamed to the NAR's name (its NarHash in hex) only when the render
+was whole and its sha256 is the NarHash: a name in the directory is always a whole, checked NAR.
+One request fills a NAR at a time; others asking for it meanwhile stream their own render
+uncached (waiting would make them wait for the whole render, which is what streaming avoids).
+The cache keeps at most `max_bytes`, dropping the least recently used NARs; renders under way
+count against it, and a NAR with no room is streamed, not cached. A file left by an earlier
+process is checked against its name again before it is first served. One process per directory.
 """
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import os
+import queue
 import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Iterable, Iterator
 
 from castore.errors import CorruptionError
-from castore.singleflight import SingleFlight
 from castore.tally import Tally
 
 NAR_CACHE_BYTES = 4 << 30
 LARGEST_SHARE = 4
-"""A NAR larger than this share of the cache is streamed, not cached: it would push out many others,
-and its client would wait for the whole render before the first byte."""
+"""A NAR larger than this share of the cache is streamed, not cached: it would push out many others."""
 _TEMPORARY = ".partial-"
 _NAME = re.compile(r"[0-9a-f]{64}")
 _HASH_PIECE = 1 << 20
+FILL_PIECES = 4
+"""Pieces a Fill holds for its writer before the render waits for it."""
+
+log = logging.getLogger(__name__)
 
 
 class NarCache:
@@ -49,29 +55,21 @@ class NarCache:
         self._bytes = 0
         self._checked: set[str] = set()
         """Files this process wrote or checked: they are served without hashing them again."""
-        self._renders: SingleFlight[str, None] = SingleFlight()
         self.lookups = Tally()
-        """Whole NARs asked of serve(): "hit" (sent from the cache) or "miss" (rendered first), for metrics."""
+        """Whole NARs asked of lookup(): "hit" (sent from the cache) or "miss" (rendered), for metrics."""
         self._adopt()
 
     def fits(self, size: int) -> bool:
         return size <= self._max_bytes // LARGEST_SHARE
 
-    def serve(self, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> BinaryIO | None:
-        """Blocking: the NAR opened for reading from the cache, rendered into it first if it is not
-        there (callers asking for one NAR at once share one render, and its errors); None when it
-        keeps being evicted before it can be opened, or renders under way leave no room for it (a
-        cache too small for what is being served: the caller streams it instead)."""
-        name = nar_sha256.hex()
-        for rendered in (False, True):
-            found = self.open(nar_sha256, size)
-            if found is not None:
-                self.lookups.add("miss" if rendered else "hit")
-                return found
-            if not self._renders.run(name, lambda: self._fill(name, nar_sha256, size, render)):
-                break
-        self.lookups.add("miss")
-        return None
+    def lookup(self, nar_sha256: bytes, size: int) -> BinaryIO | Fill | None:
+        """Blocking (may hash a file left by an earlier process): the NAR opened for reading when it
+        is cached; else a Fill for the caller to tee its render into; None when another request is
+        filling it already or renders under way leave no room (the caller streams its own render,
+        uncached). Counted in `lookups`."""
+        found = self.open(nar_sha256, size)
+        self.lookups.add("miss" if found is None else "hit")
+        return found if found is not None else self._begin(nar_sha256, size)
 
     def open(self, nar_sha256: bytes, size: int) -> BinaryIO | None:
         """Blocking: the cached NAR opened for reading, or None. The open file stays readable
@@ -95,46 +93,39 @@ class NarCache:
             self._checked.add(name)
         return file
 
-    def _fill(self, name: str, nar_sha256: bytes, size: int, render: Callable[[], Iterable[bytes]]) -> bool:
-        """Render into a temporary file, check it, rename it to `name`; CorruptionError (nothing
-        kept) when the rendered bytes are not the NAR the NarHash names. True when the NAR is in the
-        cache (also when a render that finished since the caller looked put it there), False when
-        renders under way leave no room for it."""
-        with self._lock:
-            if name in self._files:
-                return True
+    def _begin(self, nar_sha256: bytes, size: int) -> Fill | None:
+        """A Fill with `size` bytes reserved for it; None when the NAR is cached or being filled
+        already, or there is no room."""
+        name = nar_sha256.hex()
         if not self._reserve(name, size):
-            return False
-        temporary = None
+            return None
         try:
             temporary = tempfile.NamedTemporaryFile(dir=self._directory, prefix=_TEMPORARY, delete=False)
-            sha256 = hashlib.sha256()
-            written = 0
-            with temporary:
-                for piece in render():
-                    sha256.update(piece)
-                    temporary.write(piece)
-                    written += len(piece)
-            if written != size or sha256.digest() != nar_sha256:
-                raise CorruptionError(f"the NAR rendered for NarHash sha256:{name} has {written} bytes and "
-                                      f"hash sha256:{sha256.hexdigest()}: the store does not hold that NAR intact")
-            os.rename(temporary.name, self._directory / name)
         except BaseException:
-            if temporary is not None:
-                _unlink(Path(temporary.name))
-            with self._lock:
-                self._bytes -= self._rendering.pop(name)
+            self._release(name)
             raise
+        return Fill(self, name, nar_sha256, size, temporary)
+
+    def _adopt_fill(self, name: str, temporary: str) -> None:
+        """A whole, checked render becomes the NAR named `name`."""
+        os.rename(temporary, self._directory / name)
         with self._lock:
             self._files[name] = self._rendering.pop(name)
             self._checked.add(name)
-        return True
+
+    def _release(self, name: str) -> None:
+        """A render that will not be kept gives back its reservation."""
+        with self._lock:
+            self._bytes -= self._rendering.pop(name)
 
     def _reserve(self, name: str, size: int) -> bool:
         """Count `size` bytes for `name` (in `_rendering`), evicting the least recently used NARs
-        to stay within the bound; False, counting nothing, when renders under way fill it."""
+        to stay within the bound; False, counting nothing, when renders under way fill it or `name`
+        is cached or being filled already (checked under the same lock: one fill per NAR)."""
         evicted = []
         with self._lock:
+            if name in self._files or name in self._rendering:
+                return False
             while self._files and self._bytes + size > self._max_bytes:
                 old, old_size = self._files.popitem(last=False)
                 self._bytes -= old_size
@@ -169,6 +160,105 @@ class NarCache:
                 self._files[name] = self._rendering.pop(name)
             else:
                 _unlink(self._directory / name)
+
+
+class Fill:
+    """One render of a NAR written into the cache as it streams to its client: it becomes the cached
+    NAR (finish) only when it was whole and its sha256 is the NarHash; anything else is discarded.
+
+    Hashing and writing run in a thread of their own, beside the render rather than after each
+    piece of it (a first request costs the render, not the render plus the copy); a write that
+    fails (a full disk) costs the cache its copy, never the client its stream."""
+
+    def __init__(self, cache: NarCache, name: str, nar_sha256: bytes, size: int, file: BinaryIO) -> None:
+        self._cache = cache
+        self._name = name
+        self._nar_sha256 = nar_sha256
+        self._size = size
+        self._file = file
+        self._sha256 = hashlib.sha256()
+        self._written = 0
+        self._failure: OSError | None = None
+        self._pieces: queue.Queue[bytes | None] = queue.Queue(FILL_PIECES)
+        self._writer = threading.Thread(target=self._write_all, name="nar-cache-fill", daemon=True)
+        self._writer.start()
+        self._done = False
+
+    def write(self, piece: bytes) -> None:
+        self._pieces.put(piece)
+
+    def _write_all(self) -> None:
+        while (piece := self._pieces.get()) is not None:
+            if self._failure is None:
+                try:
+                    self._sha256.update(piece)
+                    self._file.write(piece)
+                    self._written += len(piece)
+                except OSError as e:
+                    self._failure = e
+
+    def _stop(self) -> None:
+        """Wait for the writer to write what it was given, and close the file."""
+        if self._writer.is_alive():
+            self._pieces.put(None)
+            self._writer.join()
+        try:
+            self._file.close()
+        except OSError as e:
+            self._failure = self._failure or e
+
+    def finish(self) -> None:
+        """Keep the render as the cached NAR, unless writing it failed (logged; nothing kept);
+        CorruptionError (nothing kept) when the rendered bytes are not the NAR."""
+        self._stop()
+        if self._failure is not None:
+            log.warning("could not write NAR sha256:%s into the cache: %s; not cached", self._name, self._failure)
+            self.discard()
+            return
+        if self._written != self._size or self._sha256.digest() != self._nar_sha256:
+            error = CorruptionError(f"the NAR rendered for NarHash sha256:{self._name} has {self._written} bytes "
+                                    f"and hash sha256:{self._sha256.hexdigest()}: the store does not hold that "
+                                    "NAR intact")
+            log.error("%s; not cached", error)
+            self.discard()
+            raise error
+        try:
+            self._cache._adopt_fill(self._name, self._file.name)
+        except OSError as e:
+            log.warning("could not keep NAR sha256:%s in the cache: %s; not cached", self._name, e)
+            self.discard()
+            return
+        self._done = True
+
+    def discard(self) -> None:
+        """Drop the render (a no-op once kept or dropped): its stream failed or was left unfinished."""
+        if self._done:
+            return
+        self._done = True
+        self._stop()
+        _unlink(Path(self._file.name))
+        self._cache._release(self._name)
+        if self._written != self._size:
+            log.info("render of NAR sha256:%s ended after %d of %d bytes; not cached",
+                     self._name, self._written, self._size)
+
+
+def teed(pieces: Iterable[bytes], fill: Fill) -> Iterator[bytes]:
+    """`pieces`, each written into `fill` as it passes. The last is held back until the whole render
+    checks out, so a render that is not the NAR ends its stream with an error one piece short, never
+    as a whole body; a stream stopped early (an error, a client gone) leaves nothing in the cache."""
+    try:
+        held = None
+        for piece in pieces:
+            if held is not None:
+                yield held
+            fill.write(piece)
+            held = piece
+        fill.finish()
+        if held is not None:
+            yield held
+    finally:
+        fill.discard()
 
 
 def _has_hash(file: BinaryIO, nar_sha256: bytes) -> bool:

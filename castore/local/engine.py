@@ -11,7 +11,6 @@ metadata transaction naming them).
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -39,9 +38,13 @@ not move under deltas."""
 META = Table("meta", insert_only=True)
 """The format and chunking the store was created with."""
 READ_WORKERS = 2
-"""Threads that read frames ahead for read_chunks (zstd and BLAKE3 release the GIL)."""
-FRAMES_AHEAD = 4
-"""Frames read_chunks reads ahead of its consumer: bounds the memory it holds to a few frames."""
+"""Threads that decompress frames ahead for read_chunks (zstd releases the GIL)."""
+BATCHES_AHEAD = 2
+"""Batches whose frames read_chunks decompresses ahead of its consumer: a few frames per stream,
+so that many streams' frames read ahead do not push each other's out of the frame cache."""
+BATCH_BYTES = 1 << 20
+BATCH_FRAMES = 2
+"""A read_chunks batch ends after the run that takes it to this many chunk bytes or frames."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
@@ -216,35 +219,75 @@ class LocalEngine:
 
     def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
         """Many chunks in order, each verified, None for one unknown: one index transaction for
-        all lookups, and worker threads decompress the frames FRAMES_AHEAD ahead of the consumer,
-        each frame once for the neighbouring chunks that share it. Plain chunks come as views
-        into their frame, not copies."""
+        all lookups; worker threads decompress the frames of the next BATCHES_AHEAD batches (see
+        _batches) that are not in the frame cache, while the consumer's thread slices and verifies
+        the chunks of the current one, each frame looked up once for the neighbouring chunks that
+        share it. Plain chunks come as views into their frame, not copies.
+
+        Verifying is left to the consumer because a call that releases the GIL (BLAKE3 of a chunk,
+        an LMDB get) waits to take it back for as long as another thread runs Python code: with
+        thousands of small chunks hashed in workers while the consumer renders, the threads took
+        turns at a crawl. A frame's decompression is one long call, worth handing to a worker."""
         records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
         bases = list({record.base for record in records if record is not None and record.base is not None})
         known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
                  if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
-        for run in readahead.in_order(self._runs(digests, records, known), self._readers(), FRAMES_AHEAD):
-            yield from run
+        batches = readahead.prefetching(self._batches(digests, records), self._decompress, self._uncached,
+                                        self._readers(), BATCHES_AHEAD)
+        for batch in batches:
+            yield from self._read_batch(batch, known)
 
-    def _runs(self, digests: Sequence[bytes], records: list[ChunkRecord | None],
-              known: dict[bytes, ChunkRecord]) -> Iterator[functools.partial]:
-        """Tasks reading consecutive chunks stored in one frame (plain chunks, or the payloads of
-        deltas, whose bases are read as the task comes to them, by their records in `known`);
-        unknown chunks go alone."""
+    def _batches(self, digests: Sequence[bytes],
+                 records: list[ChunkRecord | None]) -> Iterator[list[list[tuple[bytes, ChunkRecord | None]]]]:
+        """Consecutive chunks as runs stored in one frame (plain chunks, or the payloads of deltas;
+        unknown chunks alone), gathered into batches of BATCH_BYTES or BATCH_FRAMES frames: the
+        unit read ahead, bounding the frames a stream has decompressed ahead."""
+        batch: list[list[tuple[bytes, ChunkRecord | None]]] = []
         run: list[tuple[bytes, ChunkRecord | None]] = []
         frame = None
+        size = 0
         for digest, record in zip(digests, records):
             here = None if record is None else (record.location.pack, record.location.frame_offset)
             if run and (here is None or here != frame):
-                yield functools.partial(self._read_run, run, known)
+                batch.append(run)
                 run = []
+                if size >= BATCH_BYTES or len(batch) >= BATCH_FRAMES:
+                    yield batch
+                    batch, size = [], 0
             run.append((digest, record))
+            size += 0 if record is None else record.length
             frame = here
         if run:
-            yield functools.partial(self._read_run, run, known)
+            batch.append(run)
+        if batch:
+            yield batch
+
+    def _uncached(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> bool:
+        return any(record is not None and not self._reader.cached(record.location) for record in _frames(batch))
+
+    def _decompress(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> None:
+        """Have the frames of a batch's runs in the frame cache (a frame that fails is left for the
+        reader to report, with the chunk it was read for)."""
+        for record in _frames(batch):
+            if record is not None:
+                self._reader.prefetch(record.location)
+
+    def _read_batch(self, batch: list[list[tuple[bytes, ChunkRecord | None]]],
+                    known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
+        out: list[bytes | memoryview | None] = []
+        for run in batch:
+            out.extend(self._read_run(run, known))
+        return out
 
     def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]],
                   known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
+        """A run of one frame: plain chunks with the frame looked up once; a run with a delta, an
+        unknown chunk or a chunk that fails (moved by garbage collection, or corrupt), chunk by chunk."""
+        if all(record is not None and record.base is None for _, record in run):
+            try:
+                return self._reader.read_run([(digest, record.location) for digest, record in run])
+            except CorruptionError:
+                pass  # read again one by one: a moved chunk is found where it went, else the error says which
         out: list[bytes | memoryview | None] = []
         for digest, record in run:
             if record is None:  # pending, written since the lookup, or unknown
@@ -308,6 +351,11 @@ class LocalEngine:
                 self.packs.close()
             finally:
                 self.metadata.close()
+
+
+def _frames(batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> Iterator[ChunkRecord | None]:
+    """The record of each run's first chunk: it names the run's frame (None: an unknown chunk)."""
+    return (run[0][1] for run in batch)
 
 
 def check_format(metadata: MetadataStore, params: ChunkingParams) -> None:

@@ -8,6 +8,7 @@ keeps every core busy even when it feeds one large blob. Frames go into packs (p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -262,6 +263,25 @@ class FrameReader:
     def read(self, digest: bytes, location: Location) -> memoryview:
         """A plain chunk, verified."""
         return verified(digest, self.stored(digest, location), location)
+
+    def read_run(self, chunks: list[tuple[bytes, Location]]) -> list[memoryview]:
+        """Plain chunks of one frame, each verified: the frame is looked up once for all of them."""
+        digest, location = chunks[0]
+        try:
+            frame = memoryview(self._frame(location))
+        except CorruptionError as e:
+            raise CorruptionError(f"chunk {B3Digest(digest)}: {e}") from None
+        return [verified(digest, frame[location.offset:location.offset + location.length], location)
+                for digest, location in chunks]
+
+    def cached(self, location: Location) -> bool:
+        """Whether the frame is in the cache now (a hint: it may leave it at any moment)."""
+        return (location.pack, location.frame_offset) in self._cache
+
+    def prefetch(self, location: Location) -> None:
+        """Have the frame in the cache; a frame that fails is reported when it is read."""
+        with contextlib.suppress(CorruptionError, OSError):
+            self._frame(location)
 
     def stored(self, digest: bytes, location: Location) -> memoryview:
         """The bytes stored for a chunk, as they are (a delta's payload), not verified: a view

@@ -31,13 +31,14 @@ def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     yield from render_layout(store.blobs, lay_out(store.directories, node))
 
 
-def render_layout(blobs: BlobService, layout: NarLayout) -> Iterator[bytes]:
-    """The whole NAR of a layout, as render_nar."""
+def render_layout(blobs: BlobService, layout: NarLayout, flush: int = FLUSH_SIZE) -> Iterator[bytes]:
+    """The whole NAR of a layout, as render_nar, with pieces gathered to about `flush` bytes (a
+    consumer that hands them on one by one wants them large: each handoff costs the same)."""
     with contextlib.closing(blobs.read_many(file.digest for file in layout.files)) as contents:
-        yield from _pieces(layout, contents)
+        yield from _pieces(layout, contents, flush)
 
 
-def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
+def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None], flush: int) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
     for grammar, file, pieces in zip(layout.framing, layout.files, contents):
@@ -50,17 +51,19 @@ def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None]) -> It
             remaining -= len(piece)
             if remaining < 0:
                 raise NarError(f"blob {file.digest} of {file.name!r} is longer than its node's {file.size} bytes")
-            if len(piece) < FLUSH_SIZE:
+            if len(piece) < flush:
                 pending.append(piece)
                 size += len(piece)
-                continue
-            if pending:
+                if size < flush:
+                    continue
+                piece = b"".join(pending)
+            elif pending:
                 yield b"".join(pending)
-                pending, size = [], 0
+            pending, size = [], 0
             yield piece
         if remaining:
             raise _shorter(file, remaining)
-        if size >= FLUSH_SIZE:
+        if size >= flush:
             yield b"".join(pending)
             pending, size = [], 0
     pending.append(layout.framing[-1])
