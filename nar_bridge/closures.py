@@ -39,8 +39,9 @@ class Closure:
         now = time.monotonic()
         if now - self.blobs_checked < BLOB_CHECK_SECONDS:
             return
-        for f in {f.digest: f for f in self.layout.files}.values():
-            if not castore.blobs.has(f.digest):
+        files = list({f.digest: f for f in self.layout.files}.values())
+        for f, present in zip(files, castore.blobs.has_many([f.digest for f in files])):
+            if not present:
                 raise NotFoundError(f"blob {f.digest} of {f.name!r} not found")
         self.blobs_checked = now
 

@@ -12,7 +12,7 @@ import collections
 import io
 import itertools
 import struct
-from typing import Callable, Generator, Iterable, Iterator
+from typing import Callable, Generator, Iterable, Iterator, Sequence
 
 import blake3
 
@@ -49,6 +49,14 @@ class LocalBlobService(EngineUser, BlobService):
 
     def has(self, digest: B3Digest) -> bool:
         return self.engine.records.get(BLOBS, digest) is not None or self.engine.has_chunk(digest)
+
+    def has_many(self, digests: Sequence[B3Digest]) -> list[bool]:
+        """Chunked blobs' records, then the chunks of the rest: two lookups of many keys."""
+        keys = [bytes(d) for d in digests]
+        chunked = self.engine.records.get_many(BLOBS, keys)
+        rest = [k for k, record in zip(keys, chunked) if record is None]
+        found = {k for k, ok in zip(rest, self.engine.has_chunks(rest)) if ok}
+        return [record is not None or k in found for k, record in zip(keys, chunked)]
 
     def stat(self, digest: B3Digest) -> BlobStat | None:
         chunks = self._chunks(digest)

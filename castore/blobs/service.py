@@ -126,6 +126,11 @@ class BlobService(ABC):
     @abstractmethod
     def has(self, digest: B3Digest) -> bool: ...
 
+    def has_many(self, digests: Sequence[B3Digest]) -> list[bool]:
+        """has() of each: a NAR's every blob is checked before its headers, so a backend answers
+        them in one query where it can."""
+        return [self.has(d) for d in digests]
+
     @abstractmethod
     def stat(self, digest: B3Digest) -> BlobStat | None:
         """Size and chunk list, or None when the blob is unknown."""

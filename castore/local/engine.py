@@ -174,6 +174,13 @@ class LocalEngine:
     def has_chunk(self, digest: bytes) -> bool:
         return self._pending(digest) is not None or self.chunk_record(digest) is not None
 
+    def has_chunks(self, digests: Sequence[bytes]) -> list[bool]:
+        """has_chunk() of each, the records looked up in one query."""
+        pending = [self._pending(d) is not None for d in digests]
+        records = self.records.get_many(CHUNKS, [d for d, p in zip(digests, pending) if not p])
+        looked_up = iter(records)
+        return [p or next(looked_up) is not None for p in pending]
+
     def _pending(self, digest: bytes) -> bytes | None:
         """A chunk's data while it waits for its lookup or its location is not yet recorded."""
         waiting = self._unchecked.get(digest)  # one dict lookup is atomic

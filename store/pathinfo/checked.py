@@ -114,6 +114,7 @@ def _check_closure(castore: CAStore, node: Node) -> None:
     """NotFoundError naming a directory or blob below `node` that the store lacks (a NAR calculated
     earlier may be cached, so its success proves nothing about what is still there)."""
     files = lay_out(castore.directories, node).files  # NotFoundError for a missing directory
-    for digest in {f.digest for f in files}:
-        if not castore.blobs.has(digest):
+    digests = list({f.digest for f in files})
+    for digest, present in zip(digests, castore.blobs.has_many(digests)):
+        if not present:
             raise NotFoundError(f"blob {digest} not found")

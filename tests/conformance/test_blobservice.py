@@ -67,6 +67,14 @@ def test_unknown_blob_is_absent_not_an_error(blobs: BlobService) -> None:
     assert list(blobs.read_many([unknown])) == [None]
 
 
+def test_has_many_answers_as_has_for_small_chunked_unknown_and_repeated_blobs(blobs: BlobService) -> None:
+    small, chunked = put(blobs, b"a small blob"), put(blobs, random_bytes(3 * MiB + 5, seed=7))
+    unknown = B3Digest.of(b"never stored")
+    digests = [small, unknown, chunked, small, unknown]
+    assert blobs.has_many(digests) == [blobs.has(d) for d in digests] == [True, False, True, True, False]
+    assert blobs.has_many([]) == []
+
+
 def test_chunk_list_covers_the_blob_and_each_chunk_reads_alone(blobs: BlobService) -> None:
     """A backend that reports chunks (the local store) lists them in order; each opens by its digest."""
     data = random_bytes(3 * MiB, seed=9)
