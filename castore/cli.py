@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from castore.cli_lazy import Group, LazySubcommands
 from castore.progress import byte_progress, human_bytes
 
 
-VERBS = ("import", "export", "ls", "cat")
-
-
-def castore_args() -> argparse.ArgumentParser:
+def add_castore_options(p: argparse.ArgumentParser) -> None:
     """The options that choose castore services, shared by every command (the help names the
     default without computing it: building the parser must not load castore.url)."""
-    p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--store", metavar="URL", default=None,
                    help="memory://, local:///dir, grpc+unix:///sock or grpc+http://host:port for every "
                         "service (default: $CAIRN_STORE, else local://$XDG_DATA_HOME/cairn/store, "
@@ -23,7 +20,6 @@ def castore_args() -> argparse.ArgumentParser:
     p.add_argument("--directory-store", metavar="URL", help="the DirectoryService, overriding --store")
     p.add_argument("--config", metavar="FILE",
                    help="a TOML composition of services (default: $CAIRN_CONFIG; see docs/architecture.md)")
-    return p
 
 
 def open_from(args: argparse.Namespace):
@@ -34,30 +30,35 @@ def open_from(args: argparse.Namespace):
                         config=args.config)
 
 
-def add_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """Add `cairn castore VERB`; returns the verbs, so higher layers can add theirs (mount)."""
-    store_args = castore_args()
-    castore = sub.add_parser("castore", help="content-addressed blobs and directories (no Nix)")
-    verbs = castore.add_subparsers(dest="verb", required=True, metavar="VERB")
+def add_commands(sub: LazySubcommands) -> Group:
+    """Add `cairn castore VERB`; returns its verbs, so higher layers can add theirs (mount)."""
+    verbs = sub.add_group("castore", help="content-addressed blobs and directories (no Nix)")
+    verbs.add_command("import", "ingest a file or tree; print its root node", add_castore_options, _import_args)
+    verbs.add_command("export", "write a root back to DEST (must not exist)", add_castore_options, _export_args)
+    verbs.add_command("ls", "list every path below a root", add_castore_options, _ls_args)
+    verbs.add_command("cat", "write a blob to stdout", add_castore_options, _cat_args)
+    return verbs
 
-    p = verbs.add_parser("import", parents=[store_args], help="ingest a file or tree; print its root node")
+
+def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_import)
 
-    p = verbs.add_parser("export", parents=[store_args], help="write a root back to DEST (must not exist)")
+
+def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", metavar="DIGEST|NODE", help="b3:/blake3-/hex digest or base64url node")
     p.add_argument("dest", metavar="DEST")
     p.set_defaults(func=cmd_export)
 
-    p = verbs.add_parser("ls", parents=[store_args], help="list every path below a root")
+
+def _ls_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", metavar="DIGEST|NODE")
     p.set_defaults(func=cmd_ls)
 
-    p = verbs.add_parser("cat", parents=[store_args], help="write a blob to stdout")
+
+def _cat_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("digest", metavar="DIGEST")
     p.set_defaults(func=cmd_cat)
-
-    return verbs
 
 
 def cmd_import(args: argparse.Namespace) -> int:

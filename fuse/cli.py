@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from castore.cli import castore_args
-from fuse.options import MountOptions
+from castore.cli import add_castore_options
+from castore.cli_lazy import Build, Group, LazySubcommands
+
+if TYPE_CHECKING:
+    from fuse.options import MountOptions
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
-                 groups: dict[str, argparse._SubParsersAction]) -> None:
+def add_commands(sub: LazySubcommands, store_options: Build, groups: dict[str, Group]) -> None:
     """`cairn mount`, and `mount` in the `castore` group (loaded by store.cli by name: see PLUGINS there)."""
-    p = sub.add_parser("mount", parents=[store_args], help="mount the store read-only; contents fetched on demand")
+    sub.add_command("mount", "mount the store read-only; contents fetched on demand", store_options, _mount_args)
+    groups["castore"].add_command("mount", "mount one directory read-only, fetched on demand", add_castore_options,
+                                  _castore_mount_args)
+
+
+def _mount_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.add_argument("--list-root", action="store_true", help="let the mount point be listed (lists every path)")
     _add_options(p)
     p.set_defaults(func=cmd_mount, serves=True)
 
-    p = groups["castore"].add_parser("mount", parents=[castore_args()], help="mount one directory read-only, fetched on demand")
+
+def _castore_mount_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", metavar="DIGEST|NODE", help="a directory: b3:/blake3-/hex digest or base64url node")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     _add_options(p)
@@ -32,6 +41,8 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> MountOptions:
+    from fuse.options import MountOptions  # a dataclass: loading dataclasses was a fifth of `cairn --help`
+
     return MountOptions(allow_other=args.allow_other, xattr=args.xattr)
 
 

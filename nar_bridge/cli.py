@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
+from castore.cli_lazy import Build, Group, LazySubcommands
 from castore.logformat import add_log_format_option
 from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser,
-                 groups: dict[str, argparse._SubParsersAction]) -> None:
+def add_commands(sub: LazySubcommands, store_options: Build, groups: dict[str, Group]) -> None:
     """`cairn nar-bridge` (loaded by store.cli by name: see PLUGINS there)."""
-    p = sub.add_parser("nar-bridge", parents=[store_args], help="serve the store as a Nix HTTP binary cache")
+    sub.add_command("nar-bridge", "serve the store as a Nix HTTP binary cache", store_options, _nar_bridge_args)
+
+
+def _nar_bridge_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="HOST:PORT", default=DEFAULT_LISTEN,
                    help="default: %(default)s")
     p.add_argument("--priority", type=int, default=DEFAULT_PRIORITY,

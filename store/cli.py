@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from castore import cli as castore_cli
+from castore.cli_lazy import Group, LazySubcommands
 from castore.errors import CastoreError
 from castore.lazy import lazy_module
 from castore.logformat import add_log_format_option
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 
 api = lazy_module("store.api")  # loaded by the commands that use it, not for --help
 
-COMMANDS = ("daemon", "import", "dump", "path-info", "list", "copy", "archive", "stats", "verify", "castore", "root",
-            "delete", "gc")
 PLUGINS = ("fuse.cli", "nar_bridge.cli")
 """The layers above store, by module name: each adds its commands (`add_commands`), so store's
 code never imports them. They are loaded only for a command store does not have (or for --help).
@@ -30,12 +29,12 @@ A fixed list, not an entry-point group: importing importlib.metadata alone cost 
 a third of its time."""
 
 
-def _store_args() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False, parents=[castore_cli.castore_args()])
+def add_store_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose the store's services, shared by every command."""
+    castore_cli.add_castore_options(p)
     p.add_argument("--pathinfo-store", metavar="URL",
                    help="the PathInfoService, overriding --store; also nix+http(s)://host/path?"
                         "trusted-public-keys=NAME:KEY to read through a Nix binary cache")
-    return p
 
 
 def open_store_from(args: argparse.Namespace, **kw) -> Store:
@@ -46,24 +45,49 @@ def open_store_from(args: argparse.Namespace, **kw) -> Store:
                       pathinfo_url=args.pathinfo_store, config=args.config, **kw)
 
 
-def _needs_plugins(argv: list[str]) -> bool:
-    """Whether the command line names a command (or castore verb) that store does not define."""
+def _needs_plugins(argv: list[str], commands: LazySubcommands, groups: dict[str, Group]) -> bool:
+    """Whether the command line may name a command (or a group's verb) that store does not define."""
     words = [a for a in argv if not a.startswith("-")]
-    if not words or "-h" in argv or "--help" in argv:
+    if not words:
         return True
-    if words[0] == "castore":
-        return len(words) < 2 or words[1] not in castore_cli.VERBS
-    return words[0] not in COMMANDS
+    if words[0] in groups:
+        return len(words) < 2 or words[1] not in groups[words[0]]
+    return words[0] not in commands.choices
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser: every command by name and help line; a command's own arguments are
+    added when it is parsed (castore.cli_lazy), the layers above store's loaded only when `argv`
+    (default: sys.argv) may name one of their commands."""
     parser = argparse.ArgumentParser(prog="cairn", description="A content-addressed store for the Nix world.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (daemon, mounts, nar-bridge)")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    store_args = _store_args()
+    sub = parser.add_subparsers(action=LazySubcommands, dest="command", required=True, metavar="COMMAND")
+    for name, help, build in (
+            ("daemon", "serve the store over gRPC", _daemon_args),
+            ("import", "add files or trees like `nix-store --add`", _import_args),
+            ("dump", "write the NAR of a store path, or of a path inside one, to stdout", _dump_args),
+            ("path-info", "show what the store knows of paths", _path_info_args),
+            ("list", "every path, with its NAR size and registration time", _list_args),
+            ("copy", "copy paths and closures from the local Nix store, or between two Cairn stores", _copy_args),
+            ("archive", "move a Nix binary cache into the store, narinfos intact", _archive_args),
+            ("stats", "the whole store's counts, sizes and ratios", _stats_args),
+            ("verify", "re-render NARs and check hashes, sizes, chunk digests and signatures", _verify_args)):
+        sub.add_command(name, help, add_store_options, build)
 
-    p = sub.add_parser("daemon", parents=[store_args], help="serve the store over gRPC")
+    from store.gc.cli import add_commands as add_gc_commands  # a few parser entries: no GC code loaded
+
+    add_gc_commands(sub, add_store_options)
+    groups = {"castore": castore_cli.add_commands(sub)}
+    if _needs_plugins(sys.argv[1:] if argv is None else argv, sub, groups):
+        from importlib import import_module
+
+        for plugin in PLUGINS:
+            import_module(plugin).add_commands(sub, add_store_options, groups)
+    return parser
+
+
+def _daemon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen", metavar="URL", required=True,
                    help="grpc+unix:///abs/socket, grpc+http://host:port or grpc+https://host:port")
     p.add_argument("--token-file", metavar="FILE",
@@ -80,26 +104,29 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_log_format_option(p)
     p.set_defaults(func=cmd_daemon, serves=True)
 
-    p = sub.add_parser("import", parents=[store_args], help="add files or trees like `nix-store --add`")
+
+def _import_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("dump", parents=[store_args],
-                       help="write the NAR of a store path, or of a path inside one, to stdout")
+
+def _dump_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH", help="/nix/store/<hash>-<name>[/inside/it]")
     p.set_defaults(func=cmd_dump)
 
-    p = sub.add_parser("path-info", parents=[store_args], help="show what the store knows of paths")
+
+def _path_info_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="as JSON, like `nix path-info --json`")
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.set_defaults(func=cmd_path_info)
 
-    p = sub.add_parser("list", parents=[store_args], help="every path, with its NAR size and registration time")
+
+def _list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="as a JSON list, with nix path-info's field names")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("copy", parents=[store_args],
-                       help="copy paths and closures from the local Nix store, or between two Cairn stores")
+
+def _copy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="STORE_PATH")
     p.add_argument("--from", dest="source", metavar="URL",
                    help="copy from this Cairn store (default: the local Nix store)")
@@ -107,36 +134,27 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every path of the --from store")
     p.set_defaults(func=cmd_copy)
 
-    p = sub.add_parser("archive", parents=[store_args], help="move a Nix binary cache into the store, narinfos intact")
+
+def _archive_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="file:///dir (every narinfo in it) or http(s)://host/path")
     p.add_argument("paths", nargs="*", metavar="STORE_PATH", help="roots: archive their closures")
     p.add_argument("--roots", metavar="FILE", help="a file of root store paths, one a line")
     p.add_argument("--jobs", type=int, default=4, metavar="N", help="paths fetched at once (default 4)")
     p.set_defaults(func=cmd_archive)
 
-    p = sub.add_parser("stats", parents=[store_args], help="the whole store's counts, sizes and ratios")
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("verify", parents=[store_args],
-                       help="re-render NARs and check hashes, sizes, chunk digests and signatures")
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", metavar="STORE_PATH")
     p.add_argument("--all", action="store_true", help="every path, and every chunk's digest")
     p.add_argument("--trusted-public-keys", action="append", metavar="KEYS", default=[],
                    help="require a valid signature by one of these keys (name:base64, "
                         "space-separated as in nix.conf; repeatable)")
     p.set_defaults(func=cmd_verify)
-
-    from store.gc.cli import add_commands as add_gc_commands  # a few parser entries: no GC code loaded
-
-    add_gc_commands(sub, store_args)
-    groups = {"castore": castore_cli.add_commands(sub)}
-    if _needs_plugins(sys.argv[1:] if argv is None else argv):
-        from importlib import import_module
-
-        for plugin in PLUGINS:
-            import_module(plugin).add_commands(sub, store_args, groups)
-    return parser
 
 
 def _octal_mode(text: str) -> int:

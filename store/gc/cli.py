@@ -10,6 +10,7 @@ import argparse
 import re
 import sys
 
+from castore.cli_lazy import Build, LazySubcommands
 from castore.errors import ValidationError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
@@ -24,25 +25,38 @@ def duration(text: str) -> float:
     return float(match[1]) * _UNIT[match[2]]
 
 
-def add_commands(sub: argparse._SubParsersAction, store_args: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("root", help="GC roots: named store paths kept with their closures")
-    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    v = verbs.add_parser("add", parents=[store_args], help="set root NAME to these paths")
+def add_commands(sub: LazySubcommands, store_options: Build) -> None:
+    """`cairn root VERB`, `cairn delete` and `cairn gc`; `store_options` adds the options that choose the store."""
+    root = sub.add_group("root", help="GC roots: named store paths kept with their closures")
+    root.add_command("add", "set root NAME to these paths", store_options, _root_add_args)
+    root.add_command("remove", "remove root NAME", store_options, _root_remove_args)
+    root.add_command("list", "every root and its paths", store_options, _root_list_args)
+    sub.add_command("delete", "delete paths' records (their data goes at the next gc)", store_options, _delete_args)
+    sub.add_command("gc", "delete what no root, retention or grace period keeps", store_options, _gc_args)
+
+
+def _root_add_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("name", metavar="NAME")
     v.add_argument("paths", nargs="+", metavar="STORE_PATH")
     v.set_defaults(func=cmd_root_add)
-    v = verbs.add_parser("remove", parents=[store_args], help="remove root NAME")
+
+
+def _root_remove_args(v: argparse.ArgumentParser) -> None:
     v.add_argument("name", metavar="NAME")
     v.set_defaults(func=cmd_root_remove)
-    v = verbs.add_parser("list", parents=[store_args], help="every root and its paths")
+
+
+def _root_list_args(v: argparse.ArgumentParser) -> None:
     v.set_defaults(func=cmd_root_list)
 
-    p = sub.add_parser("delete", parents=[store_args], help="delete paths' records (their data goes at the next gc)")
+
+def _delete_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="STORE_PATH")
     p.add_argument("--force", action="store_true", help="even a path a root keeps")
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("gc", parents=[store_args], help="delete what no root, retention or grace period keeps")
+
+def _gc_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would be freed, delete nothing")
     p.add_argument("--grace", type=duration, default=None, metavar="DURATION",
                    help="keep whatever was written within it (default 1h)")
