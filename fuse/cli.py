@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from castore.cli import add_castore_options
 from castore.cli_lazy import Build, Group, LazySubcommands
 
+TYPE_CHECKING = False  # as in store.cli: typing is not loaded for `cairn --help`
 if TYPE_CHECKING:
     from fuse.options import MountOptions
 
