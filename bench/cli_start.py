@@ -11,23 +11,15 @@ from __future__ import annotations
 
 import sys
 
-from common import CAIRN, ratio_line, timed
+from common import CAIRN, best_alternated, ratio_line
 
 ROUNDS = 21
 
 
-def best_alternated(commands: dict[str, list[str]], rounds: int = ROUNDS) -> dict[str, float]:
-    """The best wall time of each command over `rounds` rounds, one run of each per round."""
-    best = dict.fromkeys(commands, float("inf"))
-    for _ in range(rounds):
-        for name, argv in commands.items():
-            best[name] = min(best[name], timed(argv))
-    return best
-
-
 def main() -> None:
     best = best_alternated({"help": [CAIRN, "--help"], "nix": ["nix-store", "--version"],
-                            "dump help": [CAIRN, "dump", "--help"], "python": [sys.executable, "-c", "pass"]})
+                            "dump help": [CAIRN, "dump", "--help"], "python": [sys.executable, "-c", "pass"]},
+                           ROUNDS)
     print(ratio_line("python -c pass (the floor)", best["python"], best["nix"], "nix-store --version", None))
     print(ratio_line("cairn dump --help", best["dump help"], best["nix"], "nix-store --version", None))
     print(ratio_line("cairn --help", best["help"], best["nix"], "nix-store --version", 2.0))

@@ -54,6 +54,16 @@ def best_of(n: int, fn) -> float:
     return min(fn() for _ in range(n))
 
 
+def best_alternated(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    """The best wall time of each command over `rounds` rounds, one run of each per round: on a
+    shared machine a burst of load then slows both sides of a ratio, not one."""
+    best = dict.fromkeys(commands, float("inf"))
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            best[name] = min(best[name], timed(argv))
+    return best
+
+
 def fresh_dir(path: Path) -> Path:
     """An empty directory; the removal of the old one is synced first, so its deferred
     file-system work does not land on whichever command is timed next."""
