@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 import grpc
 
+from castore.grouping import grouped
 from castore.errors import (BackendError, CastoreError, CorruptionError, NotFoundError,
                             ValidationError)
 from castore.url import GrpcEndpoint
@@ -50,17 +51,7 @@ HANDLER_KINDS = {
 def gathered(items: Iterable[T], size: Callable[[T], int] = len, limit: int = MESSAGE_CHUNK) -> Iterator[list[T]]:
     """Items in groups of at most `limit` bytes (or one larger item) and MESSAGE_PARTS items: a
     message's worth each, so that many small ones do not cost a message each."""
-    group: list[T] = []
-    total = 0
-    for item in items:
-        n = size(item)
-        if group and (total + n > limit or len(group) >= MESSAGE_PARTS):
-            yield group
-            group, total = [], 0
-        group.append(item)
-        total += n
-    if group:
-        yield group
+    return grouped(items, size, limit, MESSAGE_PARTS)
 
 
 def part_sizes(head: BlobHead) -> list[int]:

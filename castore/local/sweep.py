@@ -34,6 +34,7 @@ import zstandard
 
 from castore.blobs.local import BLOBS
 from castore.directories.local import DIRECTORY_ROWS
+from castore.grouping import grouped
 from castore.local import tombstones
 from castore.local.engine import CHUNKS, SIMILAR, LocalEngine
 from castore.local.frames import DELTA, SMALL, ChunkRecord, Location
@@ -294,7 +295,7 @@ class Sweeper:
         for number in sorted(by_pack):
             chunks = sorted(by_pack[number], key=lambda c: (c[1].location.frame_offset, c[1].location.offset))
             frames = [frame_chunks for _, frame_chunks in _group(chunks, lambda c: c[1].location.frame_offset)]
-            for batch in _read_batches(frames):
+            for batch in grouped(frames, lambda chunks: chunks[0][1].location.frame_length, READ_BYTES):
                 ranges = [(c[0][1].location.frame_offset, c[0][1].location.frame_length) for c in batch]
                 for frame_chunks, compressed in zip(batch, self._store.read(packs[number].name, ranges)):
                     writer.copy_frame(compressed, use[number].frames[frame_chunks[0][1].location.frame_offset],
@@ -473,21 +474,6 @@ def _batches(records: dict[bytes, bytes]) -> Iterator[dict[bytes, bytes]]:
     items = list(records.items())
     for start in range(0, len(items), COMMIT_RECORDS):
         yield dict(items[start:start + COMMIT_RECORDS])
-
-
-def _read_batches(frames: list[list[tuple[bytes, ChunkRecord]]]) -> Iterator[list[list[tuple[bytes, ChunkRecord]]]]:
-    """The frames of one pack (each as its chunks) in runs of at most READ_BYTES (or one frame)."""
-    batch: list[list[tuple[bytes, ChunkRecord]]] = []
-    size = 0
-    for chunks in frames:
-        length = chunks[0][1].location.frame_length
-        if batch and size + length > READ_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(chunks)
-        size += length
-    if batch:
-        yield batch
 
 
 def _group(items: list, key: Callable) -> Iterator[tuple[object, list]]:
