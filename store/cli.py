@@ -294,9 +294,8 @@ def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
     with open_store(args.source) as source, open_store_from(args) as dest:
         infos = closure_of(source, paths)
         with byte_progress("copying") as progress:
-            report = copy_paths(source, dest, infos, progress=progress)
-    for p in report.copied:
-        print(p.absolute)
+            report = copy_paths(source, dest, infos, progress=progress,
+                                copied=lambda path: print(path.absolute, flush=True))
     print(report.summary(), file=sys.stderr)
     return 0
 

@@ -67,8 +67,10 @@ def _references_first(infos: dict[bytes, PathInfo]) -> list[PathInfo]:
 
 
 def copy_paths(source: Store, dest: Store, infos: list[PathInfo], *,
-               progress: Callable[[int, int], None] | None = None) -> CopyReport:
-    """Copy each path (references first, as closure_of orders them) that `dest` lacks."""
+               progress: Callable[[int, int], None] | None = None,
+               copied: Callable[[StorePath], None] | None = None) -> CopyReport:
+    """Copy each path (references first, as closure_of orders them) that `dest` lacks; `copied`
+    is told of each once it is durable, so an interrupted copy has said what it need not redo."""
     report = CopyReport()
     total = sum(i.nar_size for i in infos)
     done = 0
@@ -81,6 +83,8 @@ def copy_paths(source: Store, dest: Store, infos: list[PathInfo], *,
                 dest.pathinfo.put(info)
             report.copied.append(info.store_path)
             report.nar_bytes += info.nar_size
+            if copied:
+                copied(info.store_path)
         done += info.nar_size
         if progress:
             progress(done, total)
