@@ -5,13 +5,11 @@ seal or when a commit fails under another thread's feet."""
 
 from __future__ import annotations
 
-import random
 import threading
 
 import pytest
 
 from castore.blobs.local import BLOBS, LocalBlobService, decode_chunk_list
-from castore.digest import B3Digest
 from castore.errors import BackendError
 from castore.local import records as records_module
 from castore.local.engine import CHUNKS, LocalEngine
@@ -20,6 +18,7 @@ from castore.local.packs import PACKS, PackRow, pack_number
 from castore.storage.metadata import Table
 from castore.storage.metadata_memory import MemoryMetadataStore
 from castore.storage.packs_memory import MemoryPackStore
+from tests.conformance.test_blobservice import put, random_bytes
 
 PACK_BYTES = 9 << 20
 """Four frames of 2 MiB of random bytes fit, five do not."""
@@ -39,16 +38,6 @@ class CountingPacks(MemoryPackStore):
         return super().read(name, ranges)
 
 
-def random_blob(seed: int, size: int) -> bytes:
-    return random.Random(seed).randbytes(size)
-
-
-def put(blobs: LocalBlobService, data: bytes) -> B3Digest:
-    with blobs.open_write() as writer:
-        writer.write(data)
-        return writer.close()
-
-
 def check_committed_records_name_durable_data(metadata: MemoryMetadataStore, packs: MemoryPackStore) -> None:
     """What a crash leaves: every committed record names data that is in a put pack."""
     stored = dict(packs.list())
@@ -65,7 +54,7 @@ def test_a_batch_far_larger_than_the_commit_bound_puts_full_packs_only(monkeypat
     monkeypatch.setattr(records_module, "COMMIT_BYTES", 1 << 20)  # an early commit every MiB
     metadata, packs = MemoryMetadataStore(), CountingPacks()
     blobs = LocalBlobService(LocalEngine(metadata, packs))
-    datas = [random_blob(seed, 2 << 20) for seed in range(15)]  # each commit early: a frame each
+    datas = [random_bytes(2 << 20, seed) for seed in range(15)]  # each commit early: a frame each
     with blobs.batch():
         digests = [put(blobs, data) for data in datas]
         assert list(metadata.items(CHUNKS)) != []  # early commits took the chunks of packs put
@@ -97,9 +86,9 @@ def test_a_writer_dying_between_an_early_commit_and_the_seal_loses_nothing_ackno
     metadata, packs = MemoryMetadataStore(), CountingPacks()
     engine = LocalEngine(metadata, packs)
     blobs = LocalBlobService(engine)
-    acknowledged = {put(blobs, data): data for data in (b"acknowledged", random_blob(99, 5 << 20))}
+    acknowledged = {put(blobs, data): data for data in (b"acknowledged", random_bytes(5 << 20, 99))}
     with blobs.batch():
-        in_batch = {put(blobs, data): data for data in (random_blob(seed, 3 << 20) for seed in range(4))}
+        in_batch = {put(blobs, data): data for data in (random_bytes(3 << 20, seed) for seed in range(4))}
         in_batch[put(blobs, b"a small file in the open pack")] = b"a small file in the open pack"
         engine._frames.flush()  # every frame in a pack: the open one holds the last of them
         assert engine.packs._open is not None
@@ -137,7 +126,7 @@ def test_a_failed_commit_leaves_no_record_naming_a_chunk_another_writer_skipped(
     B's blob, which names them, must not be recorded (B's write fails instead)."""
     metadata, packs = FailingCommit(), MemoryPackStore()
     blobs = LocalBlobService(LocalEngine(metadata, packs))
-    shared = random_blob(5, 1 << 20)  # B's blob starts with A's: the same chunks, but its last
+    shared = random_bytes(1 << 20, 5)  # B's blob starts with A's: the same chunks, but its last
     metadata.fail_next = True
     errors: list[BaseException] = []
 
@@ -211,8 +200,8 @@ def test_a_pack_put_while_an_early_commit_seals_does_not_hold_its_records_foreve
     engine = LocalEngine(metadata, packs)
     blobs = LocalBlobService(engine)
     flush, seal = engine._frames.flush, engine.records.seal
-    datas = [random_blob(seed, 2 << 20) for seed in range(4)]  # two LARGE frames: the open pack nearly full
-    other = threading.Thread(target=put, args=(blobs, random_blob(9, 6 << 20)))  # a 4 MiB frame on the way
+    datas = [random_bytes(2 << 20, seed) for seed in range(4)]  # two LARGE frames: the open pack nearly full
+    other = threading.Thread(target=put, args=(blobs, random_bytes(6 << 20, 9)))  # a 4 MiB frame on the way
 
     def flush_then_another_writer_fills_the_pack() -> None:
         flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -17,18 +16,11 @@ from castore.errors import CorruptionError
 from castore.local.registry import open_engine
 
 from tests.castore.local_store import flip_frame_byte
+from tests.conformance.test_blobservice import put, random_bytes
 
 MiB = 1 << 20
 
 
-def random_bytes(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def put(blobs: BlobService, data: bytes) -> B3Digest:
-    with blobs.open_write() as writer:
-        writer.write(data)
-        return writer.close()
 
 
 @pytest.fixture(params=["memory", "local"])
