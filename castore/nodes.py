@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import ModuleType
-from typing import TYPE_CHECKING, Iterable, TypeVar, Union
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar, Union
 
 from castore import limits, wire
 from castore.digest import B3Digest
@@ -243,6 +243,21 @@ class Directory:
         return directory
 
     @classmethod
+    def decode_stored(cls, data: bytes, digest: B3Digest) -> Directory:
+        """The directory a store holds under `digest`, with none of construction's checks: only
+        for `data` that the store validated as a Directory when it was put (so these very bytes
+        passed every check of decode_canonical then) and verified against `digest`, their BLAKE3,
+        as it read them back (so they are still those bytes). Checking them again was most of
+        laying out a NAR. Bytes from anywhere else (a client, a remote service, a chunk never put
+        as a directory) go through decode or decode_canonical."""
+        dirs, files, links = wire.stored_directory(data, _stored_directory_node, _stored_file_node, _stored_symlink_node)
+        directory = object.__new__(cls)
+        directory.__dict__.update(directories=tuple(dirs), files=tuple(files), symlinks=tuple(links),
+                                  size=2 * (len(dirs) + len(files) + len(links)) + sum(d.size for d in dirs),
+                                  encoded=data, digest=digest)
+        return directory
+
+    @classmethod
     def from_proto(cls, msg: pb.Directory) -> Directory:
         return cls(
             tuple(DirectoryNode(d.name, d.digest, d.size) for d in msg.directories),
@@ -279,6 +294,40 @@ class Directory:
     def as_node(self, name: bytes = b"") -> DirectoryNode:
         """The DirectoryNode that points at this directory."""
         return DirectoryNode(name, self.digest, self.size)
+
+
+_new = object.__new__
+_DIRECTORY_FIELDS = tuple(DirectoryNode.__dict__[f].__set__ for f in ("name", "digest", "size"))
+_FILE_FIELDS = tuple(FileNode.__dict__[f].__set__ for f in ("name", "digest", "size", "executable"))
+_SYMLINK_FIELDS = tuple(SymlinkNode.__dict__[f].__set__ for f in ("name", "target"))
+"""Each field's slot setter: what the frozen dataclasses' __init__ calls, here without __post_init__."""
+
+
+def _stored_directory_node(name: bytes, digest: bytes, size: int,
+                           _set: tuple = _DIRECTORY_FIELDS, _bytes: Callable = bytes.__new__) -> DirectoryNode:
+    """A node of Directory.decode_stored, its fields set as read (they were checked when put)."""
+    node = _new(DirectoryNode)
+    _set[0](node, name)
+    _set[1](node, _bytes(B3Digest, digest))
+    _set[2](node, size)
+    return node
+
+
+def _stored_file_node(name: bytes, digest: bytes, size: int, executable: bool,
+                      _set: tuple = _FILE_FIELDS, _bytes: Callable = bytes.__new__) -> FileNode:
+    node = _new(FileNode)
+    _set[0](node, name)
+    _set[1](node, _bytes(B3Digest, digest))
+    _set[2](node, size)
+    _set[3](node, executable)
+    return node
+
+
+def _stored_symlink_node(name: bytes, target: bytes, _set: tuple = _SYMLINK_FIELDS) -> SymlinkNode:
+    node = _new(SymlinkNode)
+    _set[0](node, name)
+    _set[1](node, target)
+    return node
 
 
 def _check_names(kind: str, entries: tuple[Node, ...]) -> None:

@@ -97,6 +97,60 @@ def directory(data: bytes, make: Callable[[int, tuple[bytes, bytes, int, bool]],
     return lists
 
 
+def stored_directory(data: bytes, make_directory: Callable[[bytes, bytes, int], T],
+                     make_file: Callable[[bytes, bytes, int, bool], T],
+                     make_symlink: Callable[[bytes, bytes], T]) -> tuple[list[T], ...]:
+    """directory() without its checks of the form, for bytes that are a canonical encoding of a
+    valid Directory: what a store validated when they were put, read back verified against their
+    digest. It reads fields by where the canonical form puts them (a name and a digest or target
+    are never empty, so always there; a size only when not 0; executable only when true), so any
+    other bytes would be misread, never refused: give it nothing else.
+
+    `make_directory(name, digest, size)`, `make_file(name, digest, size, executable)` and
+    `make_symlink(name, target)` build each entry as it is read."""
+    lists: tuple[list[T], ...] = ([], [], [])
+    directories, files, symlinks = lists
+    pos, end = 0, len(data)
+    while pos < end:
+        kind = data[pos]
+        stop = data[pos + 1]
+        if stop < 0x80:
+            stop += pos + 2
+            pos += 3
+        else:
+            stop, pos = _long_varint(data, pos + 1)
+            stop += pos
+            pos += 1
+        length = data[pos]  # of the name: at most 255 bytes, so a varint of one or two bytes
+        if length < 0x80:
+            pos += 1
+        else:
+            length = length & 0x7F | data[pos + 1] << 7
+            pos += 2
+        name = data[pos:pos + length]
+        pos += length
+        if kind == _SYMLINK_KEY:  # the target runs to the end
+            symlinks.append(make_symlink(name, data[pos + (2 if data[pos + 1] < 0x80 else 3):stop]))
+        else:  # a 32-byte digest, then the size and executable when they are not at their defaults
+            digest = data[pos + 2:pos + 34]
+            pos += 34
+            size = 0
+            if pos < stop and data[pos] == _SIZE_KEY:
+                size = data[pos + 1]
+                pos += 2
+                if size >= 0x80:
+                    size, pos = _long_varint(data, pos - 1)
+            if kind == _DIRECTORY_KEY:
+                directories.append(make_directory(name, digest, size))
+            else:
+                files.append(make_file(name, digest, size, pos < stop))
+        pos = stop
+    return lists
+
+
+_DIRECTORY_KEY, _SYMLINK_KEY, _SIZE_KEY = 1 << 3 | _LEN, 3 << 3 | _LEN, 3 << 3 | _VARINT
+
+
 def entry(data: bytes, pos: int, end: int, last_field: int) -> tuple[bytes, bytes, int, bool]:
     """name, digest or target, size, executable of the node message in data[pos:end]: each field
     at most once, in order, up to `last_field`, and never at its default."""

@@ -60,7 +60,7 @@ class LocalDirectoryService(EngineUser, DirectoryService):
             return [_legacy(d, data) for d, data in zip(digests, self.engine.read_chunks(digests))]
         rows = self.engine.records.get_many(DIRECTORY_ROWS, digests)
         known = [d for d, row in zip(digests, rows) if row is not None]
-        found = {d: _decoded(d, data) for d, data in zip(known, self.engine.read_chunks(known))}
+        found = {d: _stored(d, data) for d, data in zip(known, self.engine.read_chunks(known))}
         return [found.get(d) for d in digests]
 
     def get_recursive_encoded(self, digest: B3Digest) -> Iterator[bytes]:
@@ -99,6 +99,13 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         self.engine.records.stage(DIRECTORY_ROWS, [(bytes(d.digest), b"") for d in order])
         self.engine.records.settle()
         return root
+
+
+def _stored(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:
+    """A chunk that has its row (so it was validated as a directory when put, or when an older
+    store was marked) as read_chunks gives it (verified against `digest`): decoded without checking
+    it again (see Directory.decode_stored). None when the chunk is gone."""
+    return None if data is None else Directory.decode_stored(bytes(data), digest)
 
 
 def _decoded(digest: B3Digest, data: bytes | memoryview | None) -> Directory | None:

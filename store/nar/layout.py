@@ -79,97 +79,97 @@ class Framing(Sequence[bytes]):
         layout = self._layout
         after = layout.file_nodes[index - 1] if index else -1
         until = layout.file_nodes[index] if index < len(layout.files) else len(layout.nodes)
-        return b"".join(_grammar(layout, after, until))
+        return _grammar(layout.nodes, layout.depths, after, until)
 
     def __iter__(self) -> Iterator[bytes]:
-        layout = self._layout
+        nodes, depths = self._layout.nodes, self._layout.depths
         after = -1
-        for until in (*layout.file_nodes, len(layout.nodes)):
-            yield b"".join(_grammar(layout, after, until))
+        for until in (*self._layout.file_nodes, len(nodes)):
+            yield _grammar(nodes, depths, after, until)
             after = until
 
 
-def _grammar(layout: NarLayout, after: int, until: int) -> Iterator[bytes]:
+def _grammar(nodes: list[Node], depths: array, after: int, until: int) -> bytes:
     """The NAR bytes after node `after` (a file's contents; -1: the start) up to node `until`'s
-    contents (`until` a file; len(nodes): the end of the NAR)."""
-    nodes, depths = layout.nodes, layout.depths
-    if after < 0:
-        yield NAR_HEADER
-    else:
-        yield regular_trailer(nodes[after].size)
-    for k in range(after + 1, min(until + 1, len(nodes))):
-        if k:
-            yield from _between(nodes[k - 1], depths[k - 1], depths[k])
-            yield entry_open(nodes[k].name)
-        node = nodes[k]
-        if isinstance(node, FileNode):
-            yield regular_header(node.size, node.executable)
-        elif isinstance(node, DirectoryNode):
-            yield DIRECTORY_OPEN
-        else:
-            yield symlink_node(node.target)
-    if until == len(nodes) and nodes:
-        yield from _between(nodes[-1], depths[-1], 0)
-        if depths[-1]:
-            yield CLOSE  # the root directory, closed last
+    contents (`until` a file; len(nodes): the end of the NAR).
 
-def _between(previous: Node, depth: int, next_depth: int) -> Iterator[bytes]:
-    """What closes between a node at `depth` and the next one at `next_depth` (or 0: the end):
-    nothing for a directory's first entry; else the previous node if it is a directory (it was
-    empty), the entry holding it, and each directory left (with the entry holding it)."""
-    if isinstance(previous, DirectoryNode):
-        if next_depth == depth + 1:
-            return
-        yield CLOSE
-    if depth:
-        yield CLOSE
-        yield CLOSE * 2 * (depth - max(next_depth, 1))
+    Between a node at depth p and the next one at depth d close: nothing when d > p (the next is
+    the first entry of the directory just opened); else the previous node if it is a directory
+    (it was empty), the entry holding it, and two for each directory left (its node, its entry)."""
+    out = [NAR_HEADER if after < 0 else regular_trailer(nodes[after].size)]
+    append = out.append
+    for k in range(after + 1, min(until + 1, len(nodes))):
+        node = nodes[k]
+        if k:
+            depth, previous = depths[k], depths[k - 1]
+            if depth <= previous:
+                append(CLOSE * ((type(nodes[k - 1]) is DirectoryNode) + 1 + 2 * (previous - depth)))
+            append(entry_open(node.name))
+        kind = type(node)
+        if kind is FileNode:
+            append(regular_header(node.size, node.executable))
+        elif kind is DirectoryNode:
+            append(DIRECTORY_OPEN)
+        else:
+            append(symlink_node(node.target))
+    if until == len(nodes) and nodes:  # the last node (if an empty directory), then each directory and entry left
+        append(CLOSE * ((type(nodes[-1]) is DirectoryNode) + 2 * depths[-1]))
+    return b"".join(out)
 
 
 def lay_out(directories: DirectoryService, root: Node) -> NarLayout:
     """The layout of `root`'s NAR; NotFoundError naming a directory missing from its closure.
 
     Walks the tree with an explicit stack, so depth costs no recursion. The NAR's size is
-    summed from the grammar's lengths as it goes; the grammar itself is not kept (see Framing).
+    summed from the grammar's lengths as it goes, computed from names, sizes and targets: the
+    grammar itself is not made (see Framing).
     """
-    closure = _Closure(directories, root)
-    nodes: list[Node] = []
-    depths = array("I")
+    get = _Closure(directories, root).get
+    nodes: list[Node] = [root]
+    depths = [0]
     files: list[FileNode] = []
-    file_nodes = array("Q")
-    offsets = array("Q")
+    file_nodes: list[int] = []
+    offsets: list[int] = []
     position = len(NAR_HEADER)  # the NAR bytes so far
     open_dirs: list[Iterator[Node]] = []  # per open directory, its entries not yet visited
     node = root
+    closed = _CLOSE  # what closes after a node that is not a directory: itself, and its entry unless it is the root
     while True:
-        depth = len(open_dirs)
-        if depth:
-            position += len(entry_open(node.name))
-        nodes.append(node)
-        depths.append(depth)
-        if isinstance(node, FileNode):
-            position += len(regular_header(node.size, node.executable))
+        kind = type(node)
+        if kind is FileNode:
+            size = node.size
+            position += _REGULAR_HEADER[node.executable]
             files.append(node)
             file_nodes.append(len(nodes) - 1)
             offsets.append(position)
-            position += node.size + len(regular_trailer(node.size))
-        elif isinstance(node, DirectoryNode):
-            position += len(DIRECTORY_OPEN)
-            open_dirs.append(iter(closure.get(node.digest).nodes()))
+            position += (size + 7 & -8) + closed
+        elif kind is DirectoryNode:
+            position += _DIRECTORY_OPEN
+            open_dirs.append(iter(get(node.digest).nodes()))
         else:
-            position += len(symlink_node(node.target))
-        complete = not isinstance(node, DirectoryNode)
+            position += _SYMLINK + (len(node.target) + 7 & -8) + closed
         while open_dirs:
-            if complete:
-                position += len(CLOSE)  # the entry that held the complete node
             node = next(open_dirs[-1], None)
             if node is not None:
                 break
             open_dirs.pop()
-            position += len(CLOSE)  # the directory
-            complete = True
+            position += _CLOSE * 2 if open_dirs else _CLOSE  # the directory, and its entry unless it is the root
         else:
-            return NarLayout(position, nodes, depths, files, file_nodes, offsets)
+            return NarLayout(position, nodes, array("I", depths), files, array("Q", file_nodes), array("Q", offsets))
+        nodes.append(node)
+        depths.append(len(open_dirs))
+        position += _ENTRY_OPEN + (len(node.name) + 7 & -8)
+        closed = _CLOSE * 2
+
+
+_CLOSE = len(CLOSE)
+_DIRECTORY_OPEN = len(DIRECTORY_OPEN)
+_REGULAR_HEADER = (len(regular_header(0, False)), len(regular_header(0, True)))
+"""Up to a file's contents: they follow, padded to 8, then CLOSE."""
+_SYMLINK = len(symlink_node(b"")) - len(CLOSE)
+"""A symlink node up to its target's bytes (they follow, padded to 8, then CLOSE)."""
+_ENTRY_OPEN = len(entry_open(b""))
+"""An entry up to its node but its name, padded to 8 bytes."""
 
 
 class _Closure:
