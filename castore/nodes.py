@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable, Iterable, TypeVar, Union
 
@@ -251,10 +252,10 @@ class Directory:
         laying out a NAR. Bytes from anywhere else (a client, a remote service, a chunk never put
         as a directory) go through decode or decode_canonical."""
         dirs, files, links = wire.stored_directory(data, _stored_directory_node, _stored_file_node, _stored_symlink_node)
-        directory = object.__new__(cls)
-        directory.__dict__.update(directories=tuple(dirs), files=tuple(files), symlinks=tuple(links),
-                                  size=2 * (len(dirs) + len(files) + len(links)) + sum(d.size for d in dirs),
-                                  encoded=data, digest=digest)
+        directory = _new(cls)
+        _set_dict(directory, {"directories": tuple(dirs), "files": tuple(files), "symlinks": tuple(links),
+                              "size": 2 * (len(dirs) + len(files) + len(links)) + sum(map(_size, dirs)),
+                              "encoded": data, "digest": digest})  # the fields and the cached properties
         return directory
 
     @classmethod
@@ -286,7 +287,9 @@ class Directory:
 
     def nodes(self) -> list[Node]:
         """All entries in NAR order: ascending by name across kinds."""
-        return sorted(self._entries(), key=_name)
+        entries = [*self.directories, *self.files, *self.symlinks]
+        entries.sort(key=_name)
+        return entries
 
     def _entries(self) -> tuple[Node, ...]:
         return (*self.directories, *self.files, *self.symlinks)
@@ -297,36 +300,44 @@ class Directory:
 
 
 _new = object.__new__
-_DIRECTORY_FIELDS = tuple(DirectoryNode.__dict__[f].__set__ for f in ("name", "digest", "size"))
-_FILE_FIELDS = tuple(FileNode.__dict__[f].__set__ for f in ("name", "digest", "size", "executable"))
-_SYMLINK_FIELDS = tuple(SymlinkNode.__dict__[f].__set__ for f in ("name", "target"))
-"""Each field's slot setter: what the frozen dataclasses' __init__ calls, here without __post_init__."""
+_set_dict = Directory.__dict__["__dict__"].__set__
+_digest = bytes.__new__
+_name = attrgetter("name")
+_size = attrgetter("size")
 
 
-def _stored_directory_node(name: bytes, digest: bytes, size: int,
-                           _set: tuple = _DIRECTORY_FIELDS, _bytes: Callable = bytes.__new__) -> DirectoryNode:
+def _setters(kind: type, *names: str) -> list[Callable[[object, object], None]]:
+    """Each field's slot setter: what the frozen dataclass's __init__ calls, here without __post_init__."""
+    return [kind.__dict__[name].__set__ for name in names]
+
+
+_dir_name, _dir_digest, _dir_size = _setters(DirectoryNode, "name", "digest", "size")
+_file_name, _file_digest, _file_size, _file_executable = _setters(FileNode, "name", "digest", "size", "executable")
+_link_name, _link_target = _setters(SymlinkNode, "name", "target")
+
+
+def _stored_directory_node(name: bytes, digest: bytes, size: int) -> DirectoryNode:
     """A node of Directory.decode_stored, its fields set as read (they were checked when put)."""
     node = _new(DirectoryNode)
-    _set[0](node, name)
-    _set[1](node, _bytes(B3Digest, digest))
-    _set[2](node, size)
+    _dir_name(node, name)
+    _dir_digest(node, _digest(B3Digest, digest))
+    _dir_size(node, size)
     return node
 
 
-def _stored_file_node(name: bytes, digest: bytes, size: int, executable: bool,
-                      _set: tuple = _FILE_FIELDS, _bytes: Callable = bytes.__new__) -> FileNode:
+def _stored_file_node(name: bytes, digest: bytes, size: int, executable: bool) -> FileNode:
     node = _new(FileNode)
-    _set[0](node, name)
-    _set[1](node, _bytes(B3Digest, digest))
-    _set[2](node, size)
-    _set[3](node, executable)
+    _file_name(node, name)
+    _file_digest(node, _digest(B3Digest, digest))
+    _file_size(node, size)
+    _file_executable(node, executable)
     return node
 
 
-def _stored_symlink_node(name: bytes, target: bytes, _set: tuple = _SYMLINK_FIELDS) -> SymlinkNode:
+def _stored_symlink_node(name: bytes, target: bytes) -> SymlinkNode:
     node = _new(SymlinkNode)
-    _set[0](node, name)
-    _set[1](node, target)
+    _link_name(node, name)
+    _link_target(node, target)
     return node
 
 
@@ -339,10 +350,6 @@ def _check_names(kind: str, entries: tuple[Node, ...]) -> None:
         if previous is not None and name <= previous:
             raise ValidationError(f"{'duplicate' if name == previous else 'unsorted'} name {name!r} in {kind}")
         previous = name
-
-
-def _name(node: Node) -> bytes:
-    return node.name
 
 
 def _first_repeated(nodes: Iterable[Node]) -> bytes:

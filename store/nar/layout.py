@@ -122,44 +122,47 @@ def lay_out(directories: DirectoryService, root: Node) -> NarLayout:
 
     Walks the tree with an explicit stack, so depth costs no recursion. The NAR's size is
     summed from the grammar's lengths as it goes, computed from names, sizes and targets: the
-    grammar itself is not made (see Framing).
+    grammar itself is not made (see Framing). The root is counted as an entry, which it is not:
+    the start and the end take out the entry that would open before it and close after it.
     """
     get = _Closure(directories, root).get
-    nodes: list[Node] = [root]
-    depths = [0]
+    nodes: list[Node] = []
+    depths: list[int] = []
     files: list[FileNode] = []
     file_nodes: list[int] = []
     offsets: list[int] = []
-    position = len(NAR_HEADER)  # the NAR bytes so far
-    open_dirs: list[Iterator[Node]] = []  # per open directory, its entries not yet visited
-    node = root
-    closed = _CLOSE  # what closes after a node that is not a directory: itself, and its entry unless it is the root
+    position = len(NAR_HEADER) - _ENTRY_OPEN - (len(root.name) + 7 & -8)  # the NAR bytes so far
+    entries: Sequence[Node] = (root,)  # those of the directory being walked, in NAR order
+    index = depth = 0  # the next of them, and their depth
+    stack: list[tuple[Sequence[Node], int]] = []  # the same of each directory above
     while True:
+        if index == len(entries):
+            if not stack:
+                return NarLayout(position - _CLOSE, nodes, array("I", depths), files, array("Q", file_nodes),
+                                 array("Q", offsets))
+            entries, index = stack.pop()
+            depth -= 1
+            position += _CLOSE * 2  # the directory finished, and its entry
+            continue
+        node = entries[index]
+        index += 1
+        nodes.append(node)
+        depths.append(depth)
+        position += _ENTRY_OPEN + (len(node.name) + 7 & -8)
         kind = type(node)
         if kind is FileNode:
-            size = node.size
             position += _REGULAR_HEADER[node.executable]
             files.append(node)
             file_nodes.append(len(nodes) - 1)
             offsets.append(position)
-            position += (size + 7 & -8) + closed
+            position += (node.size + 7 & -8) + _CLOSE * 2  # the contents padded, the node, its entry
         elif kind is DirectoryNode:
             position += _DIRECTORY_OPEN
-            open_dirs.append(iter(get(node.digest).nodes()))
+            stack.append((entries, index))
+            entries, index = get(node.digest).nodes(), 0
+            depth += 1
         else:
-            position += _SYMLINK + (len(node.target) + 7 & -8) + closed
-        while open_dirs:
-            node = next(open_dirs[-1], None)
-            if node is not None:
-                break
-            open_dirs.pop()
-            position += _CLOSE * 2 if open_dirs else _CLOSE  # the directory, and its entry unless it is the root
-        else:
-            return NarLayout(position, nodes, array("I", depths), files, array("Q", file_nodes), array("Q", offsets))
-        nodes.append(node)
-        depths.append(len(open_dirs))
-        position += _ENTRY_OPEN + (len(node.name) + 7 & -8)
-        closed = _CLOSE * 2
+            position += _SYMLINK + (len(node.target) + 7 & -8) + _CLOSE * 2
 
 
 _CLOSE = len(CLOSE)
