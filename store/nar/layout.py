@@ -77,44 +77,44 @@ class Framing(Sequence[bytes]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         layout = self._layout
-        after = layout.file_nodes[index - 1] if index else -1
-        until = layout.file_nodes[index] if index < len(layout.files) else len(layout.nodes)
-        return _grammar(layout.nodes, layout.depths, after, until)
+        return next(_framings(layout.nodes, layout.depths, layout.file_nodes[index - 1] if index else -1))
 
     def __iter__(self) -> Iterator[bytes]:
-        nodes, depths = self._layout.nodes, self._layout.depths
-        after = -1
-        for until in (*self._layout.file_nodes, len(nodes)):
-            yield _grammar(nodes, depths, after, until)
-            after = until
+        return _framings(self._layout.nodes, self._layout.depths, -1)
 
 
-def _grammar(nodes: list[Node], depths: array, after: int, until: int) -> bytes:
-    """The NAR bytes after node `after` (a file's contents; -1: the start) up to node `until`'s
-    contents (`until` a file; len(nodes): the end of the NAR).
+def _framings(nodes: list[Node], depths: array, after: int) -> Iterator[bytes]:
+    """The framing after node `after` (a file, whose contents it follows; -1: the NAR's start)
+    up to the next file's contents or the end, then each one after it.
 
-    Between a node at depth p and the next one at depth d close: nothing when d > p (the next is
-    the first entry of the directory just opened); else the previous node if it is a directory
-    (it was empty), the entry holding it, and two for each directory left (its node, its entry)."""
+    Between a node and the next, deeper one nothing closes (it is the first entry of the
+    directory just opened); before one as deep or shallower close the previous node if it is a
+    directory (it was empty), the entry holding it, and two for each directory left (its node,
+    its entry)."""
     out = [NAR_HEADER if after < 0 else regular_trailer(nodes[after].size)]
-    append = out.append
-    for k in range(after + 1, min(until + 1, len(nodes))):
+    depth = depths[after] if after >= 0 else 0  # of the node before
+    opened = False  # whether the node before is a directory
+    for k in range(after + 1, len(nodes)):
         node = nodes[k]
         if k:
-            depth, previous = depths[k], depths[k - 1]
-            if depth <= previous:
-                append(CLOSE * ((type(nodes[k - 1]) is DirectoryNode) + 1 + 2 * (previous - depth)))
-            append(entry_open(node.name))
+            next_depth = depths[k]
+            if next_depth <= depth:
+                out.append(CLOSE * (opened + 1 + 2 * (depth - next_depth)))
+            depth = next_depth
+            out.append(entry_open(node.name))
         kind = type(node)
+        opened = kind is DirectoryNode
         if kind is FileNode:
-            append(regular_header(node.size, node.executable))
-        elif kind is DirectoryNode:
-            append(DIRECTORY_OPEN)
+            out.append(regular_header(node.size, node.executable))
+            yield b"".join(out)
+            out = [regular_trailer(node.size)]
+        elif opened:
+            out.append(DIRECTORY_OPEN)
         else:
-            append(symlink_node(node.target))
-    if until == len(nodes) and nodes:  # the last node (if an empty directory), then each directory and entry left
-        append(CLOSE * ((type(nodes[-1]) is DirectoryNode) + 2 * depths[-1]))
-    return b"".join(out)
+            out.append(symlink_node(node.target))
+    if nodes:  # the last node (if an empty directory), then each directory left and its entry
+        out.append(CLOSE * (opened + 2 * depth))
+    yield b"".join(out)
 
 
 def lay_out(directories: DirectoryService, root: Node) -> NarLayout:

@@ -42,12 +42,12 @@ _REGULAR = OPEN_TYPE + token(b"regular")
 
 def regular_header(size: int, executable: bool) -> bytes:
     """Everything of a file node before its contents."""
-    return _REGULAR + (EXECUTABLE_MARK if executable else b"") + CONTENTS + u64(size)
+    return _REGULAR_HEADERS[executable] + size.to_bytes(8, "little")
 
 
 def regular_trailer(size: int) -> bytes:
     """Everything of a file node after its `size` bytes of contents."""
-    return padding(size) + CLOSE
+    return _TRAILERS[size & 7]
 
 
 def symlink_node(target: bytes) -> bytes:
@@ -56,7 +56,15 @@ def symlink_node(target: bytes) -> bytes:
 
 def entry_open(name: bytes) -> bytes:
     """Starts a directory entry; the child node follows, then CLOSE."""
-    return _ENTRY_NAME + token(name) + NODE
+    size = len(name)
+    return (_ENTRY_NAMES[size] if size <= MAX_NAME else _ENTRY_NAME + u64(size)) + name + _NAME_ENDS[size & 7]
 
 
+_REGULAR_HEADERS = (_REGULAR + CONTENTS, _REGULAR + EXECUTABLE_MARK + CONTENTS)
+"""A file node up to its size, by whether it is executable: made once, a NAR has many."""
+_TRAILERS = [padding(size) + CLOSE for size in range(8)]
 _ENTRY_NAME = ENTRY + OPEN_NAME
+MAX_NAME = 255
+"""The longest name castore allows: each shorter length has its start of an entry made once."""
+_ENTRY_NAMES = [_ENTRY_NAME + u64(size) for size in range(MAX_NAME + 1)]
+_NAME_ENDS = [padding(size) + NODE for size in range(8)]
