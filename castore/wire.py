@@ -102,9 +102,13 @@ def stored_directory(data: bytes, make_directory: Callable[[bytes, bytes, int], 
                      make_symlink: Callable[[bytes, bytes], T]) -> tuple[list[T], ...]:
     """directory() without its checks of the form, for bytes that are a canonical encoding of a
     valid Directory: what a store validated when they were put, read back verified against their
-    digest. It reads fields by where the canonical form puts them (a name and a digest or target
-    are never empty, so always there; a size only when not 0; executable only when true), so any
-    other bytes would be misread, never refused: give it nothing else.
+    digest. It reads fields where the canonical form puts them, so any other bytes would be
+    misread, never refused: give it nothing else.
+
+    What it relies on: an entry is shorter than 16 KiB, a name than 256 bytes and a target than
+    4 KiB (their lengths are varints of one or two bytes); a name and a digest or target are
+    never empty, so always there; a size is there unless 0, executable only when true, and
+    neither of their keys is an entry's, so the entry's own length is not needed to find its end.
 
     `make_directory(name, digest, size)`, `make_file(name, digest, size, executable)` and
     `make_symlink(name, target)` build each entry as it is read."""
@@ -113,15 +117,8 @@ def stored_directory(data: bytes, make_directory: Callable[[bytes, bytes, int], 
     pos, end = 0, len(data)
     while pos < end:
         kind = data[pos]
-        stop = data[pos + 1]
-        if stop < 0x80:
-            stop += pos + 2
-            pos += 3
-        else:
-            stop, pos = _long_varint(data, pos + 1)
-            stop += pos
-            pos += 1
-        length = data[pos]  # of the name: at most 255 bytes, so a varint of one or two bytes
+        pos += 3 if data[pos + 1] < 0x80 else 4  # the entry's key and length, the name's key
+        length = data[pos]
         if length < 0x80:
             pos += 1
         else:
@@ -129,26 +126,36 @@ def stored_directory(data: bytes, make_directory: Callable[[bytes, bytes, int], 
             pos += 2
         name = data[pos:pos + length]
         pos += length
-        if kind == _SYMLINK_KEY:  # the target runs to the end
-            symlinks.append(make_symlink(name, data[pos + (2 if data[pos + 1] < 0x80 else 3):stop]))
-        else:  # a 32-byte digest, then the size and executable when they are not at their defaults
-            digest = data[pos + 2:pos + 34]
-            pos += 34
-            size = 0
-            if pos < stop and data[pos] == _SIZE_KEY:
-                size = data[pos + 1]
+        if kind == _SYMLINK_KEY:
+            length = data[pos + 1]
+            if length < 0x80:
                 pos += 2
-                if size >= 0x80:
-                    size, pos = _long_varint(data, pos - 1)
-            if kind == _DIRECTORY_KEY:
-                directories.append(make_directory(name, digest, size))
             else:
-                files.append(make_file(name, digest, size, pos < stop))
-        pos = stop
+                length = length & 0x7F | data[pos + 2] << 7
+                pos += 3
+            symlinks.append(make_symlink(name, data[pos:pos + length]))
+            pos += length
+            continue
+        digest = data[pos + 2:pos + 34]  # after its key and its length, 32
+        pos += 34
+        size = 0
+        if pos < end and data[pos] == _SIZE_KEY:
+            size = data[pos + 1]
+            pos += 2
+            if size >= 0x80:
+                size, pos = _long_varint(data, pos - 1)
+        if kind == _DIRECTORY_KEY:
+            directories.append(make_directory(name, digest, size))
+        elif pos < end and data[pos] == _EXECUTABLE_KEY:
+            files.append(make_file(name, digest, size, True))
+            pos += 2
+        else:
+            files.append(make_file(name, digest, size, False))
     return lists
 
 
-_DIRECTORY_KEY, _SYMLINK_KEY, _SIZE_KEY = 1 << 3 | _LEN, 3 << 3 | _LEN, 3 << 3 | _VARINT
+_DIRECTORY_KEY, _SYMLINK_KEY = 1 << 3 | _LEN, 3 << 3 | _LEN
+_SIZE_KEY, _EXECUTABLE_KEY = 3 << 3 | _VARINT, 4 << 3 | _VARINT
 
 
 def entry(data: bytes, pos: int, end: int, last_field: int) -> tuple[bytes, bytes, int, bool]:

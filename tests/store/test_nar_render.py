@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import threading
 from pathlib import Path
@@ -38,6 +39,25 @@ def test_render_is_byte_identical_to_nix_store_dump(castore, tmp_path: Path, kin
     path = make_root(kind, tmp_path)
     node, _ = import_path(castore, path)
     assert render(castore, node) == nix("nix-store", "--dump", str(path))
+
+
+@interop
+def test_long_names_and_targets_render_as_nix_store_dumps_them(castore, tmp_path: Path):
+    """Lengths past 127 bytes (two-byte varints in a stored directory, more than one word of
+    padding in the NAR): the layout's arithmetic and the framing agree with `nix-store --dump`."""
+    root = tmp_path / "long"
+    (root / ("d" * 200) / "e").mkdir(parents=True)
+    (root / ("n" * 255)).write_bytes(b"x" * 200)
+    (root / ("d" * 200) / ("f" * 128)).write_bytes(b"")
+    (root / ("x" * 127)).write_bytes(b"y" * 130)
+    os.chmod(root / ("x" * 127), 0o755)
+    os.symlink("t" * 1000, root / ("s" * 129))
+    node, _ = import_path(castore, root)
+    layout = lay_out(castore.directories, node)
+    expected = nix("nix-store", "--dump", str(root))
+    assert render(castore, node) == expected and layout.size == len(expected)
+    assert b"".join(layout.framing) == b"".join(expected[start:offset] for start, offset in zip(
+        (layout.framing_start(i) for i in range(len(layout.framing))), (*layout.offsets, len(expected))))
 
 
 @interop
