@@ -251,7 +251,8 @@ class Directory:
         as it read them back (so they are still those bytes). Checking them again was most of
         laying out a NAR. Bytes from anywhere else (a client, a remote service, a chunk never put
         as a directory) go through decode or decode_canonical."""
-        dirs, files, links = wire.stored_directory(data, _stored_directory_node, _stored_file_node, _stored_symlink_node)
+        dirs, files, links = wire.stored_directory(data, _stored_directory_node, _stored_file_node,
+                                                   _stored_symlink_node)
         directory = _new(cls)
         _set_dict(directory, {"directories": tuple(dirs), "files": tuple(files), "symlinks": tuple(links),
                               "size": 2 * (len(dirs) + len(files) + len(links)) + sum(map(_size, dirs)),

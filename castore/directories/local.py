@@ -74,7 +74,8 @@ class LocalDirectoryService(EngineUser, DirectoryService):
         (decoding was 70% of serving a closure)."""
         return self._closure(digest, _encoded_and_children) if self._rows else super().get_recursive_encoded(digest)
 
-    def _closure(self, digest: B3Digest, read: Callable[[B3Digest, bytes], tuple[T, Iterable[B3Digest]]]) -> Iterator[T]:
+    def _closure(self, digest: B3Digest,
+                 read: Callable[[B3Digest, bytes], tuple[T, Iterable[B3Digest]]]) -> Iterator[T]:
         """`read(digest, stored bytes)` of each directory of the closure, breadth-first, and the
         children it names: one lookup of the rows and one engine.read_chunks per level, every
         chunk verified against its digest as it is read."""

@@ -8,8 +8,9 @@ in arrays where it can. No contents are read to make it: the directory closure i
 one recursive get (one round trip to a remote service), and the framing follows from names,
 sizes and targets. It is the nodes plus about 20 bytes per entry.
 
-Every node was validated when it was built (names, their order, targets), so the layout
-needs no grammar checks.
+Every node was validated when it entered castore (names, their order, targets), so the layout
+needs no grammar checks, and the NAR's lengths are summed from names, sizes and targets
+without making its grammar.
 """
 
 from __future__ import annotations
