@@ -67,35 +67,39 @@ class LocalDirectoryService(EngineUser, DirectoryService):
     def get_recursive(self, digest: B3Digest) -> Iterator[Directory]:
         """Breadth-first as the interface's, each directory decoded as stored (see _stored):
         decoding was most of laying out a NAR."""
-        return self._closure(digest, _directory_and_children) if self._rows else super().get_recursive(digest)
+        if not self._rows:
+            return super().get_recursive(digest)
+        return self._closure(digest, _stored, _directory_children)
 
     def get_recursive_encoded(self, digest: B3Digest) -> Iterator[bytes]:
         """As get_recursive, without building directories: only their children's digests are read
         (decoding was 70% of serving a closure)."""
-        return self._closure(digest, _encoded_and_children) if self._rows else super().get_recursive_encoded(digest)
+        if not self._rows:
+            return super().get_recursive_encoded(digest)
+        return self._closure(digest, _as_stored, _encoded_children)
 
-    def _closure(self, digest: B3Digest,
-                 read: Callable[[B3Digest, bytes], tuple[T, Iterable[B3Digest]]]) -> Iterator[T]:
-        """`read(digest, stored bytes)` of each directory of the closure, breadth-first, and the
-        children it names: one lookup of the rows and one engine.read_chunks per level, every
-        chunk verified against its digest as it is read."""
+    def _closure(self, digest: B3Digest, read: Callable[[B3Digest, bytes], T],
+                 children: Callable[[T], Iterable[B3Digest]]) -> Iterator[T]:
+        """`read(digest, stored bytes)` of each directory of the closure, breadth-first, with
+        `children` of what it read: one lookup of the rows and one engine.read_chunks per level,
+        every chunk verified against its digest as it is read."""
         level = [B3Digest(digest)]
         if self.engine.records.get(DIRECTORY_ROWS, level[0]) is None:
             return  # an unknown root
         seen = set(level)
         while level:
             rows = self.engine.records.get_many(DIRECTORY_ROWS, level)
-            children = []
+            next_level = []
             for child, row, data in zip(level, rows, self.engine.read_chunks(level)):
                 if row is None or data is None:
                     raise NotFoundError(f"directory {child} referenced but missing")
-                item, grandchildren = read(child, bytes(data))
+                item = read(child, bytes(data))
                 yield item
-                for grandchild in grandchildren:
+                for grandchild in children(item):
                     if grandchild not in seen:
                         seen.add(grandchild)
-                        children.append(grandchild)
-            level = children
+                        next_level.append(grandchild)
+            level = next_level
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
         """Validate the whole closure, then store it and its rows in one commit (or this thread's open batch)."""
@@ -117,16 +121,18 @@ def _stored(digest: B3Digest, data: bytes | memoryview | None) -> Directory | No
     return None if data is None else Directory.decode_stored(bytes(data), digest)
 
 
-def _directory_and_children(digest: B3Digest, data: bytes) -> tuple[Directory, Iterable[B3Digest]]:
-    directory = Directory.decode_stored(data, digest)
-    return directory, (child.digest for child in directory.directories)
+def _directory_children(directory: Directory) -> list[B3Digest]:
+    return [child.digest for child in directory.directories]
 
 
-def _encoded_and_children(digest: B3Digest, data: bytes) -> tuple[bytes, Iterable[B3Digest]]:
-    """A stored directory's bytes and the digests of the directories they name, read as stored
-    (see castore.wire.stored_directory: these bytes were validated when put, and are verified)."""
-    children, _, _ = wire.stored_directory(data, _digest_of, _nothing, _nothing)
-    return data, children
+def _as_stored(digest: B3Digest, data: bytes) -> bytes:
+    return data
+
+
+def _encoded_children(data: bytes) -> list[B3Digest]:
+    """The digests of the directories a stored directory's bytes name, read as stored (see
+    castore.wire.stored_directory: they were validated when put, and are verified as read)."""
+    return wire.stored_directory(data, _digest_of, _nothing, _nothing)[0]
 
 
 def _digest_of(name: bytes, digest: bytes, size: int) -> B3Digest:

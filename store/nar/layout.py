@@ -135,13 +135,14 @@ def lay_out(directories: DirectoryService, root: Node) -> NarLayout:
     position = len(NAR_HEADER) - _ENTRY_OPEN - (len(root.name) + 7 & -8)  # the NAR bytes so far
     entries: Sequence[Node] = (root,)  # those of the directory being walked, in NAR order
     index = depth = 0  # the next of them, and their depth
-    stack: list[tuple[Sequence[Node], int]] = []  # the same of each directory above
+    above: list[Sequence[Node]] = []  # the entries of each directory above
+    resume: list[int] = []  # and where to go on in them
     while True:
         if index == len(entries):
-            if not stack:
+            if not above:
                 return NarLayout(position - _CLOSE, nodes, array("I", depths), files, array("Q", file_nodes),
                                  array("Q", offsets))
-            entries, index = stack.pop()
+            entries, index = above.pop(), resume.pop()
             depth -= 1
             position += _CLOSE * 2  # the directory finished, and its entry
             continue
@@ -159,7 +160,8 @@ def lay_out(directories: DirectoryService, root: Node) -> NarLayout:
             position += (node.size + 7 & -8) + _CLOSE * 2  # the contents padded, the node, its entry
         elif kind is DirectoryNode:
             position += _DIRECTORY_OPEN
-            stack.append((entries, index))
+            above.append(entries)
+            resume.append(index)
             entries, index = get(node.digest).nodes(), 0
             depth += 1
         else:
