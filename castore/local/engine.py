@@ -11,10 +11,11 @@ metadata transaction naming them).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import zstandard
 
@@ -42,6 +43,13 @@ READ_WORKERS = 2
 FRAMES_AHEAD = 2
 """Frames read_chunks has decompressed ahead of its consumer, one per worker: a few per stream,
 so that many streams' frames read ahead do not push each other's out of the frame cache."""
+RUNS_AHEAD = 1024
+"""Runs of chunks read_chunks looks at ahead of its consumer at most (when their frames are cached,
+nothing else bounds it): memory stays bounded whatever the number of chunks."""
+FIRST_LOOKUP = 32
+LOOKUP = 1024
+"""Chunk records read_chunks looks up at once: a few first, so that the first frames start
+decompressing while the next page is looked up, then pages of LOOKUP."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
@@ -221,21 +229,34 @@ class LocalEngine:
                 raise
             return self._read_record(digest, moved, deltas_above, None, retry=False)
 
-    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
-        """Many chunks in order, each verified, None for one unknown: one index transaction for
-        all lookups; worker threads decompress the next FRAMES_AHEAD frames the chunks need (the
-        deltas' bases' too) that are not in the frame cache, while the consumer's thread slices
-        and verifies the chunks, each frame looked up once for a run of neighbouring chunks that
-        share it. Plain chunks come as views into their frame, not copies.
+    def read_chunks(self, digests: Iterable[bytes]) -> Iterator[bytes | memoryview | None]:
+        """Many chunks in order, each verified, None for one unknown.
+
+        Their records are looked up a page at a time, the first page small, so that the first
+        frames are being decompressed while the rest are looked up. Worker threads decompress the
+        next FRAMES_AHEAD frames the chunks need (the deltas' bases' too) that are not in the
+        frame cache, while the consumer's thread slices and verifies the chunks, each frame looked
+        up once for a run of neighbouring chunks that share it. Plain chunks come as views into
+        their frame, not copies. `digests` is read only as far ahead as that takes.
 
         Verifying is left to the consumer because a call that releases the GIL (BLAKE3 of a chunk,
         an LMDB get) waits to take it back for as long as another thread runs Python code: with
         thousands of small chunks hashed in workers while the consumer renders, the threads took
         turns at a crawl. A frame's decompression is one long call, worth handing to a worker."""
-        records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
-        bases = list({record.base for record in records if record is not None and record.base is not None})
-        known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
-                 if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
+        known: dict[bytes, ChunkRecord] = {}  # the deltas' bases: looked up with each page, not one by one
+
+        def looked_up() -> Iterator[tuple[bytes, ChunkRecord | None]]:
+            remaining = iter(digests)
+            size = FIRST_LOOKUP
+            while page := list(itertools.islice(remaining, size)):
+                records = [None if raw is None else ChunkRecord.decode(raw)
+                           for raw in self.records.get_many(CHUNKS, page)]
+                bases = list({r.base for r in records if r is not None and r.base is not None} - known.keys())
+                if bases:
+                    known.update((base, ChunkRecord.decode(raw))
+                                 for base, raw in zip(bases, self.records.get_many(CHUNKS, bases)) if raw is not None)
+                yield from zip(page, records)
+                size = LOOKUP
 
         def frames(run: list[tuple[bytes, ChunkRecord | None]]) -> Iterator[Location]:
             """The frames a run reads: its own, and its deltas' bases'."""
@@ -246,8 +267,8 @@ class LocalEngine:
                     yield known[record.base].location.frame
 
         reader = self._reader
-        runs = readahead.prefetching(_runs(digests, records), frames, reader.prefetch,
-                                     lambda frame: not reader.cached(frame), self._readers(), FRAMES_AHEAD)
+        runs = readahead.prefetching(_runs(looked_up()), frames, reader.prefetch,
+                                     lambda frame: not reader.cached(frame), self._readers(), FRAMES_AHEAD, RUNS_AHEAD)
         for run in runs:
             yield from self._read_run(run, known)
 
@@ -325,12 +346,12 @@ class LocalEngine:
                 self.metadata.close()
 
 
-def _runs(digests: Sequence[bytes], records: list[ChunkRecord | None]) -> Iterator[list[tuple[bytes, ChunkRecord | None]]]:
+def _runs(chunks: Iterable[tuple[bytes, ChunkRecord | None]]) -> Iterator[list[tuple[bytes, ChunkRecord | None]]]:
     """Consecutive chunks as runs stored in one frame (plain chunks, or the payloads of deltas;
     unknown chunks alone)."""
     run: list[tuple[bytes, ChunkRecord | None]] = []
     frame = None
-    for digest, record in zip(digests, records):
+    for digest, record in chunks:
         here = None if record is None else (record.location.pack, record.location.frame_offset)
         if run and (here is None or here != frame):
             yield run

@@ -25,13 +25,14 @@ K = TypeVar("K", bound=Hashable)
 
 
 def prefetching(items: Iterable[T], keys: Callable[[T], Iterable[K]], prefetch: Callable[[K], object],
-                needed: Callable[[K], bool], pool: concurrent.futures.Executor, ahead: int) -> Iterator[T]:
+                needed: Callable[[K], bool], pool: concurrent.futures.Executor, ahead: int,
+                most: int) -> Iterator[T]:
     """Each item, in order, once `prefetch(key)` was handed to the pool for the keys it needs:
     each key once, when an item needing it first comes into the window and `needed` says it wants
     one. The window reaches as far as it takes to have `ahead` prefetches started for items not yet
-    yielded. The consumer does not wait for a prefetch: it is only a head start (what it fills is
-    what the consumer reads anyway, and its errors are the consumer's to meet and report when it
-    reads). Items are looked at as far ahead as that takes, so they should be cheap to hold.
+    yielded, or holds `most` items. The consumer does not wait for a prefetch: it is only a head
+    start (what it fills is what the consumer reads anyway, and its errors are the consumer's to
+    meet and report when it reads).
 
     A consumer that stops early cancels the prefetches no worker has started and waits for the
     others, so no worker still reads once the generator is closed.
@@ -43,7 +44,7 @@ def prefetching(items: Iterable[T], keys: Callable[[T], Iterable[K]], prefetch: 
     ahead_now = 0  # prefetches started by the items in the window
     try:
         while True:
-            while ahead_now < ahead or not window:
+            while (ahead_now < ahead and len(window) < most) or not window:
                 item = next(source, _END)
                 if item is _END:
                     break
