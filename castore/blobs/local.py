@@ -26,10 +26,12 @@ from castore.storage.metadata import Table
 
 BLOBS = Table("blobs", insert_only=True)
 """Digest of a blob of several chunks -> its size and chunk list (encode_chunk_list)."""
+FIRST_WINDOW = 32
 READ_MANY_WINDOW = 4096
-"""Blobs read_many looks up and reads ahead at a time."""
+"""Blobs whose chunk lists read_many looks up at once: a few first, then windows of this many."""
 _SIZE = struct.Struct("<Q")
 _ENTRY = struct.Struct("<32sI")
+_END = object()
 
 
 def encode_chunk_list(size: int, chunks: list[tuple[bytes, int]]) -> bytes:
@@ -74,28 +76,35 @@ class LocalBlobService(EngineUser, BlobService):
         return data if data is not None else super().read_all(digest)
 
     def read_many(self, digests: Iterable[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        """In windows of READ_MANY_WINDOW blobs, so memory does not grow with their number (a NAR
-        of a million files): per window, all chunk lists in one lookup, then every chunk through
-        one engine.read_chunks, which decompresses frames ahead of the consumer in worker threads."""
-        remaining = iter(digests)
-        while window := list(itertools.islice(remaining, READ_MANY_WINDOW)):
-            yield from self._read_window(window)
+        """Every chunk of every blob through one engine.read_chunks, which decompresses frames
+        ahead of the consumer in worker threads and reads `digests` only as far ahead as that
+        takes. The blobs' chunk lists are looked up in windows, the first one small (its frames
+        start decompressing while the next window is looked up), so memory does not grow with the
+        number of blobs (a NAR of a million files)."""
+        lists: collections.deque[list[ChunkMeta] | None] = collections.deque()  # looked up, not yet read
 
-    def _read_window(self, digests: list[B3Digest]) -> Generator[Iterable[bytes] | None, None, None]:
-        engine = self.engine
-        listed_records = engine.records.get_many(BLOBS, digests)
-        lists = [None if r is None else decode_chunk_list(d, r) for d, r in zip(digests, listed_records)]
-        flat: list[bytes] = []
-        for digest, listed in zip(digests, lists):
-            flat.extend([bytes(digest)] if listed is None else (bytes(c.digest) for c in listed))
-        chunks = engine.read_chunks(flat)
+        def chunk_digests() -> Iterator[bytes]:
+            remaining = iter(digests)
+            size = FIRST_WINDOW
+            while window := list(itertools.islice(remaining, size)):
+                for digest, raw in zip(window, self.engine.records.get_many(BLOBS, window)):
+                    listed = None if raw is None else decode_chunk_list(digest, raw)
+                    lists.append(listed)
+                    if listed is None:  # not a chunked blob: one chunk, or not held
+                        yield bytes(digest)
+                    else:
+                        yield from (bytes(c.digest) for c in listed)
+                size = READ_MANY_WINDOW
+
+        chunks = self.engine.read_chunks(chunk_digests())
         try:
-            for listed in lists:
-                if listed is None:  # not a chunked blob: one chunk, or not held
-                    data = next(chunks)
-                    yield None if data is None else (data,)
+            # Every blob has a chunk at least, and its list is looked up before its first chunk is read.
+            while (first := next(chunks, _END)) is not _END:
+                listed = lists.popleft()
+                if listed is None:
+                    yield None if first is None else (first,)
                 else:
-                    pieces = (_listed(meta, next(chunks)) for meta in listed)
+                    pieces = _chunked(listed, first, chunks)
                     yield pieces
                     collections.deque(pieces, maxlen=0)  # what the consumer left unread
         finally:
@@ -287,6 +296,14 @@ class BlobReader(io.RawIOBase):
 def read_listed_chunk(engine: LocalEngine, meta: ChunkMeta) -> bytes:
     """A chunk a blob's chunk list names, verified."""
     return _listed(meta, engine.read_chunk(meta.digest))
+
+
+def _chunked(listed: list[ChunkMeta], first: bytes | memoryview | None,
+             chunks: Iterator[bytes | memoryview | None]) -> Iterator[bytes | memoryview]:
+    """The pieces of a chunked blob whose first chunk was read already."""
+    yield _listed(listed[0], first)
+    for meta in listed[1:]:
+        yield _listed(meta, next(chunks))
 
 
 def _listed(meta: ChunkMeta, data: bytes | None) -> bytes:

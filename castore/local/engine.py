@@ -11,10 +11,11 @@ metadata transaction naming them).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import zstandard
 
@@ -22,7 +23,7 @@ from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local import deltas, readahead
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
-from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, verified
+from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, Location, verified
 from castore.local.packs import Packs
 from castore.local.records import Records
 from castore.storage.metadata import MetadataStore, Table
@@ -39,12 +40,16 @@ META = Table("meta", insert_only=True)
 """The format and chunking the store was created with."""
 READ_WORKERS = 2
 """Threads that decompress frames ahead for read_chunks (zstd releases the GIL)."""
-BATCHES_AHEAD = 2
-"""Batches whose frames read_chunks decompresses ahead of its consumer: a few frames per stream,
+FRAMES_AHEAD = 2
+"""Frames read_chunks has decompressed ahead of its consumer, one per worker: a few per stream,
 so that many streams' frames read ahead do not push each other's out of the frame cache."""
-BATCH_BYTES = 1 << 20
-BATCH_FRAMES = 2
-"""A read_chunks batch ends after the run that takes it to this many chunk bytes or frames."""
+RUNS_AHEAD = 1024
+"""Runs of chunks read_chunks looks at ahead of its consumer at most (when their frames are cached,
+nothing else bounds it): memory stays bounded whatever the number of chunks."""
+FIRST_LOOKUP = 32
+LOOKUP = 1024
+"""Chunk records read_chunks looks up at once: a few first, so that the first frames start
+decompressing while the next page is looked up, then pages of LOOKUP."""
 MAX_DELTA_DEPTH = 8
 """Deltas chained deeper are refused as corrupt (see _read_delta): a cycle must not recurse forever."""
 STANDALONE_LEVEL = 3
@@ -224,67 +229,48 @@ class LocalEngine:
                 raise
             return self._read_record(digest, moved, deltas_above, None, retry=False)
 
-    def read_chunks(self, digests: Sequence[bytes]) -> Iterator[bytes | memoryview | None]:
-        """Many chunks in order, each verified, None for one unknown: one index transaction for
-        all lookups; worker threads decompress the frames of the next BATCHES_AHEAD batches (see
-        _batches) that are not in the frame cache, while the consumer's thread slices and verifies
-        the chunks of the current one, each frame looked up once for the neighbouring chunks that
-        share it. Plain chunks come as views into their frame, not copies.
+    def read_chunks(self, digests: Iterable[bytes]) -> Iterator[bytes | memoryview | None]:
+        """Many chunks in order, each verified, None for one unknown.
+
+        Their records are looked up a page at a time, the first page small, so that the first
+        frames are being decompressed while the rest are looked up. Worker threads decompress the
+        next FRAMES_AHEAD frames the chunks need (the deltas' bases' too) that are not in the
+        frame cache, while the consumer's thread slices and verifies the chunks, each frame looked
+        up once for a run of neighbouring chunks that share it. Plain chunks come as views into
+        their frame, not copies. `digests` is read only as far ahead as that takes.
 
         Verifying is left to the consumer because a call that releases the GIL (BLAKE3 of a chunk,
         an LMDB get) waits to take it back for as long as another thread runs Python code: with
         thousands of small chunks hashed in workers while the consumer renders, the threads took
         turns at a crawl. A frame's decompression is one long call, worth handing to a worker."""
-        records = [None if raw is None else ChunkRecord.decode(raw) for raw in self.records.get_many(CHUNKS, digests)]
-        bases = list({record.base for record in records if record is not None and record.base is not None})
-        known = {base: ChunkRecord.decode(raw) for base, raw in zip(bases, self.records.get_many(CHUNKS, bases))
-                 if raw is not None} if bases else {}  # the deltas' bases too: one lookup, not one each
-        batches = readahead.prefetching(self._batches(digests, records), self._decompress, self._uncached,
-                                        self._readers(), BATCHES_AHEAD)
-        for batch in batches:
-            yield from self._read_batch(batch, known)
+        known: dict[bytes, ChunkRecord] = {}  # the deltas' bases: looked up with each page, not one by one
 
-    def _batches(self, digests: Sequence[bytes],
-                 records: list[ChunkRecord | None]) -> Iterator[list[list[tuple[bytes, ChunkRecord | None]]]]:
-        """Consecutive chunks as runs stored in one frame (plain chunks, or the payloads of deltas;
-        unknown chunks alone), gathered into batches of BATCH_BYTES or BATCH_FRAMES frames: the
-        unit read ahead, bounding the frames a stream has decompressed ahead."""
-        batch: list[list[tuple[bytes, ChunkRecord | None]]] = []
-        run: list[tuple[bytes, ChunkRecord | None]] = []
-        frame = None
-        size = 0
-        for digest, record in zip(digests, records):
-            here = None if record is None else (record.location.pack, record.location.frame_offset)
-            if run and (here is None or here != frame):
-                batch.append(run)
-                run = []
-                if size >= BATCH_BYTES or len(batch) >= BATCH_FRAMES:
-                    yield batch
-                    batch, size = [], 0
-            run.append((digest, record))
-            size += 0 if record is None else record.length
-            frame = here
-        if run:
-            batch.append(run)
-        if batch:
-            yield batch
+        def looked_up() -> Iterator[tuple[bytes, ChunkRecord | None]]:
+            remaining = iter(digests)
+            size = FIRST_LOOKUP
+            while page := list(itertools.islice(remaining, size)):
+                records = [None if raw is None else ChunkRecord.decode(raw)
+                           for raw in self.records.get_many(CHUNKS, page)]
+                bases = list({r.base for r in records if r is not None and r.base is not None} - known.keys())
+                if bases:
+                    known.update((base, ChunkRecord.decode(raw))
+                                 for base, raw in zip(bases, self.records.get_many(CHUNKS, bases)) if raw is not None)
+                yield from zip(page, records)
+                size = LOOKUP
 
-    def _uncached(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> bool:
-        return any(record is not None and not self._reader.cached(record.location) for record in _frames(batch))
+        def frames(run: list[tuple[bytes, ChunkRecord | None]]) -> Iterator[Location]:
+            """The frames a run reads: its own, and its deltas' bases'."""
+            if run[0][1] is not None:
+                yield run[0][1].location.frame
+            for _, record in run:
+                if record is not None and record.base is not None and record.base in known:
+                    yield known[record.base].location.frame
 
-    def _decompress(self, batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> None:
-        """Have the frames of a batch's runs in the frame cache (a frame that fails is left for the
-        reader to report, with the chunk it was read for)."""
-        for record in _frames(batch):
-            if record is not None:
-                self._reader.prefetch(record.location)
-
-    def _read_batch(self, batch: list[list[tuple[bytes, ChunkRecord | None]]],
-                    known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
-        out: list[bytes | memoryview | None] = []
-        for run in batch:
-            out.extend(self._read_run(run, known))
-        return out
+        reader = self._reader
+        runs = readahead.prefetching(_runs(looked_up()), frames, reader.prefetch,
+                                     lambda frame: not reader.cached(frame), self._readers(), FRAMES_AHEAD, RUNS_AHEAD)
+        for run in runs:
+            yield from self._read_run(run, known)
 
     def _read_run(self, run: list[tuple[bytes, ChunkRecord | None]],
                   known: dict[bytes, ChunkRecord]) -> list[bytes | memoryview | None]:
@@ -360,9 +346,20 @@ class LocalEngine:
                 self.metadata.close()
 
 
-def _frames(batch: list[list[tuple[bytes, ChunkRecord | None]]]) -> Iterator[ChunkRecord | None]:
-    """The record of each run's first chunk: it names the run's frame (None: an unknown chunk)."""
-    return (run[0][1] for run in batch)
+def _runs(chunks: Iterable[tuple[bytes, ChunkRecord | None]]) -> Iterator[list[tuple[bytes, ChunkRecord | None]]]:
+    """Consecutive chunks as runs stored in one frame (plain chunks, or the payloads of deltas;
+    unknown chunks alone)."""
+    run: list[tuple[bytes, ChunkRecord | None]] = []
+    frame = None
+    for digest, record in chunks:
+        here = None if record is None else (record.location.pack, record.location.frame_offset)
+        if run and (here is None or here != frame):
+            yield run
+            run = []
+        run.append((digest, record))
+        frame = here
+    if run:
+        yield run
 
 
 def check_format(metadata: MetadataStore, params: ChunkingParams) -> None:

@@ -82,6 +82,11 @@ class Location(NamedTuple):
     offset: int
     length: int
 
+    @property
+    def frame(self) -> Location:
+        """The location of the whole frame (no chunk's slice): one key for every chunk in it."""
+        return Location(self.pack, self.frame_offset, self.frame_length, 0, 0)
+
     def encode(self) -> bytes:
         return _LOCATION.pack(*self)
 
