@@ -20,7 +20,6 @@ from store.contentaddress import CAMethod, ContentAddress
 from store.nar.render import render_nar
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
-from store.signing import Signature
 from store.storepath import STORE_DIR, StorePath, make_source_path
 from store.url import Store, open_store
 
@@ -178,6 +177,7 @@ def _copy_one(store: Store, path: StorePath, meta: dict) -> int:
     import subprocess
 
     from store.nar.ingest import ingest_nar
+    from store.signing import Signature
 
     nar_hash = NixHash.parse(meta["narHash"])
     with subprocess.Popen(["nix-store", "--dump", path.absolute], stdout=subprocess.PIPE) as proc:

@@ -14,7 +14,8 @@ from store import nixbase32
 if TYPE_CHECKING:
     import hashlib
 
-_HEX = re.compile(r"[0-9a-fA-F]*")
+_HEX = r"[0-9a-fA-F]*"
+"""Compiled (and cached by re) when a hash is parsed: reading a stored path parses none."""
 
 
 class HashAlgo(Enum):
@@ -71,7 +72,7 @@ class NixHash:
     def parse_body(cls, algo: HashAlgo, body: str) -> NixHash:
         """The unprefixed body of a hash whose algorithm is known, in any of Nix's three encodings."""
         size = algo.size
-        if len(body) == 2 * size and _HEX.fullmatch(body):
+        if len(body) == 2 * size and re.fullmatch(_HEX, body):
             return cls(algo, bytes.fromhex(body))
         if len(body) == nixbase32.encoded_length(size):
             return cls(algo, nixbase32.decode(body))

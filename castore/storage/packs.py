@@ -8,7 +8,6 @@ store's business, not this one's.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from typing import Iterator, Sequence
 
@@ -16,7 +15,8 @@ import blake3
 
 from castore.errors import ValidationError
 
-_NAME = re.compile(r"[0-9a-f]{64}")
+_NAME_LENGTH = 64
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def pack_name(data: bytes | memoryview | bytearray) -> str:
@@ -27,7 +27,7 @@ def pack_name(data: bytes | memoryview | bytearray) -> str:
 def check_name(name: str) -> str:
     """`name` if it can name a pack (64 lowercase hex digits), else ValidationError: a name
     becomes a file or object key, so nothing else may reach a backend."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or len(name) != _NAME_LENGTH or not _HEX_DIGITS.issuperset(name):
         raise ValidationError(f"not a pack name (64 lowercase hex digits): {name!r}")
     return name
 

@@ -8,7 +8,6 @@ every FLUSH_SECONDS, and when the service closes. A process killed loses at most
 
 from __future__ import annotations
 
-import logging
 import struct
 import threading
 import time
@@ -23,7 +22,6 @@ ADDED = Table("gc-added")
 SERVED = Table("gc-served")
 """20-byte store path digest -> when it was last served, to within FLUSH_SECONDS."""
 FLUSH_SECONDS = 60.0
-log = logging.getLogger(__name__)
 _TIME = struct.Struct(">Q")
 
 
@@ -75,6 +73,8 @@ class Touches:
             try:
                 self._records.put(SERVED, ((d, now) for d in touched))
             except BackendError as e:  # a full disk must not fail the reads: try again next time
+                import logging  # only this warning logs: a dump need not load logging
+
                 with self._lock:
                     self._touched |= touched
-                log.warning("could not record when %d paths were served: %s", len(touched), e)
+                logging.getLogger(__name__).warning("could not record when %d paths were served: %s", len(touched), e)

@@ -11,7 +11,6 @@ import struct
 from typing import Iterator
 
 from castore.local.engine import EngineUser, LocalEngine
-from castore.local.sweep import COMMIT_RECORDS, delete_where
 from castore.nodes import Node, encode_node, rename
 from castore.storage.metadata import MetadataStore, Table
 from castore.url import CAStore
@@ -129,6 +128,8 @@ def index_every_path(metadata: MetadataStore) -> bool:
         return True
     if metadata.read_only:
         return False
+    from castore.local.sweep import COMMIT_RECORDS, delete_where  # GC's code: an upgrade once per store needs it
+
     records = iter(metadata.items(PATHINFO))
     while page := [PathInfo.decode(raw) for _, raw in itertools.islice(records, COMMIT_RECORDS)]:
         metadata.commit({NARHASH: {narhash_key(info): info.store_path.digest for info in page}})

@@ -18,12 +18,12 @@ from castore.errors import ValidationError
 from castore.nodes import Node, decode_canonical_node, node_from_proto, node_to_proto, parse_message, rename
 from store.contentaddress import ContentAddress
 from store.nixhash import HashAlgo, NixHash
-from store.signing import Signature, fingerprint
 from store.storepath import StorePath
 
 if TYPE_CHECKING:
     from store.narinfo import NarinfoExtras
     from store.proto import pathinfo_pb2 as pb
+    from store.signing import Signature
 
 DRV_SUFFIX = ".drv"
 
@@ -57,6 +57,8 @@ class PathInfo:
 
     def fingerprint(self) -> bytes:
         """What Nix signatures sign."""
+        from store.signing import fingerprint
+
         return fingerprint(self.store_path, self.nar_sha256, self.nar_size, self.references)
 
     def with_signatures(self, signatures: tuple[Signature, ...]) -> PathInfo:
@@ -146,9 +148,19 @@ class PathInfo:
                 raise ValidationError(f"reference name {name} does not match its digest")
             refs.append(ref)
         return cls(store_path, node, nar_size, nar_sha256, tuple(refs),
-                   tuple(Signature(name, data) for name, data in signatures),
+                   _signatures(signatures),
                    None if deriver is None else StorePath(deriver[1], deriver[0] + DRV_SUFFIX),
                    None if ca is None else ContentAddress.from_proto(*ca))
+
+
+def _signatures(pairs: list[tuple[str, bytes]]) -> tuple[Signature, ...]:
+    """Signature values of (key name, data) pairs; the signing module (keys, verification) is
+    loaded for a signed path only: a dump of an unsigned one needs none of it."""
+    if not pairs:
+        return ()
+    from store.signing import Signature
+
+    return tuple(Signature(name, data) for name, data in pairs)
 
 
 def _string_and_bytes(data: bytes) -> tuple[str, bytes]:
