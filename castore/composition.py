@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
+from typing import Any, Callable, Mapping, NamedTuple
 
 from castore.errors import ValidationError
 from castore.url import GRPC_SCHEMES
+from castore.urlparts import split_url
 
 BLOBS, DIRECTORIES = "blobservices", "directoryservices"
 ROOT = "root"
@@ -43,8 +42,7 @@ Config = dict[str, dict[str, dict[str, Any]]]
 """kind -> entry name -> parameters."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One service to build: where it sits in the config (for messages) and its parameters."""
 
     kind: str
@@ -89,7 +87,7 @@ def entry_type(entry: Entry) -> str:
     if "url" in entry.params:
         if "type" in entry.params:
             raise ValidationError(f"config {entry.where}: give either 'url' or 'type', not both")
-        return urlsplit(entry.text("url")).scheme
+        return split_url(entry.text("url")).scheme
     return entry.text("type")
 
 
@@ -263,6 +261,6 @@ def _plain_url(entry: Entry) -> str:
     """The URL of an entry that takes no other parameters (and no query string)."""
     entry.check(("url",))
     url = entry.text("url")
-    if urlsplit(url).query:
+    if split_url(url).query:
         raise ValidationError(f"config {entry.where}: {url!r} takes no parameters")
     return url

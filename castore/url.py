@@ -17,12 +17,12 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 from castore.blobs.service import BlobService
 from castore.directories.service import DirectoryService
 from castore.errors import ValidationError
+from castore.urlparts import split_url
 
 if TYPE_CHECKING:
     from castore.composition import Composition
@@ -44,7 +44,7 @@ def default_store_url() -> str:
 
 def local_path(url: str) -> str:
     """The directory of a `local:///abs/dir` URL."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.netloc or not parts.path.startswith("/"):
         raise ValidationError(f"local store URL needs an absolute path: {url!r} (local:///abs/dir)")
     return parts.path
@@ -52,6 +52,8 @@ def local_path(url: str) -> str:
 
 def grpc_target(url: str) -> str:
     """The grpcio target for `grpc+unix:///socket` or `grpc+http(s)://host:port`."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme == "grpc+unix":
         if not parts.path.startswith("/") or parts.netloc:
@@ -64,8 +66,7 @@ def grpc_target(url: str) -> str:
     raise ValidationError(f"not a gRPC URL: {url!r}")
 
 
-@dataclass(frozen=True)
-class GrpcEndpoint:
+class GrpcEndpoint(NamedTuple):
     """Where a client connects and how: what one shared channel is made from."""
 
     target: str
@@ -79,7 +80,7 @@ class GrpcEndpoint:
 
 def grpc_endpoint(url: str) -> GrpcEndpoint:
     """A client's endpoint from a gRPC URL, its `token-file` and `ca` parameters and the environment."""
-    scheme = urlsplit(url).scheme
+    scheme = split_url(url).scheme
     target = grpc_target(url.split("?", 1)[0])
     params = _query(url, _CLIENT_PARAMS[scheme])
     token = _token(params.get("token-file"))
@@ -105,7 +106,9 @@ def read_token_file(path: str) -> str:
 
 def _query(url: str, allowed: tuple[str, ...]) -> dict[str, str]:
     """A URL's query parameters, each given once and known."""
-    query = urlsplit(url).query
+    from urllib.parse import parse_qs
+
+    query = split_url(url).query
     try:
         params = parse_qs(query, strict_parsing=bool(query))
     except ValueError:

@@ -6,8 +6,7 @@ import contextlib
 import functools
 import io
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Generator, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Generator, Iterable, Iterator, NamedTuple, Sequence
 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
@@ -20,25 +19,22 @@ READ_SIZE = 1 << 20
 """Bytes asked of a reader at a time when a blob is read through."""
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkMeta:
+class ChunkMeta(NamedTuple):
     digest: B3Digest
     size: int
 
 
-@dataclass(frozen=True)
-class BlobStat:
+class BlobStat(NamedTuple):
     """What Stat reports: the size and, for chunked blobs, the chunk list.
 
     An empty chunk list means the blob is stored as one piece.
     """
 
     size: int
-    chunks: tuple[ChunkMeta, ...] = field(default=())
+    chunks: tuple[ChunkMeta, ...] = ()
 
 
-@dataclass(frozen=True)
-class BlobUsage:
+class BlobUsage(NamedTuple):
     """What a backend holds and what it costs, for whole-store figures (`cairn stats`).
 
     `standalone_chunks` counts chunks that no chunk list names: blobs stored as one piece,

@@ -7,13 +7,12 @@ only final chunks makes the result identical to chunking the whole input at once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 KiB = 1024
 
 
-@dataclass(frozen=True)
-class ChunkingParams:
+class ChunkingParams(NamedTuple):
     min_size: int
     avg_size: int
     max_size: int

@@ -17,19 +17,18 @@ a URL. Backend modules are imported only for the URLs that need them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import NamedTuple
 
 from castore.errors import ValidationError
 from castore.storage.metadata import MetadataStore
 from castore.storage.packs import PackStore
+from castore.urlparts import split_url
 
 PACKS, CACHE, CACHE_BYTES = "packs", "packs-cache", "packs-cache-bytes"
 DEFAULT_CACHE_BYTES = 1 << 30
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):
     """The normalised URLs of a store's metadata and packs (also the engine registry's key)."""
 
     metadata: str
@@ -40,7 +39,13 @@ class Location:
 
     @classmethod
     def parse(cls, url: str) -> Location:
-        parts = urlsplit(url)
+        parts = split_url(url)
+        if parts.scheme == "local" and not parts.query and not parts.netloc and parts.path.startswith("/"):
+            return cls.local(parts.path)  # the usual URL: no parameters to parse
+        from urllib.parse import parse_qsl, urlencode, urlunsplit
+
+        from castore.url import local_path
+
         try:
             params = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
         except ValueError:
@@ -53,30 +58,34 @@ class Location:
             if params:
                 raise ValidationError(f"unknown parameter {next(iter(params))!r} in {url!r} "
                                       f"(known: {PACKS}, {CACHE}, {CACHE_BYTES})")
-            from castore.url import local_path
-
-            directory = os.path.realpath(local_path(rest))
-            return cls(f"lmdb://{os.path.join(directory, 'meta')}",
-                       _packs_url(packs) if packs else f"file://{os.path.join(directory, 'packs')}",
-                       cache, cache_bytes)
+            return cls.local(local_path(rest), packs, cache, cache_bytes)
         if parts.scheme == "postgresql":
             if not packs:
                 raise ValidationError(f"{url!r} needs packs=s3://BUCKET/PREFIX or packs=file:///dir")
             return cls(rest, _packs_url(packs), cache, cache_bytes)
         raise ValidationError(f"not a store location: {url!r} (local:///dir, postgresql://...?packs=...)")
 
+    @classmethod
+    def local(cls, directory: str, packs: str | None = None, cache: str | None = None,
+              cache_bytes: int = DEFAULT_CACHE_BYTES) -> Location:
+        """A local store's: LMDB in `directory`/meta, packs in `directory`/packs unless `packs` says where."""
+        directory = os.path.realpath(directory)
+        return cls(f"lmdb://{os.path.join(directory, 'meta')}",
+                   _packs_url(packs) if packs else f"file://{os.path.join(directory, 'packs')}",
+                   cache, cache_bytes)
+
     def open_metadata(self) -> MetadataStore:
-        scheme = urlsplit(self.metadata).scheme
-        if scheme == "lmdb":
+        metadata = split_url(self.metadata)
+        if metadata.scheme == "lmdb":
             from castore.storage.metadata_lmdb import LmdbMetadataStore
 
-            return LmdbMetadataStore.open(urlsplit(self.metadata).path)
+            return LmdbMetadataStore.open(metadata.path)
         from castore.storage.metadata_postgres import PostgresMetadataStore
 
         return PostgresMetadataStore.open(self.metadata)
 
     def open_packs(self) -> PackStore:
-        parts = urlsplit(self.packs)
+        parts = split_url(self.packs)
         if parts.scheme == "file":
             from castore.storage.packs_fs import FsPackStore
 
@@ -93,6 +102,8 @@ class Location:
 
 
 def _packs_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc or not parts.path.startswith("/") or parts.query:

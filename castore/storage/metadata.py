@@ -13,15 +13,13 @@ remote backend implements it as easily as LMDB.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ContextManager, Iterable, Iterator, Mapping, Sequence
+from typing import ContextManager, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 PAGE = 10_000
 """Records read per scan when walking a table: no transaction stays open while the caller works."""
 
 
-@dataclass(frozen=True, slots=True)
-class Table:
+class Table(NamedTuple):
     """A named table. An insert-only table keeps the first value written for a key: its value
     is fixed by the key (chunks, blobs), or must not move once others rely on it (similar)."""
 
