@@ -12,15 +12,12 @@ import sys
 from castore import cli as castore_cli
 from castore.cli_lazy import Group, LazySubcommands
 from castore.errors import CastoreError
-from castore.lazy import lazy_module
 from castore.logformat import add_log_format_option
 from castore.progress import byte_progress, human_bytes
 
 TYPE_CHECKING = False  # not typing's: importing typing is 2 ms of `cairn --help`; type checkers take it as true
 if TYPE_CHECKING:
     from store.url import Store
-
-api = lazy_module("store.api")  # loaded by the commands that use it, not for --help
 
 PLUGINS = ("fuse.cli", "nar_bridge.cli")
 """The layers above store, by module name: each adds its commands (`add_commands`), so store's
@@ -192,6 +189,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """All the paths in one batch: one commit, packs put full (on object storage a PUT per pack,
     not per path); each path is printed once that commit made it durable."""
+    from store import api
+
     with open_store_from(args) as store:
         infos = []
         with store.castore.batch():
@@ -218,6 +217,8 @@ class _Version(argparse.Action):
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
+    from store import api
+
     store_path, below = api.split_store_path(args.path)
     with open_store_from(args) as store:
         api.dump_to(store, store_path, sys.stdout.buffer, below)
@@ -239,6 +240,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_path_info(args: argparse.Namespace) -> int:
     import json
+
+    from store import api
 
     paths = [api.parse_store_path(p) for p in args.paths]
     with open_store_from(args) as store:
@@ -268,6 +271,7 @@ def info_json(info) -> dict:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     from castore.errors import ValidationError
+    from store import api
 
     if args.all == bool(args.paths):
         raise ValidationError("give either store paths or --all")
@@ -301,6 +305,7 @@ def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    from store import api
     from store.archive import Status, archive
     from store.binary_cache import open_source
 
@@ -336,6 +341,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from castore.errors import ValidationError
+    from store import api
     from store.signing import PublicKey
     from store.verify import Tally, verify_chunks, verify_paths
 
