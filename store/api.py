@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable, Iterator, NamedTuple
 
 from castore.errors import BackendError, NotFoundError, ValidationError
 from castore.nodes import DirectoryNode, Node
@@ -113,8 +112,7 @@ def dump_to(store: Store, store_path: StorePath, out: BinaryIO, below: str = "")
     out.flush()
 
 
-@dataclass
-class CopyResult:
+class CopyResult(NamedTuple):
     copied: list[StorePath]
     skipped: list[StorePath]
     nar_bytes: int
@@ -128,18 +126,20 @@ def copy_from_nix(store: Store, paths: list[StorePath], *,
     ingested while streaming and checked against the recorded NAR hash and size.
     """
     infos = _nix_path_infos(paths)
-    result = CopyResult([], [], 0)
+    copied: list[StorePath] = []
+    skipped: list[StorePath] = []
+    nar_bytes = 0
     total = sum(i["narSize"] for i in infos)
     for meta in infos:
         path = StorePath.parse(meta["path"])
         if store.pathinfo.get(path.digest) is not None:
-            result.skipped.append(path)
+            skipped.append(path)
         else:
-            result.nar_bytes += _copy_one(store, path, meta)
-            result.copied.append(path)
+            nar_bytes += _copy_one(store, path, meta)
+            copied.append(path)
         if progress:
-            progress(result.nar_bytes, total)
-    return result
+            progress(nar_bytes, total)
+    return CopyResult(copied, skipped, nar_bytes)
 
 
 def _nix_path_infos(paths: list[StorePath]) -> list[dict]:
