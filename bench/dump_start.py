@@ -1,31 +1,23 @@
-"""What a `cairn dump` pays before it renders: this checkout's `cairn` vs main's, dumping one
-small file below a store path. Its NAR is 1 KiB, so what is timed is start-up, imports, opening
-the store and decompressing the one frame that holds the file (about 12 ms for this one).
+"""What a `cairn dump` pays before it renders: `cairn dump` of one small file below a store path vs
+`nix-store --dump` of the same file. Its NAR is 1 KiB, so what is timed is start-up, imports,
+opening the store and decompressing the one frame that holds the file; `python -c pass` is shown
+as the floor any Python command pays.
 
-Needs the store bench/store_dump.py leaves in bench/out/store-dump/cairn-store (run it first).
-The peer is the `cairn` of another checkout's environment (default /work/main/.venv/bin/cairn,
-override with CAIRN_PEER): each runs its own code. Wall times of ROUNDS runs each, the two
-alternated with `python -c pass` (the floor), best kept; the ratio is this checkout's over the
-peer's, so below 1 is faster. No target.
-
-Both sides keep their bytecode under one PYCACHE prefix, written by an untimed first run: the
-peer's checkout may not be writable and its __pycache__ may be stale, and a side that compiles
-its modules on every run would be timed compiling.
+Needs what bench/store_dump.py leaves: its store in bench/out/store-dump/cairn-store, and the same
+paths added to /nix/store (run it first). Wall times of ROUNDS runs each, the three alternated,
+best kept. No target (store_dump.py has the dump's).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 from common import CAIRN, ROOT, best_alternated, ratio_line
 
 STORE = ROOT / "bench" / "out" / "store-dump" / "cairn-store"
-PEER = os.environ.get("CAIRN_PEER", "/work/main/.venv/bin/cairn")
 INSIDE = "django/__init__.py"
 ROUNDS = 21
-PYCACHE = ROOT / "bench" / "out" / "dump-start" / "pycache"
 
 
 def small_path(url: str) -> str:
@@ -40,20 +32,15 @@ def main() -> None:
         sys.exit(f"no store at {STORE}: run store_dump.py first")
     url = f"local://{STORE}"
     path = small_path(url)
-    dump = ["dump", "--store", url, path]
-    os.environ["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
-    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-    mine = subprocess.run([CAIRN, *dump], check=True, capture_output=True).stdout
-    peers = subprocess.run([PEER, *dump], check=True, capture_output=True).stdout
-    if mine != peers:
+    cairn = [CAIRN, "dump", "--store", url, path]
+    nix = ["nix-store", "--dump", path]
+    mine = subprocess.run(cairn, check=True, capture_output=True).stdout
+    if mine != subprocess.run(nix, check=True, capture_output=True).stdout:
         sys.exit("the two dumps differ")
-    best = best_alternated({"mine": [CAIRN, *dump], "peer": [PEER, *dump], "python": [sys.executable, "-c", "pass"]},
-                           ROUNDS)
-    print(f"cairn dump {path} ({len(mine)} bytes of NAR), best of {ROUNDS}")
-    print(ratio_line("python -c pass (the floor)", best["python"], best["peer"], f"peer {PEER}", None))
-    print(ratio_line("cairn dump, this checkout", best["mine"], best["peer"], f"peer {PEER}", None))
-    print(f"above the floor: {1000 * (best['mine'] - best['python']):.1f} ms vs "
-          f"{1000 * (best['peer'] - best['python']):.1f} ms")
+    best = best_alternated({"cairn": cairn, "nix": nix, "python": [sys.executable, "-c", "pass"]}, ROUNDS)
+    print(f"dump of {path} ({len(mine)} bytes of NAR), best of {ROUNDS}")
+    print(ratio_line("python -c pass (the floor)", best["python"], best["nix"], "nix-store --dump", None))
+    print(ratio_line("cairn dump", best["cairn"], best["nix"], "nix-store --dump", None))
 
 
 if __name__ == "__main__":
