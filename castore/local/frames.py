@@ -40,17 +40,12 @@ class FrameClass:
     delta_votes: int = 1
 
 
-SMALL = FrameClass(level=9, bound=2 * 1024 * 1024, delta_below=0.2, delta_votes=2)
-"""Whole small files: mostly text, and neighbours say the same thing, so a high level pays
-(~65 MB/s per core), and so do frames of many files, up to a point: a cold read of one small file
-decompresses its whole frame, 12 ms for 8 MiB, 3 ms for 2 MiB. Measured (the seven corpus paths
-imported into one store, packs): 20.83 MB with 8 MiB frames, 20.89 with 4, 21.00 with 2 (+0.8%);
-`cairn dump` of a 1 KiB file 77.9 / 72.7 / 70.5 ms (best of 21), of each of the seven paths,
-summed, 1.107 / 1.078 / 1.068 s (best of 5; the three stores alternated). The frame already
-finds much of what a delta would (Django 5.0's own files gain nothing from deltas at shares
-above 0.2), so only a delta of a fifth pays; and files sharing one feature are mostly alike only
-in their boilerplate, so two are asked for (it saves as much, for a fraction of the trial
-encodings)."""
+SMALL = FrameClass(level=9, bound=8 * 1024 * 1024, delta_below=0.2, delta_votes=2)
+"""Whole small files and directories: mostly text, and neighbours say the same thing, so
+big frames and a high level pay (~65 MB/s per core). The frame already finds much of what a
+delta would (Django 5.0's own files gain nothing from deltas at shares above 0.2), so only
+a delta of a fifth pays; and files sharing one feature are mostly alike only in their
+boilerplate, so two are asked for (it saves as much, for a fraction of the trial encodings)."""
 LARGE = FrameClass(level=5, bound=4 * 1024 * 1024, delta_below=0.8)
 """Pieces of chunked (large) files, mostly binaries: zstd levels 3-4 lose ~5% here and
 higher levels gain little for their time; a cold random read decompresses one frame (~3 ms).
@@ -61,8 +56,8 @@ baseline), 9/8M 3/2M 27.04, 9/8M 5/2M 26.17, 7/4M 5/2M 26.55, 9/8M 6/2M 25.70,
 9/8M 5/4M 25.94, 12/8M 5/4M 25.89 (30% slower)."""
 DIRECTORIES = FrameClass(level=9, bound=1024 * 1024)
 """Directory encodings, apart from file contents: fetching a tree's directories (a NAR's
-layout, a mount's walk) then decompresses only directory frames, not the small files a
-directory would share a SMALL frame with. Never deltas (delta_below 0)."""
+layout, a mount's walk) then decompresses only directory frames, not the 8 MiB of small
+files a directory would share a SMALL frame with. Never deltas (delta_below 0)."""
 DELTA = FrameClass(level=1, bound=4 * 1024 * 1024)
 """Delta payloads: already zstd, so their frame only groups them (level 1 costs next to nothing)."""
 FRAME_CACHE_BYTES = 128 * 1024 * 1024
