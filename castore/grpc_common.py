@@ -31,6 +31,8 @@ BLOB_SIZE_KEY = "cairn-blob-size"
 MESSAGE_PARTS = 4096
 """Items (blob parts, directories) gathered into one message at most, besides MESSAGE_CHUNK."""
 
+HAS_MANY_MAX = 1 << 16
+"""Digests one HasMany may ask about (2 MiB of them): what a call holds stays bounded."""
 MAX_MESSAGE = 64 << 20
 """Receive/send limit we configure, so a peer's larger messages never fail a call."""
 

@@ -24,7 +24,7 @@ from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError, NotFoundError
 from castore.directories.grpc import GrpcDirectoryService
 from castore.directories.service import DirectoryService
-from castore.grpc_common import BLOB_SIZE_KEY, MESSAGE_CHUNK, channels, error_from, gathered, part_sizes, rpc_errors
+from castore.grpc_common import BLOB_SIZE_KEY, HAS_MANY_MAX, MESSAGE_CHUNK, channels, error_from, gathered, part_sizes, rpc_errors
 from castore.nodes import Directory
 from castore.proto import rpc_blobbatch_pb2 as batch_pb
 from castore.proto import rpc_blobstore_pb2 as pb
@@ -53,9 +53,31 @@ class GrpcBlobService(BlobService):
         self._stub = BlobServiceStub(self._channel)
         self._batch_stub = BlobBatchServiceStub(self._channel)
         self._batched: bool | None = None  # whether the server has BlobBatchService: asked once
+        self._has_many = True  # until a server without HasMany says so
 
     def has(self, digest: B3Digest) -> bool:
         return self._stat_call(digest, send_chunks=False) is not None
+
+    def has_many(self, digests: Sequence[B3Digest]) -> list[bool]:
+        """HasMany calls of up to HAS_MANY_MAX digests each; a server without it (Tvix, Snix, an
+        older Cairn) says UNIMPLEMENTED, and is then asked blob by blob."""
+        found: list[bool] = []
+        for first in range(0, len(digests), HAS_MANY_MAX):
+            if not self._has_many:
+                break
+            group = [B3Digest(d) for d in digests[first:first + HAS_MANY_MAX]]
+            try:
+                response = self._batch_stub.HasMany(batch_pb.HasManyRequest(digests=group))
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise error_from(e, self._target) from None
+                self._has_many = False
+                break
+            if len(response.found) != len(group):
+                raise BackendError(f"gRPC {self._target}: HasMany answered {len(response.found)} of "
+                                   f"{len(group)} blobs")
+            found.extend(response.found)
+        return found + super().has_many(digests[len(found):])
 
     def stat(self, digest: B3Digest) -> BlobStat | None:
         found = self._stat_call(digest, send_chunks=True)

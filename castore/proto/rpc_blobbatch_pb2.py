@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$cairn/castore/v1/rpc_blobbatch.proto\x12\x10\x63\x61irn.castore.v1\"(\n\x11GetClosureRequest\x12\x13\n\x0broot_digest\x18\x01 \x01(\x0c\" \n\tEncodings\x12\x13\n\x0b\x64irectories\x18\x01 \x03(\x0c\"\"\n\x0fReadManyRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\"=\n\x10ReadManyResponse\x12)\n\x05parts\x18\x01 \x03(\x0b\x32\x1a.cairn.castore.v1.BlobPart\"N\n\x08\x42lobPart\x12*\n\x04head\x18\x01 \x01(\x0b\x32\x1a.cairn.castore.v1.BlobHeadH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"r\n\x08\x42lobHead\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12+\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1b.cairn.castore.v1.ChunkMeta\x12\x0e\n\x06inline\x18\x04 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\")\n\tChunkMeta\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\"h\n\x0ePutManyRequest\x12\r\n\x05\x62lobs\x18\x01 \x03(\x0c\x12\x0c\n\x04sync\x18\x02 \x01(\x08\x12\x13\n\x0b\x64irectories\x18\x03 \x03(\x0c\x12\x12\n\nblob_piece\x18\x04 \x01(\x0c\x12\x10\n\x08\x62lob_end\x18\x05 \x01(\x08\"7\n\x0fPutManyResponse\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\x12\x13\n\x0broot_digest\x18\x02 \x01(\x0c\x32\xbd\x01\n\x10\x42lobBatchService\x12U\n\x08ReadMany\x12!.cairn.castore.v1.ReadManyRequest\x1a\".cairn.castore.v1.ReadManyResponse(\x01\x30\x01\x12R\n\x07PutMany\x12 .cairn.castore.v1.PutManyRequest\x1a!.cairn.castore.v1.PutManyResponse(\x01\x30\x01\x32i\n\x15\x44irectoryBatchService\x12P\n\nGetClosure\x12#.cairn.castore.v1.GetClosureRequest\x1a\x1b.cairn.castore.v1.Encodings0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$cairn/castore/v1/rpc_blobbatch.proto\x12\x10\x63\x61irn.castore.v1\"(\n\x11GetClosureRequest\x12\x13\n\x0broot_digest\x18\x01 \x01(\x0c\" \n\tEncodings\x12\x13\n\x0b\x64irectories\x18\x01 \x03(\x0c\"!\n\x0eHasManyRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\" \n\x0fHasManyResponse\x12\r\n\x05\x66ound\x18\x01 \x03(\x08\"\"\n\x0fReadManyRequest\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\"=\n\x10ReadManyResponse\x12)\n\x05parts\x18\x01 \x03(\x0b\x32\x1a.cairn.castore.v1.BlobPart\"N\n\x08\x42lobPart\x12*\n\x04head\x18\x01 \x01(\x0b\x32\x1a.cairn.castore.v1.BlobHeadH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"r\n\x08\x42lobHead\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12+\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x1b.cairn.castore.v1.ChunkMeta\x12\x0e\n\x06inline\x18\x04 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\")\n\tChunkMeta\x12\x0e\n\x06\x64igest\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\"h\n\x0ePutManyRequest\x12\r\n\x05\x62lobs\x18\x01 \x03(\x0c\x12\x0c\n\x04sync\x18\x02 \x01(\x08\x12\x13\n\x0b\x64irectories\x18\x03 \x03(\x0c\x12\x12\n\nblob_piece\x18\x04 \x01(\x0c\x12\x10\n\x08\x62lob_end\x18\x05 \x01(\x08\"7\n\x0fPutManyResponse\x12\x0f\n\x07\x64igests\x18\x01 \x03(\x0c\x12\x13\n\x0broot_digest\x18\x02 \x01(\x0c\x32\x8d\x02\n\x10\x42lobBatchService\x12U\n\x08ReadMany\x12!.cairn.castore.v1.ReadManyRequest\x1a\".cairn.castore.v1.ReadManyResponse(\x01\x30\x01\x12R\n\x07PutMany\x12 .cairn.castore.v1.PutManyRequest\x1a!.cairn.castore.v1.PutManyResponse(\x01\x30\x01\x12N\n\x07HasMany\x12 .cairn.castore.v1.HasManyRequest\x1a!.cairn.castore.v1.HasManyResponse2i\n\x15\x44irectoryBatchService\x12P\n\nGetClosure\x12#.cairn.castore.v1.GetClosureRequest\x1a\x1b.cairn.castore.v1.Encodings0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,22 +35,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCLOSUREREQUEST']._serialized_end=98
   _globals['_ENCODINGS']._serialized_start=100
   _globals['_ENCODINGS']._serialized_end=132
-  _globals['_READMANYREQUEST']._serialized_start=134
-  _globals['_READMANYREQUEST']._serialized_end=168
-  _globals['_READMANYRESPONSE']._serialized_start=170
-  _globals['_READMANYRESPONSE']._serialized_end=231
-  _globals['_BLOBPART']._serialized_start=233
-  _globals['_BLOBPART']._serialized_end=311
-  _globals['_BLOBHEAD']._serialized_start=313
-  _globals['_BLOBHEAD']._serialized_end=427
-  _globals['_CHUNKMETA']._serialized_start=429
-  _globals['_CHUNKMETA']._serialized_end=470
-  _globals['_PUTMANYREQUEST']._serialized_start=472
-  _globals['_PUTMANYREQUEST']._serialized_end=576
-  _globals['_PUTMANYRESPONSE']._serialized_start=578
-  _globals['_PUTMANYRESPONSE']._serialized_end=633
-  _globals['_BLOBBATCHSERVICE']._serialized_start=636
-  _globals['_BLOBBATCHSERVICE']._serialized_end=825
-  _globals['_DIRECTORYBATCHSERVICE']._serialized_start=827
-  _globals['_DIRECTORYBATCHSERVICE']._serialized_end=932
+  _globals['_HASMANYREQUEST']._serialized_start=134
+  _globals['_HASMANYREQUEST']._serialized_end=167
+  _globals['_HASMANYRESPONSE']._serialized_start=169
+  _globals['_HASMANYRESPONSE']._serialized_end=201
+  _globals['_READMANYREQUEST']._serialized_start=203
+  _globals['_READMANYREQUEST']._serialized_end=237
+  _globals['_READMANYRESPONSE']._serialized_start=239
+  _globals['_READMANYRESPONSE']._serialized_end=300
+  _globals['_BLOBPART']._serialized_start=302
+  _globals['_BLOBPART']._serialized_end=380
+  _globals['_BLOBHEAD']._serialized_start=382
+  _globals['_BLOBHEAD']._serialized_end=496
+  _globals['_CHUNKMETA']._serialized_start=498
+  _globals['_CHUNKMETA']._serialized_end=539
+  _globals['_PUTMANYREQUEST']._serialized_start=541
+  _globals['_PUTMANYREQUEST']._serialized_end=645
+  _globals['_PUTMANYRESPONSE']._serialized_start=647
+  _globals['_PUTMANYRESPONSE']._serialized_end=702
+  _globals['_BLOBBATCHSERVICE']._serialized_start=705
+  _globals['_BLOBBATCHSERVICE']._serialized_end=974
+  _globals['_DIRECTORYBATCHSERVICE']._serialized_start=976
+  _globals['_DIRECTORYBATCHSERVICE']._serialized_end=1081
 # @@protoc_insertion_point(module_scope)

@@ -18,6 +18,18 @@ class Encodings(_message.Message):
     directories: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, directories: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class HasManyRequest(_message.Message):
+    __slots__ = ("digests",)
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    digests: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HasManyResponse(_message.Message):
+    __slots__ = ("found",)
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    found: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, found: _Optional[_Iterable[bool]] = ...) -> None: ...
+
 class ReadManyRequest(_message.Message):
     __slots__ = ("digests",)
     DIGESTS_FIELD_NUMBER: _ClassVar[int]

@@ -44,6 +44,11 @@ class BlobBatchServiceStub:
                 request_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyRequest.SerializeToString,
                 response_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyResponse.FromString,
                 _registered_method=True)
+        self.HasMany = channel.unary_unary(
+                '/cairn.castore.v1.BlobBatchService/HasMany',
+                request_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyRequest.SerializeToString,
+                response_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyResponse.FromString,
+                _registered_method=True)
 
 
 class BlobBatchServiceServicer:
@@ -68,6 +73,14 @@ class BlobBatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def HasMany(self, request, context):
+        """Whether the server holds each blob named, in order, from one lookup of all of them: a
+        bridge checks every blob of a NAR before its headers, one Stat call each took it 0.4 ms a blob.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlobBatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +93,11 @@ def add_BlobBatchServiceServicer_to_server(servicer, server):
                     servicer.PutMany,
                     request_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyRequest.FromString,
                     response_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyResponse.SerializeToString,
+            ),
+            'HasMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.HasMany,
+                    request_deserializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyRequest.FromString,
+                    response_serializer=cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +154,33 @@ class BlobBatchService:
             '/cairn.castore.v1.BlobBatchService/PutMany',
             cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyRequest.SerializeToString,
             cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.PutManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HasMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cairn.castore.v1.BlobBatchService/HasMany',
+            cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyRequest.SerializeToString,
+            cairn_dot_castore_dot_v1_dot_rpc__blobbatch__pb2.HasManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,6 +18,7 @@ from typing import Iterator
 import grpc
 import pytest
 
+from castore.blobs.grpc import GrpcBlobService
 from castore.blobs.memory import MemoryBlobService
 from castore.digest import B3Digest
 from castore.directories.memory import MemoryDirectoryService
@@ -31,9 +32,11 @@ from castore.ingest import import_path
 from castore.proto import rpc_blobbatch_pb2 as pb
 from castore.proto import rpc_blobstore_pb2 as bpb
 from castore.proto import rpc_directory_pb2 as dpb
+from castore.grpc_common import HAS_MANY_MAX
+from castore.proto import rpc_blobstore_pb2_grpc as bpb_grpc
 from castore.proto.rpc_blobbatch_pb2_grpc import BlobBatchServiceStub
 from castore.uploads import Uploads, write_blob
-from castore.url import CAStore, grpc_target, open_castore
+from castore.url import CAStore, grpc_endpoint, grpc_target, open_castore
 from tests.castore.conftest import ChunkedMemoryBlobService
 from tests.castore.local_seeded import closure
 
@@ -117,6 +120,36 @@ def test_read_many_digest_of_wrong_length_is_invalid_argument(server: RunningSer
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_has_many_is_one_call_that_never_stats(server: RunningServer, backend: CAStore) -> None:
+    """A bridge checks every blob of a NAR before its headers: one HasMany, not a Stat per blob."""
+    digests = [write_blob(backend.blobs, blob(n, seed)) for seed, n in enumerate(SIZES)]
+    asked = [*digests, B3Digest.of(b"never stored"), digests[0]]
+    calls: list[str] = []
+
+    class Counted(grpc.UnaryUnaryClientInterceptor):
+        def intercept_unary_unary(self, continuation, details, request):
+            calls.append(details.method.rsplit("/", 1)[-1])
+            return continuation(details, request)
+
+    client = GrpcBlobService(grpc_endpoint(server.url))
+    client._batch_stub = BlobBatchServiceStub(grpc.intercept_channel(client._channel, Counted()))
+    client._stub = bpb_grpc.BlobServiceStub(grpc.intercept_channel(client._channel, Counted()))
+    try:
+        assert client.has_many(asked) == [True] * len(digests) + [False, True]
+    finally:
+        client.close()
+    assert calls == ["HasMany"]
+
+
+def test_has_many_of_too_many_or_malformed_digests_is_invalid_argument(server: RunningServer) -> None:
+    with grpc.insecure_channel(grpc_target(server.url)) as channel:
+        stub = BlobBatchServiceStub(channel)
+        for digests in ([b"\1" * 31], [b"\1" * 32] * (HAS_MANY_MAX + 1)):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.HasMany(pb.HasManyRequest(digests=digests))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 @contextlib.contextmanager
 def tvix_like(short_dir: Path, service: str, servicer: object) -> Iterator[CAStore]:
     """A client of a server like a Tvix or Snix daemon: one tvix.castore.v1 service, no batches."""
@@ -140,6 +173,14 @@ def test_a_server_without_batches_is_read_and_written_blob_by_blob(short_dir: Pa
             uploads.wait()
         assert [blobs.read_all(d) for d in digests] == datas
         assert read_all_many(client, [*digests, B3Digest.of(b"no")]) == [*datas, None]
+
+
+def test_a_server_without_has_many_is_asked_blob_by_blob(short_dir: Path) -> None:
+    blobs = MemoryBlobService()
+    digests = [write_blob(blobs, blob(n, seed)) for seed, n in enumerate(SIZES)]
+    with tvix_like(short_dir, "BlobService", BlobServicer(blobs)) as client:
+        for _ in range(2):  # the second time, the client knows the server has no HasMany
+            assert client.blobs.has_many([*digests, B3Digest.of(b"no")]) == [True] * len(digests) + [False]
 
 
 def test_a_server_without_batches_is_read_blob_by_blob_from_the_first_read(short_dir: Path) -> None:
