@@ -89,6 +89,8 @@ class LocalBlobService(EngineUser, BlobService):
             while window := list(itertools.islice(remaining, size)):
                 for digest, raw in zip(window, self.engine.records.get_many(BLOBS, window)):
                     listed = None if raw is None else decode_chunk_list(digest, raw)
+                    if listed == []:  # a writer lists two chunks or more
+                        raise CorruptionError(f"chunk list of blob {B3Digest(digest)} is empty")
                     lists.append(listed)
                     if listed is None:  # not a chunked blob: one chunk, or not held
                         yield bytes(digest)

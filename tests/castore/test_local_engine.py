@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from castore.blobs.local import BLOBS, LocalBlobService
+from castore.blobs.local import BLOBS, LocalBlobService, encode_chunk_list
 from castore.digest import B3Digest
-from castore.errors import BackendError
+from castore.errors import BackendError, CorruptionError
 from castore.local import packs as packs_module
 from castore.local import records as records_module
 from castore.local.engine import CHUNKS, LocalEngine
@@ -274,3 +274,20 @@ def test_a_writer_stores_again_what_garbage_collection_swept(tmp_path: Path) -> 
     assert all(committed(engine, CHUNKS, key) is not None for key in chunks)
     assert committed(engine, BLOBS, bytes(digest)) is not None
     engine.close()
+
+
+def test_read_many_of_a_blob_whose_chunk_list_is_empty_says_it_is_corrupt() -> None:
+    """A writer lists two chunks or more; an empty list (a damaged index) must not shift the
+    chunks read after it onto the wrong blobs."""
+    engine = LocalEngine(MemoryMetadataStore(), MemoryPackStore())
+    blobs = LocalBlobService(engine)
+    try:
+        small = blobs.open_write()
+        small.write(b"after")
+        after = small.close()
+        damaged = B3Digest.of(b"a chunked blob")
+        engine.records.put(BLOBS, [(damaged, encode_chunk_list(0, []))])
+        with pytest.raises(CorruptionError, match="empty"):
+            list(blobs.read_many([damaged, after]))
+    finally:
+        blobs.close()
