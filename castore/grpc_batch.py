@@ -3,8 +3,8 @@ directories, per call (see proto/cairn/castore/v1/rpc_blobbatch.proto).
 
 Python's gRPC costs about 0.4 ms a call on each side, so Tvix's one blob per call made a
 tree of small files 20x slower to read, and 10x slower to write, over a unix socket than
-in-process. HasMany asks about many blobs in one lookup; ReadMany streams the blobs of a whole render through the backend's read_many
-(which reads ahead); GetClosure sends directories a message-full at a time; PutMany stages
+in-process. HasMany asks about many blobs in one lookup; ReadMany streams the blobs of a whole
+render through the backend's read_many (which reads ahead); GetClosure sends directories a message-full at a time; PutMany stages
 every blob of a stream (large ones sent in pieces) and the tree's directories in one batch and
 commits when the client syncs, so a whole import shares one commit and its frames (the group
 commit that keeps "a blob is acknowledged only once durable").

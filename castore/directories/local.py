@@ -82,13 +82,13 @@ class LocalDirectoryService(EngineUser, DirectoryService):
                  children: Callable[[T], Iterable[B3Digest]]) -> Iterator[T]:
         """`read(digest, stored bytes)` of each directory of the closure, breadth-first, with
         `children` of what it read: one lookup of the rows and one engine.read_chunks per level,
-        every chunk verified against its digest as it is read."""
+        every chunk verified against its digest as it is read. Nothing for an unknown root."""
         level = [B3Digest(digest)]
-        if self.engine.records.get(DIRECTORY_ROWS, level[0]) is None:
-            return  # an unknown root
         seen = set(level)
         while level:
             rows = self.engine.records.get_many(DIRECTORY_ROWS, level)
+            if rows[0] is None and len(seen) == 1:
+                return  # the root's level, and no row for it: an unknown root
             next_level = []
             for child, row, data in zip(level, rows, self.engine.read_chunks(level)):
                 if row is None or data is None:
