@@ -29,7 +29,7 @@ from castore.storage.metadata import Table
 from store.gc import retention
 from store.gc.engine import engine_of
 from store.gc.roots import ROOTS, roots
-from store.pathinfo.local import EXTRAS, NARCALC, NARHASH, PATHINFO, narhash_key
+from store.pathinfo.local import EXTRAS, NARCALC, NARHASH, NARSKELETON, PATHINFO, narhash_key
 from store.pathinfo.model import PathInfo
 from store.records.local import TABLES as RECORD_TABLES
 from store.records.staged import StagedNar
@@ -172,7 +172,7 @@ def _mark_staged(engine: LocalEngine, marker: Marker) -> None:
 
 def _sweep_paths(engine: LocalEngine, kept: set[bytes], live: LiveSet, cutoff: float, dry_run: bool) -> int:
     """Delete the records of paths not kept (a path added since the mark is young: kept), the
-    NAR-hash index entries naming them, and cached NAR sizes of roots nobody keeps."""
+    NAR-hash index entries naming them, and cached NAR sizes and skeletons of roots nobody keeps."""
     deleted = 0
     doomed: list[bytes] = []
     for digest, _ in engine.records.items(PATHINFO):
@@ -188,6 +188,7 @@ def _sweep_paths(engine: LocalEngine, kept: set[bytes], live: LiveSet, cutoff: f
         return deleted
     delete_where(engine.metadata, NARHASH, lambda key, path: path not in kept and engine.metadata.get(PATHINFO, path) is None)
     delete_where(engine.metadata, NARCALC, lambda key, value: not _node_live(key, live))
+    delete_where(engine.metadata, NARSKELETON, lambda key, value: key not in live)
     delete_where(engine.metadata, retention.SERVED, lambda key, value: engine.metadata.get(PATHINFO, key) is None)
     return deleted
 

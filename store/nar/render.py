@@ -11,14 +11,18 @@ contents are checked against their declared sizes.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from castore.blobs.service import READ_SIZE, BlobService
+from castore.digest import B3Digest
 from castore.errors import NotFoundError
 from castore.nodes import FileNode, Node
 from castore.url import CAStore
 from store.errors import NarError
 from store.nar.layout import NarLayout, lay_out
+
+if TYPE_CHECKING:
+    from store.nar.skeleton import NarSkeleton
 
 FLUSH_SIZE = 1 << 16
 """Grammar and small files are gathered into pieces of about this size; larger contents pass as read."""
@@ -31,26 +35,28 @@ def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     yield from render_layout(store.blobs, lay_out(store.directories, node))
 
 
-def render_layout(blobs: BlobService, layout: NarLayout, flush: int = FLUSH_SIZE) -> Iterator[bytes]:
-    """The whole NAR of a layout, as render_nar, with pieces gathered to about `flush` bytes (a
-    consumer that hands them on one by one wants them large: each handoff costs the same)."""
-    with contextlib.closing(blobs.read_many(file.digest for file in layout.files)) as contents:
-        yield from _pieces(layout, contents, flush)
+def render_layout(blobs: BlobService, layout: NarLayout | NarSkeleton, flush: int = FLUSH_SIZE) -> Iterator[bytes]:
+    """The whole NAR of a layout (or of its skeleton), as render_nar, with pieces gathered to about
+    `flush` bytes (a consumer that hands them on one by one wants them large: each handoff costs
+    the same)."""
+    digests = layout.digests
+    with contextlib.closing(blobs.read_many(digests)) as contents:
+        yield from _pieces(layout, digests, contents, flush)
 
 
-def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None], flush: int) -> Iterator[bytes]:
+def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
+            contents: Iterable[Iterable[bytes] | None], flush: int) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
-    for grammar, file, pieces in zip(layout.framing, layout.files, contents):
+    for index, (grammar, remaining, pieces) in enumerate(zip(layout.framing, layout.sizes, contents)):
         if pieces is None:
-            raise _missing(file)
+            raise _missing(digests[index], layout.file_name(index))
         pending.append(grammar)
         size += len(grammar)
-        remaining = file.size
         for piece in pieces:
             remaining -= len(piece)
             if remaining < 0:
-                raise NarError(f"blob {file.digest} of {file.name!r} is longer than its node's {file.size} bytes")
+                raise _longer(digests[index], layout.file_name(index), layout.sizes[index])
             if len(piece) < flush:
                 pending.append(piece)
                 size += len(piece)
@@ -62,7 +68,7 @@ def _pieces(layout: NarLayout, contents: Iterable[Iterable[bytes] | None], flush
             pending, size = [], 0
             yield piece
         if remaining:
-            raise _shorter(file, remaining)
+            raise _shorter(digests[index], layout.file_name(index), remaining)
         if size >= flush:
             yield b"".join(pending)
             pending, size = [], 0
@@ -91,7 +97,7 @@ def render_range(blobs: BlobService, layout: NarLayout, first: int, end: int) ->
                 yield from _framing(layout, index, first, end)
                 file = files[index]
                 if pieces is None:
-                    raise _missing(file)
+                    raise _missing(file.digest, file.name)
                 yield from _prefix(file, pieces, min(end - offsets[index], file.size))
     yield from _framing(layout, stop, first, end)
 
@@ -108,13 +114,13 @@ def _seeked(blobs: BlobService, file: FileNode, skip: int, want: int) -> Iterato
     """`want` bytes of a file's contents from `skip` on, reading nothing before them."""
     reader = blobs.open_read(file.digest)
     if reader is None:
-        raise _missing(file)
+        raise _missing(file.digest, file.name)
     with reader:
         reader.seek(skip)
         while want:
             piece = reader.read(min(want, READ_SIZE))
             if not piece:
-                raise _shorter(file, want)
+                raise _shorter(file.digest, file.name, want)
             want -= len(piece)
             yield piece
 
@@ -129,15 +135,19 @@ def _prefix(file: FileNode, pieces: Iterable[bytes], want: int) -> Iterator[byte
         want -= len(piece)
         yield piece
     if want:
-        raise _shorter(file, want)
+        raise _shorter(file.digest, file.name, want)
 
 
-def _missing(file: FileNode) -> NotFoundError:
-    return NotFoundError(f"blob {file.digest} of {file.name!r} not found")
+def _missing(digest: bytes, name: bytes) -> NotFoundError:
+    return NotFoundError(f"blob {B3Digest(digest)} of {name!r} not found")
 
 
-def _shorter(file: FileNode, remaining: int) -> NarError:
-    return NarError(f"blob {file.digest} of {file.name!r} is {remaining} bytes shorter than its node says")
+def _longer(digest: bytes, name: bytes, size: int) -> NarError:
+    return NarError(f"blob {B3Digest(digest)} of {name!r} is longer than its node's {size} bytes")
+
+
+def _shorter(digest: bytes, name: bytes, remaining: int) -> NarError:
+    return NarError(f"blob {B3Digest(digest)} of {name!r} is {remaining} bytes shorter than its node says")
 
 
 def calculate_nar(store: CAStore, node: Node) -> tuple[int, bytes]:

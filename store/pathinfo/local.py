@@ -8,15 +8,19 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import struct
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from castore.local.engine import EngineUser, LocalEngine
-from castore.nodes import Node, encode_node, rename
+from castore.nodes import DirectoryNode, Node, encode_node, rename
 from castore.storage.metadata import MetadataStore, Table
 from castore.url import CAStore
 from store.gc.retention import ADDED, Touches, stamp, unstamp
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
+
+if TYPE_CHECKING:
+    from castore.directories.service import DirectoryService
+    from store.nar.skeleton import NarSkeleton
 
 PATHINFO = Table("pathinfo")
 """20-byte store path digest -> PathInfo encoding."""
@@ -32,6 +36,8 @@ NARHASH_PAGE = 16
 """Index entries read at a time when looking up a NAR (most NARs belong to one path)."""
 NARCALC = Table("narcalc")
 """Encoded root node -> cached NAR size (u64) and sha256."""
+NARSKELETON = Table("nar-skeleton")
+"""Root directory digest -> its NAR's skeleton (store/nar/skeleton.py): made on a first render."""
 EXTRAS = Table("narinfo-extras")
 """20-byte store path digest -> the PathInfo's narinfo extras."""
 LIST_PAGE = 1000
@@ -101,6 +107,23 @@ class LocalPathInfoService(EngineUser, PathInfoService):
             if len(matching) < NARHASH_PAGE:
                 return None
             digests, after = [], page[-1][0]
+
+    def nar_skeleton(self, directories: DirectoryService, node: Node) -> NarSkeleton:
+        """Kept per root directory, read back when a record for it is whole, made (and kept, when
+        the store is writable and the root is not too wide) when not. Whatever store it was made
+        from, the record is right for the root's digest."""
+        from store.nar.skeleton import MAX_FILES, NarSkeleton
+
+        if not isinstance(node, DirectoryNode):
+            return super().nar_skeleton(directories, node)  # one node: nothing to walk
+        key = bytes(node.digest)
+        if (raw := self.engine.records.get(NARSKELETON, key)) is not None and \
+                (skeleton := NarSkeleton.decode(raw)) is not None:
+            return skeleton
+        skeleton = super().nar_skeleton(directories, node)
+        if len(skeleton.digests) <= MAX_FILES and not self.engine.metadata.read_only:
+            self.engine.records.put(NARSKELETON, [(key, skeleton.encode())])
+        return skeleton
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         from store.nar.render import calculate_nar

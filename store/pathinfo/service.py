@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from castore.nodes import Node
 from store.pathinfo.model import PathInfo
+
+if TYPE_CHECKING:
+    from castore.directories.service import DirectoryService
+    from store.nar.skeleton import NarSkeleton
 
 
 class PathInfoService(ABC):
@@ -29,6 +33,15 @@ class PathInfoService(ABC):
     @abstractmethod
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         """NAR size and sha256 of a root node (its name is ignored)."""
+
+    def nar_skeleton(self, directories: DirectoryService, node: Node) -> NarSkeleton:
+        """What rendering the whole NAR of `node` needs (see store/nar/skeleton.py), laid out from
+        `directories`; a backend that can keep it keeps it per root, so the next render reads it
+        back instead of walking the tree. NotFoundError for a directory missing from the closure."""
+        from store.nar.layout import lay_out
+        from store.nar.skeleton import NarSkeleton
+
+        return NarSkeleton.of(lay_out(directories, node))
 
     def registration_times(self, digests: list[bytes]) -> list[int | None]:
         """When each of these paths was added (Unix seconds), None where not known; default: unknown."""

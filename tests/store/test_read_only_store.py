@@ -38,6 +38,20 @@ def test_reads_work_on_a_read_only_file_system(read_only) -> None:
     assert ": 0 problems" in out + err
 
 
+def test_a_path_never_dumped_dumps_on_a_read_only_file_system(tmp_path: Path) -> None:
+    """Its NAR skeleton cannot be kept (store/nar/skeleton.py): it is laid out, as each time after."""
+    with tmpfs(tmp_path / "fs", 64 << 20) as fs:
+        store = f"local://{fs}/store"
+        tree = make_zoo(tmp_path / "zoo", big=1 << 20)
+        path = cairn("import", str(tree), store=store)[1].strip()
+        remount(fs, "ro")
+        for _ in range(2):
+            dumped = subprocess.run([CAIRN, "dump", path, "--store", store], capture_output=True)
+            assert (dumped.returncode, dumped.stderr) == (0, b"")
+            assert dumped.stdout == subprocess.run(["nix-store", "--dump", str(tree)], capture_output=True,
+                                                   check=True).stdout
+
+
 def test_a_write_to_a_read_only_store_is_one_line(read_only, tmp_path: Path) -> None:
     store, _, _ = read_only
     (tmp_path / "new").write_text("new")
@@ -61,6 +75,7 @@ def test_a_store_from_before_directory_rows_reads_on_a_read_only_file_system(tmp
     from castore.directories.local import DIRECTORY_ROWS, ROWS_WRITTEN
     from castore.local.engine import META
     from castore.local.registry import open_engine
+    from store.pathinfo.local import NARSKELETON
 
     with tmpfs(tmp_path / "fs", 64 << 20) as fs:
         store = f"local://{fs}/store"
@@ -69,7 +84,8 @@ def test_a_store_from_before_directory_rows_reads_on_a_read_only_file_system(tmp
         engine = open_engine(store)  # what a store of the previous version holds: no rows, no META key
         try:
             rows = [key for key, _ in engine.metadata.items(DIRECTORY_ROWS)]
-            engine.metadata.commit({}, {DIRECTORY_ROWS: rows, META: [ROWS_WRITTEN]})
+            skeletons = [key for key, _ in engine.metadata.items(NARSKELETON)]  # nor NAR skeletons
+            engine.metadata.commit({}, {DIRECTORY_ROWS: rows, META: [ROWS_WRITTEN], NARSKELETON: skeletons})
         finally:
             engine.close()
         remount(fs, "ro")
