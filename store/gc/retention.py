@@ -3,7 +3,8 @@
 Adding a path records its time in the commit that adds it. Serving one (narinfo or NAR over
 HTTP, a gRPC get, a mount's lookup: every PathInfoService get of the embedded store) must not
 cost a write per read: `Touches` keeps the paths served in memory and writes them at most
-every FLUSH_SECONDS, and when the service closes. A process killed loses at most that much.
+every FLUSH_SECONDS, and when the service closes (unless their stamps are that recent already).
+A process killed loses at most that much.
 """
 
 from __future__ import annotations
@@ -65,11 +66,19 @@ class Touches:
             self.flush()
 
     def flush(self) -> None:
+        """Write the paths served since the last flush, but those whose stamp is already within
+        `interval` (what a stamp is precise to): a path read again and again, each time by a new
+        process (`cairn dump`, a script's path-info), costs no commit and sync each time (about
+        as long as dumping Django's NAR from the frame cache)."""
         with self._lock:
             touched, self._touched = self._touched, set()
             self._flushed = time.monotonic()
         if touched:
-            now = stamp()
+            when = time.time()
+            touched = {d for d, raw in zip(touched, self._records.get_many(SERVED, list(touched)))
+                       if raw is None or unstamp(raw) < when - self._interval}
+        if touched:
+            now = stamp(when)
             try:
                 self._records.put(SERVED, ((d, now) for d in touched))
             except BackendError as e:  # a full disk must not fail the reads: try again next time

@@ -4,6 +4,7 @@ reads and writes that race a GC still find their data."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
 from pathlib import Path
 from typing import Callable, Iterator
@@ -133,6 +134,27 @@ def test_touches_are_written_at_most_every_interval(store: Store, tmp_path: Path
     assert engine.metadata.get(retention.SERVED, info.store_path.digest) is None
     touches.flush()
     assert engine.metadata.get(retention.SERVED, info.store_path.digest) is not None
+
+
+def test_a_stamp_within_the_interval_is_not_written_again(store: Store, tmp_path: Path, monkeypatch) -> None:
+    """Each short process (a dump, a path-info) closes its service: it does not commit a stamp
+    that is as recent as a stamp can be precise; an older one it replaces."""
+    info = api.import_path(store, tree(tmp_path / "t", "t", files=1))
+    engine = engine_of(store)
+    digest = info.store_path.digest
+    recent = retention.stamp(time.time() - 30)
+    engine.metadata.commit({retention.SERVED: {digest: recent}})
+    commits = []
+    real_put = engine.records.put
+    monkeypatch.setattr(engine.records, "put", lambda *a: commits.append(a) or real_put(*a))
+    touches = retention.Touches(engine.records, interval=60)
+    touches.touch(digest)
+    touches.flush()
+    assert commits == [] and engine.metadata.get(retention.SERVED, digest) == recent
+    engine.metadata.commit({retention.SERVED: {digest: retention.stamp(time.time() - 90)}})
+    touches.touch(digest)
+    touches.flush()
+    assert len(commits) == 1 and retention.unstamp(engine.metadata.get(retention.SERVED, digest)) >= time.time() - 5
 
 
 def test_roots_add_list_remove_and_refuse_unknown_paths(store: Store, tmp_path: Path) -> None:
