@@ -8,7 +8,7 @@ any other form and builds the messages gRPC sends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import namedtuple
 from functools import cached_property
 from operator import attrgetter
 from types import ModuleType
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, TypeVar, Union
 from castore import limits, wire
 from castore.digest import B3Digest
 from castore.errors import ValidationError
+from castore.value import Value
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from castore.proto import castore_pb2 as pb
 
 U64_MAX = 2**64 - 1
+_new_tuple = tuple.__new__
+"""Builds a node from its checked fields (and, in decode_stored, from stored ones)."""
 M = TypeVar("M", bound="Message")
 MAX_NAME = 255
 MAX_TARGET = 4095
@@ -51,17 +54,18 @@ def validate_name(name: bytes, *, allow_empty: bool = False) -> None:
     raise ValidationError(f"invalid name {name!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class DirectoryNode:
+class DirectoryNode(Value, namedtuple("DirectoryNode", "name digest size")):
+    __slots__ = ()
     name: bytes
     digest: B3Digest
     size: int
 
-    def __post_init__(self) -> None:
-        if type(self.digest) is not B3Digest:
-            object.__setattr__(self, "digest", B3Digest(self.digest))
-        if not 0 <= self.size <= U64_MAX:
-            raise ValidationError(f"size out of range for {self.name!r}")
+    def __new__(cls, name: bytes, digest: bytes, size: int) -> DirectoryNode:
+        if type(digest) is not B3Digest:
+            digest = B3Digest(digest)
+        if not 0 <= size <= U64_MAX:
+            raise ValidationError(f"size out of range for {name!r}")
+        return _new_tuple(cls, (name, digest, size))
 
     def to_proto(self) -> pb.DirectoryNode:
         return _pb().DirectoryNode(name=self.name, digest=self.digest, size=self.size)
@@ -70,18 +74,19 @@ class DirectoryNode:
         return wire.encode_entry(self.name, self.digest, self.size)
 
 
-@dataclass(frozen=True, slots=True)
-class FileNode:
+class FileNode(Value, namedtuple("FileNode", "name digest size executable")):
+    __slots__ = ()
     name: bytes
     digest: B3Digest
     size: int
-    executable: bool = False
+    executable: bool
 
-    def __post_init__(self) -> None:
-        if type(self.digest) is not B3Digest:
-            object.__setattr__(self, "digest", B3Digest(self.digest))
-        if not 0 <= self.size <= U64_MAX:
-            raise ValidationError(f"size out of range for {self.name!r}")
+    def __new__(cls, name: bytes, digest: bytes, size: int, executable: bool = False) -> FileNode:
+        if type(digest) is not B3Digest:
+            digest = B3Digest(digest)
+        if not 0 <= size <= U64_MAX:
+            raise ValidationError(f"size out of range for {name!r}")
+        return _new_tuple(cls, (name, digest, size, executable))
 
     def to_proto(self) -> pb.FileNode:
         return _pb().FileNode(name=self.name, digest=self.digest, size=self.size, executable=self.executable)
@@ -90,16 +95,17 @@ class FileNode:
         return wire.encode_entry(self.name, self.digest, self.size, self.executable)
 
 
-@dataclass(frozen=True, slots=True)
-class SymlinkNode:
+class SymlinkNode(Value, namedtuple("SymlinkNode", "name target")):
+    __slots__ = ()
     name: bytes
     target: bytes
 
-    def __post_init__(self) -> None:
-        if not 1 <= len(self.target) <= MAX_TARGET:
-            raise ValidationError(f"symlink target of {self.name!r} must be 1..{MAX_TARGET} bytes")
-        if b"\0" in self.target:
-            raise ValidationError(f"symlink target of {self.name!r} contains NUL")
+    def __new__(cls, name: bytes, target: bytes) -> SymlinkNode:
+        if not 1 <= len(target) <= MAX_TARGET:
+            raise ValidationError(f"symlink target of {name!r} must be 1..{MAX_TARGET} bytes")
+        if b"\0" in target:
+            raise ValidationError(f"symlink target of {name!r} contains NUL")
+        return _new_tuple(cls, (name, target))
 
     def to_proto(self) -> pb.SymlinkNode:
         return _pb().SymlinkNode(name=self.name, target=self.target)
@@ -186,30 +192,49 @@ def rename(node: Node, name: bytes) -> Node:
     return SymlinkNode(name, node.target)
 
 
-@dataclass(frozen=True)
 class Directory:
-    """One directory of the Merkle DAG. Construction validates; the digest is canonical."""
+    """One directory of the Merkle DAG. Construction validates; the digest is canonical.
 
-    directories: tuple[DirectoryNode, ...] = ()
-    files: tuple[FileNode, ...] = ()
-    symlinks: tuple[SymlinkNode, ...] = ()
-    size: int = field(init=False, repr=False, compare=False)
+    A plain class, not a frozen dataclass: loading `dataclasses` was a tenth of a short command.
+    Its fields live in the instance dict beside the cached encoding and digest."""
+
+    directories: tuple[DirectoryNode, ...]
+    files: tuple[FileNode, ...]
+    symlinks: tuple[SymlinkNode, ...]
+    size: int
     """2 per entry plus each child directory's size: the reference code's rule."""
 
-    def __post_init__(self) -> None:
-        limits.check_entries(len(self.directories) + len(self.files) + len(self.symlinks))
-        _check_names("directories", self.directories)
-        _check_names("files", self.files)
-        _check_names("symlinks", self.symlinks)
-        if (self.directories and (self.files or self.symlinks)) or (self.files and self.symlinks):
-            entries = self._entries()
+    def __init__(self, directories: tuple[DirectoryNode, ...] = (), files: tuple[FileNode, ...] = (),
+                 symlinks: tuple[SymlinkNode, ...] = ()) -> None:
+        limits.check_entries(len(directories) + len(files) + len(symlinks))
+        _check_names("directories", directories)
+        _check_names("files", files)
+        _check_names("symlinks", symlinks)
+        if (directories and (files or symlinks)) or (files and symlinks):
+            entries = (*directories, *files, *symlinks)
             if len({n.name for n in entries}) != len(entries):
                 raise ValidationError(f"duplicate name {_first_repeated(entries)!r} across entry lists")
-        size = 2 * (len(self.directories) + len(self.files) + len(self.symlinks)) + \
-            sum(d.size for d in self.directories)
+        size = 2 * (len(directories) + len(files) + len(symlinks)) + sum(d.size for d in directories)
         if size > U64_MAX:
             raise ValidationError("directory size overflows u64")
-        object.__setattr__(self, "size", size)
+        _set_dict(self, {"directories": directories, "files": files, "symlinks": symlinks, "size": size})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of an immutable Directory")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of an immutable Directory")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Directory:
+            return NotImplemented
+        return (self.directories, self.files, self.symlinks) == (other.directories, other.files, other.symlinks)
+
+    def __hash__(self) -> int:
+        return hash((self.directories, self.files, self.symlinks))
+
+    def __repr__(self) -> str:
+        return f"Directory(directories={self.directories!r}, files={self.files!r}, symlinks={self.symlinks!r})"
 
     @classmethod
     def of(cls, nodes: Iterable[Node]) -> Directory:
@@ -292,9 +317,6 @@ class Directory:
         entries.sort(key=_name)
         return entries
 
-    def _entries(self) -> tuple[Node, ...]:
-        return (*self.directories, *self.files, *self.symlinks)
-
     def as_node(self, name: bytes = b"") -> DirectoryNode:
         """The DirectoryNode that points at this directory."""
         return DirectoryNode(name, self.digest, self.size)
@@ -307,39 +329,17 @@ _name = attrgetter("name")
 _size = attrgetter("size")
 
 
-def _setters(kind: type, *names: str) -> list[Callable[[object, object], None]]:
-    """Each field's slot setter: what the frozen dataclass's __init__ calls, here without __post_init__."""
-    return [kind.__dict__[name].__set__ for name in names]
-
-
-_dir_name, _dir_digest, _dir_size = _setters(DirectoryNode, "name", "digest", "size")
-_file_name, _file_digest, _file_size, _file_executable = _setters(FileNode, "name", "digest", "size", "executable")
-_link_name, _link_target = _setters(SymlinkNode, "name", "target")
-
-
 def _stored_directory_node(name: bytes, digest: bytes, size: int) -> DirectoryNode:
-    """A node of Directory.decode_stored, its fields set as read (they were checked when put)."""
-    node = _new(DirectoryNode)
-    _dir_name(node, name)
-    _dir_digest(node, _digest(B3Digest, digest))
-    _dir_size(node, size)
-    return node
+    """A node of Directory.decode_stored, its fields as read (they were checked when put)."""
+    return _new_tuple(DirectoryNode, (name, _digest(B3Digest, digest), size))
 
 
 def _stored_file_node(name: bytes, digest: bytes, size: int, executable: bool) -> FileNode:
-    node = _new(FileNode)
-    _file_name(node, name)
-    _file_digest(node, _digest(B3Digest, digest))
-    _file_size(node, size)
-    _file_executable(node, executable)
-    return node
+    return _new_tuple(FileNode, (name, _digest(B3Digest, digest), size, executable))
 
 
 def _stored_symlink_node(name: bytes, target: bytes) -> SymlinkNode:
-    node = _new(SymlinkNode)
-    _link_name(node, name)
-    _link_target(node, target)
-    return node
+    return _new_tuple(SymlinkNode, (name, target))
 
 
 def _check_names(kind: str, entries: tuple[Node, ...]) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from enum import Enum, IntEnum
 from typing import Iterable
 
 from castore.errors import ValidationError
+from castore.value import Value
 from store.nixhash import HashAlgo, NixHash
 from store.storepath import StorePath, make_fixed_output_path, make_text_path
 
@@ -47,14 +48,15 @@ _BY_PROTO = {
 _TO_PROTO = {v: k for k, v in _BY_PROTO.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class ContentAddress:
+class ContentAddress(Value, namedtuple("ContentAddress", "method hash")):
+    __slots__ = ()
     method: CAMethod
     hash: NixHash
 
-    def __post_init__(self) -> None:
-        if self.method is CAMethod.TEXT and self.hash.algo is not HashAlgo.SHA256:
-            raise ValidationError(f"text content addresses are sha256, not {self.hash.algo.value}")
+    def __new__(cls, method: CAMethod, hash: NixHash) -> ContentAddress:
+        if method is CAMethod.TEXT and hash.algo is not HashAlgo.SHA256:
+            raise ValidationError(f"text content addresses are sha256, not {hash.algo.value}")
+        return tuple.__new__(cls, (method, hash))
 
     @classmethod
     def parse(cls, text: str) -> ContentAddress:

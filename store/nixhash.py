@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from castore.errors import ValidationError
+from castore.value import Value
 from store import nixbase32
 
 if TYPE_CHECKING:
@@ -46,15 +47,15 @@ class HashAlgo(Enum):
 _SIZES = {"md5": 16, "sha1": 20, "sha256": 32, "sha512": 64}
 
 
-@dataclass(frozen=True, slots=True)
-class NixHash:
+class NixHash(Value, namedtuple("NixHash", "algo digest")):
+    __slots__ = ()
     algo: HashAlgo
     digest: bytes
 
-    def __post_init__(self) -> None:
-        if len(self.digest) != self.algo.size:
-            raise ValidationError(
-                f"{self.algo.value} digest must be {self.algo.size} bytes, got {len(self.digest)}")
+    def __new__(cls, algo: HashAlgo, digest: bytes) -> NixHash:
+        if len(digest) != algo.size:
+            raise ValidationError(f"{algo.value} digest must be {algo.size} bytes, got {len(digest)}")
+        return tuple.__new__(cls, (algo, digest))
 
     @classmethod
     def parse(cls, text: str) -> NixHash:

@@ -6,10 +6,11 @@ compute that digest the way C++ Nix does for every content-addressed kind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from typing import Iterable
 
 from castore.errors import ValidationError
+from castore.value import Value
 from store import nixbase32
 from store.nixhash import HashAlgo, NixHash
 
@@ -21,20 +22,21 @@ _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 """What a name may hold (checked by set, not by a pattern compiled at import: every command parses paths)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StorePath:
+class StorePath(Value, namedtuple("StorePath", "digest name")):
     """A 20-byte digest and a name, checked at construction; orders like Nix, by basename."""
 
+    __slots__ = ()
     digest: bytes
     name: str
 
-    def __post_init__(self) -> None:
-        if len(self.digest) != DIGEST_SIZE:
-            raise ValidationError(f"store path digest must be {DIGEST_SIZE} bytes, got {len(self.digest)}")
-        if not 1 <= len(self.name) <= MAX_NAME_LENGTH or not _NAME_CHARS.issuperset(self.name):
+    def __new__(cls, digest: bytes, name: str) -> StorePath:
+        if len(digest) != DIGEST_SIZE:
+            raise ValidationError(f"store path digest must be {DIGEST_SIZE} bytes, got {len(digest)}")
+        if not 1 <= len(name) <= MAX_NAME_LENGTH or not _NAME_CHARS.issuperset(name):
             raise ValidationError(
-                f"invalid store path name {self.name[:80]!r}: "
+                f"invalid store path name {name[:80]!r}: "
                 f"1..{MAX_NAME_LENGTH} characters of [A-Za-z0-9+-._?=]")
+        return tuple.__new__(cls, (digest, name))
 
     @classmethod
     def from_basename(cls, basename: str) -> StorePath:

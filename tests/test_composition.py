@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 import threading
@@ -252,7 +251,7 @@ def test_signing_adds_a_valid_signature_per_key_and_keeps_stored_ones():
     inner = MemoryPathInfoService(castore)
     first, second = SecretKey.generate("first-1"), SecretKey.generate("second-1")
     refs = (StorePath(b"\x09" * 20, "z-dep"), StorePath(b"\x01" * 20, "a-dep"))
-    stored = dataclasses.replace(info_for("signed", 3), references=refs, signatures=(first.sign(b"old"),))
+    stored = info_for("signed", 3)._replace(references=refs, signatures=(first.sign(b"old"),))
     inner.put(stored)
     signing = SigningPathInfoService(inner, (second,))
     served = signing.get(stored.store_path.digest)

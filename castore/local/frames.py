@@ -14,7 +14,6 @@ import struct
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Callable, NamedTuple, TypeVar
 
 import blake3
@@ -25,8 +24,7 @@ from castore.errors import BackendError, CorruptionError
 from castore.local.packs import Packs, describe
 
 
-@dataclass(frozen=True, slots=True)
-class FrameClass:
+class FrameClass(NamedTuple):
     """How one kind of chunk is framed: zstd level and the frame's uncompressed bound.
 
     `delta_below`: a chunk of this class is kept as a delta (see deltas.py) only when the
@@ -117,8 +115,7 @@ class ChunkRecord(NamedTuple):
         return cls(location, length, base)
 
 
-@dataclass(frozen=True, slots=True)
-class _Queued:
+class _Queued(NamedTuple):
     digest: bytes
     stored: bytes
     length: int

@@ -5,7 +5,6 @@ The tables are this layer's own: castore stores them without knowing what they m
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import struct
 from typing import TYPE_CHECKING, Iterator
@@ -167,4 +166,4 @@ def _with_extras(info: PathInfo, raw: bytes | None) -> PathInfo:
         return info
     from store.narinfo import NarinfoExtras  # most paths have none: a dump need not load narinfo
 
-    return dataclasses.replace(info, extras=NarinfoExtras.decode(raw))
+    return info._replace(extras=NarinfoExtras.decode(raw))

@@ -8,14 +8,14 @@ castore.wire); it is imported when a message is built or a record in another for
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from collections import namedtuple
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from castore import wire
 from castore.errors import ValidationError
 from castore.nodes import Node, decode_canonical_node, node_from_proto, node_to_proto, parse_message, rename
+from castore.value import Value
 from store.contentaddress import ContentAddress
 from store.nixhash import HashAlgo, NixHash
 from store.storepath import StorePath
@@ -28,28 +28,36 @@ if TYPE_CHECKING:
 DRV_SUFFIX = ".drv"
 
 
-@dataclass(frozen=True)
-class PathInfo:
+class PathInfo(Value, namedtuple("PathInfo", "store_path node nar_size nar_sha256 references signatures deriver ca "
+                                              "extras")):
+    """A store path's root node (named for the path) and its Nix metadata; `_replace` checks anew."""
+
+    __slots__ = ()
     store_path: StorePath
     node: Node
     nar_size: int
     nar_sha256: bytes
-    references: tuple[StorePath, ...] = ()
-    signatures: tuple[Signature, ...] = ()
-    deriver: StorePath | None = None
-    ca: ContentAddress | None = field(default=None)
-    extras: NarinfoExtras | None = None
+    references: tuple[StorePath, ...]
+    signatures: tuple[Signature, ...]
+    deriver: StorePath | None
+    ca: ContentAddress | None
+    extras: NarinfoExtras | None
     """Narinfo lines the protobuf form has no place for: kept by stores with narinfo records,
     dropped by encode() and so by gRPC."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "node", rename(self.node, self.store_path.basename.encode()))
-        if len(self.nar_sha256) != 32:
-            raise ValidationError(f"nar_sha256 must be 32 bytes, got {len(self.nar_sha256)}")
-        if self.nar_size <= 0:
+    def __new__(cls, store_path: StorePath, node: Node, nar_size: int, nar_sha256: bytes,
+                references: tuple[StorePath, ...] = (), signatures: tuple[Signature, ...] = (),
+                deriver: StorePath | None = None, ca: ContentAddress | None = None,
+                extras: NarinfoExtras | None = None) -> PathInfo:
+        node = rename(node, store_path.basename.encode())
+        if len(nar_sha256) != 32:
+            raise ValidationError(f"nar_sha256 must be 32 bytes, got {len(nar_sha256)}")
+        if nar_size <= 0:
             raise ValidationError("nar_size must be positive")
-        if self.deriver is not None and not self.deriver.name.endswith(DRV_SUFFIX):
-            raise ValidationError(f"deriver {self.deriver.basename} is not a .drv")
+        if deriver is not None and not deriver.name.endswith(DRV_SUFFIX):
+            raise ValidationError(f"deriver {deriver.basename} is not a .drv")
+        return tuple.__new__(cls, (store_path, node, nar_size, nar_sha256, references, signatures, deriver, ca,
+                                   extras))
 
     @property
     def nar_hash(self) -> NixHash:
@@ -64,7 +72,7 @@ class PathInfo:
     def with_signatures(self, signatures: tuple[Signature, ...]) -> PathInfo:
         """The same info with these signatures added (each once, order kept)."""
         merged = tuple(dict.fromkeys(self.signatures + tuple(signatures)))
-        return dataclasses.replace(self, signatures=merged)
+        return self._replace(signatures=merged)
 
     def to_proto(self) -> pb.PathInfo:
         pb = _pb()

@@ -7,7 +7,6 @@ messages is tested in tests/store/test_pathinfo.py.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -87,9 +86,9 @@ def test_every_field_round_trips(pathinfo: PathInfoService, variant: str) -> Non
 
 def test_narinfo_extras_come_back_where_the_backend_keeps_them(pathinfo: PathInfoService, backend: Backend) -> None:
     extras = NarinfoExtras("x86_64-linux", (UnknownField("URL", "X-Thing", "value"),))
-    info = dataclasses.replace(sample(), extras=extras)
+    info = sample()._replace(extras=extras)
     pathinfo.put(info)
-    expected = info if backend.keeps_narinfo_extras else dataclasses.replace(info, extras=None)
+    expected = info if backend.keeps_narinfo_extras else info._replace(extras=None)
     assert pathinfo.get(PATH.digest) == expected
     assert list(pathinfo.list()) == [expected]
     assert pathinfo.get_by_nar_sha256(SHA) == expected
@@ -150,5 +149,5 @@ def test_calculate_nar_of_a_tree_equals_nix_store_dump(store: Store, tmp_path: P
     node, _ = import_path(store.castore, zoo)
     nar = nix("nix-store", "--dump", str(zoo))
     assert store.pathinfo.calculate_nar(node) == (len(nar), hashlib.sha256(nar).digest())
-    named = dataclasses.replace(node, name=b"any-name")  # the name of the root is ignored
+    named = node._replace(name=b"any-name")  # the name of the root is ignored
     assert store.pathinfo.calculate_nar(named) == (len(nar), hashlib.sha256(nar).digest())

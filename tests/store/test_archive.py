@@ -231,7 +231,7 @@ def test_narinfo_extras_survive_a_reopened_local_store(tmp_path):
                             f"{'0' * 52}\nNarSize: 8\n{EXTRA_LINES}")
     extras = NarinfoExtras.of(narinfo)
     info = PathInfo(narinfo.store_path, FileNode(b"", B3Digest.of(b"x"), 1), 8, bytes(32), extras=extras)
-    plain = dataclasses.replace(info, store_path=StorePath(bytes(20), "y"), extras=None)
+    plain = info._replace(store_path=StorePath(bytes(20), "y"), extras=None)
     with open_store(f"local://{tmp_path}/store") as store:
         store.pathinfo.put(info)
         store.pathinfo.put(plain)

@@ -4,7 +4,6 @@ nothing; honest writers (import, copy) still get through."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -72,7 +71,7 @@ def refused(target: str, info: PathInfo, reason: str) -> None:
 
 def test_a_zeroed_nar_hash_cannot_replace_a_paths_nar_hash(daemon, victim: PathInfo) -> None:
     backend, _, target = daemon
-    refused(target, dataclasses.replace(victim, nar_sha256=bytes(32)), "a valid path does not change")
+    refused(target, victim._replace(nar_sha256=bytes(32)), "a valid path does not change")
     assert backend.pathinfo.get(victim.store_path.digest) == victim
     assert backend.pathinfo.get_by_nar_sha256(victim.nar_sha256) == victim
 
@@ -80,7 +79,7 @@ def test_a_zeroed_nar_hash_cannot_replace_a_paths_nar_hash(daemon, victim: PathI
 def test_a_path_cannot_be_replaced_by_other_genuine_contents(daemon, victim: PathInfo, tmp_path: Path) -> None:
     backend, client, target = daemon
     other = api.import_path(client, tree(tmp_path / "other", b"other bytes\n"))
-    swapped = dataclasses.replace(other, store_path=victim.store_path)  # consistent, but not the path's NAR
+    swapped = other._replace(store_path=victim.store_path)  # consistent, but not the path's NAR
     refused(target, swapped, "a valid path does not change")
     assert backend.pathinfo.get(victim.store_path.digest) == victim
 
@@ -109,7 +108,7 @@ def test_the_nar_hash_index_cannot_be_hijacked(daemon, victim: PathInfo, tmp_pat
     would then render the attacker's tree."""
     backend, client, target = daemon
     own = api.import_path(client, tree(tmp_path / "own", b"the attacker's bytes\n"))
-    hijack = dataclasses.replace(own, store_path=ATTACKER, nar_sha256=victim.nar_sha256, nar_size=victim.nar_size)
+    hijack = own._replace(store_path=ATTACKER, nar_sha256=victim.nar_sha256, nar_size=victim.nar_size)
     refused(target, hijack, "NarHash and NarSize must be those of its node's NAR")
     assert backend.pathinfo.get(ATTACKER.digest) is None
     assert backend.pathinfo.get_by_nar_sha256(victim.nar_sha256) == victim
@@ -117,15 +116,15 @@ def test_the_nar_hash_index_cannot_be_hijacked(daemon, victim: PathInfo, tmp_pat
 
 def test_calculate_nar_refuses_a_false_root_size_and_caches_nothing_for_it(daemon, victim: PathInfo) -> None:
     backend, _, target = daemon
-    lying = dataclasses.replace(victim.node, name=b"", size=victim.node.size + 1000)
+    lying = victim.node._replace(name=b"", size=victim.node.size + 1000)
     with grpc.insecure_channel(target) as channel:
         calculate = rpc_pathinfo_pb2_grpc.PathInfoServiceStub(channel).CalculateNAR
         with pytest.raises(grpc.RpcError) as e:
             calculate(node_to_proto(lying))
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "size" in e.value.details()
-        truthful = calculate(node_to_proto(dataclasses.replace(victim.node, name=b"")))
+        truthful = calculate(node_to_proto(victim.node._replace(name=b"")))
     assert (truthful.nar_size, truthful.nar_sha256) == (victim.nar_size, victim.nar_sha256)
-    refused(target, dataclasses.replace(victim, store_path=ATTACKER, node=lying), "size")
+    refused(target, victim._replace(store_path=ATTACKER, node=lying), "size")
 
 
 def test_a_file_root_with_a_false_size_is_refused(daemon, tmp_path: Path) -> None:
@@ -143,7 +142,7 @@ def test_a_second_put_of_the_same_nar_adds_only_signatures(daemon, victim: PathI
     backend, client, _ = daemon
     key = SecretKey.generate("later-1")
     signed = victim.with_signatures((key.sign(victim.fingerprint()),))
-    other_refs = dataclasses.replace(signed, references=(victim.store_path,))  # a claim it cannot change
+    other_refs = signed._replace(references=(victim.store_path,))  # a claim it cannot change
     assert client.pathinfo.put(other_refs) == signed
     assert backend.pathinfo.get(victim.store_path.digest) == signed
 
@@ -169,7 +168,7 @@ def test_two_first_puts_of_one_path_with_different_nars_admit_only_one(tmp_path:
         a = api.import_path(backend, tree(tmp_path / "a", b"first\n"))
         b = api.import_path(backend, tree(tmp_path / "b", b"second\n"))
         path = StorePath.from_basename("00bgd045z0d4icpbc2yyz4gx48ak44la-raced")
-        versions = [dataclasses.replace(info, store_path=path) for info in (a, b)]
+        versions = [info._replace(store_path=path) for info in (a, b)]
         inner_put = backend.pathinfo.put
         both_checked = threading.Barrier(2)
 

@@ -3,7 +3,6 @@ reads and writes that race a GC still find their data."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import zlib
 from pathlib import Path
@@ -188,8 +187,7 @@ def test_delete_refuses_a_path_a_root_keeps_unless_forced(store: Store, tmp_path
 def test_delete_refuses_a_path_another_path_refers_to_unless_forced(store: Store, tmp_path: Path) -> None:
     """As Nix refuses to delete a path that is still alive: closures in the store stay whole."""
     dep = api.import_path(store, tree(tmp_path / "dep", "d", files=1))
-    user = dataclasses.replace(api.import_path(store, tree(tmp_path / "user", "u", files=1)),
-                               references=(dep.store_path,))
+    user = api.import_path(store, tree(tmp_path / "user", "u", files=1))._replace(references=(dep.store_path,))
     store.pathinfo.put(user)
     with pytest.raises(ValidationError, match=f"still referred to by {user.store_path.absolute}"):
         delete_path(store, dep.store_path)

@@ -189,7 +189,7 @@ def test_a_content_address_that_does_not_give_its_path_is_refused(ca_cache, ngin
     path = paths["fixed:r:sha256"]
     file = spoiled / f"{Path(path).name[:32]}.narinfo"
     narinfo = NarInfo.parse(file.read_bytes())
-    other = dataclasses.replace(narinfo.ca, hash=dataclasses.replace(narinfo.ca.hash, digest=bytes(32)))
+    other = narinfo.ca._replace(hash=narinfo.ca.hash._replace(digest=bytes(32)))
     file.write_text(dataclasses.replace(narinfo, ca=other).render())
     with service(nginx(spoiled), OTHER_KEY) as store, caplog.at_level(logging.WARNING, "store.pathinfo.nix_http"):
         assert store.pathinfo.get(digest(path)) is None

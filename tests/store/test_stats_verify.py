@@ -3,7 +3,6 @@ and signatures (made by C++ Nix's `nix store sign` in the interop test)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -157,8 +156,8 @@ def test_verify_accepts_unsigned_content_addressed_paths_made_by_nix_when_their_
 
     with api.open_store(local) as store:  # the same contents under a CA that does not give the path
         info = store.pathinfo.get(StorePath.parse(paths[0]).digest)
-        wrong = dataclasses.replace(info.ca, hash=NixHash(HashAlgo.SHA256, bytes(32)))
-        store.pathinfo.put(dataclasses.replace(info, ca=wrong))
+        wrong = info.ca._replace(hash=NixHash(HashAlgo.SHA256, bytes(32)))
+        store.pathinfo.put(info._replace(ca=wrong))
     code, out, err = cairn("verify", paths[0], "--trusted-public-keys", key, store=local, ok=False)
     assert code == 1 and out.startswith(f"{paths[0]}: no valid signature by a trusted key (nobody-1)")
     assert "does not certify it" in out
