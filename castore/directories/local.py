@@ -17,12 +17,10 @@ system cannot be marked: it is read as those versions read it (a warning says so
 
 from __future__ import annotations
 
-import logging
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from castore import wire
 from castore.digest import B3Digest
-from castore.directories.closure import ClosureValidator
 from castore.directories.service import DirectoryService
 from castore.errors import CorruptionError, NotFoundError, ValidationError
 from castore.local.engine import CHUNKS, META, EngineUser, LocalEngine
@@ -31,7 +29,6 @@ from castore.nodes import Directory
 from castore.storage.metadata import Table
 from castore.wire import NotCanonical
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DIRECTORY_ROWS = Table("directories", insert_only=True)
@@ -103,6 +100,8 @@ class LocalDirectoryService(EngineUser, DirectoryService):
 
     def put(self, directories: Iterable[Directory]) -> B3Digest:
         """Validate the whole closure, then store it and its rows in one commit (or this thread's open batch)."""
+        from castore.directories.closure import ClosureValidator  # a writer's: not loaded by a read
+
         validator = ClosureValidator()
         for directory in directories:
             validator.add(directory)
@@ -168,8 +167,10 @@ def _mark_existing(engine: LocalEngine) -> bool:
     if metadata.get(META, ROWS_WRITTEN) is not None:
         return True
     if metadata.read_only:
-        log.warning("this store predates directory rows and is read-only: any chunk that decodes as a "
-                    "directory reads as one until it is opened writable once")
+        import logging  # only this warning logs: a dump need not load logging
+
+        logging.getLogger(__name__).warning("this store predates directory rows and is read-only: any chunk that "
+                                            "decodes as a directory reads as one until it is opened writable once")
         return False
     engine.commit()
     rows: dict[bytes, bytes] = {}

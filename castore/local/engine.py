@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, Sequence
 
 import zstandard
@@ -22,6 +21,7 @@ import zstandard
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local import deltas, readahead
+from castore.local.workers import Workers
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, Location, verified
 from castore.local.packs import Packs
@@ -81,7 +81,7 @@ class LocalEngine:
         self.packs = Packs(packs, self.records)
         self._frames = FrameWriter(self.packs, self._chunks_written)
         self._reader = FrameReader(self.packs)
-        self._read_pool: ThreadPoolExecutor | None = None
+        self._read_pool: Workers | None = None
         self._pool_lock = threading.Lock()
         self._release = release
         self._unchecked: dict[bytes, tuple[bytes, FrameClass]] = {}
@@ -291,10 +291,10 @@ class LocalEngine:
                 out.append(self._read_record(digest, record, 0, known))
         return out
 
-    def _readers(self) -> ThreadPoolExecutor:
+    def _readers(self) -> Workers:
         with self._pool_lock:
             if self._read_pool is None:
-                self._read_pool = ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="cairn-read")
+                self._read_pool = Workers(READ_WORKERS, "cairn-read")
             return self._read_pool
 
     def _read_delta(self, digest: bytes, record: ChunkRecord, depth: int,
@@ -340,7 +340,7 @@ class LocalEngine:
         finally:
             self._frames.shutdown()
             if self._read_pool is not None:
-                self._read_pool.shutdown(wait=True)
+                self._read_pool.close()
             self._reader.clear()
             try:
                 self.packs.close()

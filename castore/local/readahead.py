@@ -1,4 +1,4 @@
-"""Items in order, with the work their keys need done ahead by a thread pool.
+"""Items in order, with the work their keys need done ahead by worker threads (workers.py).
 
 A reader that renders many chunks in order (a NAR, a tree walk) wants the next frames
 decompressed while it handles the current one: zstd releases the GIL for the whole of a frame,
@@ -17,15 +17,16 @@ Python code.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 from typing import Callable, Hashable, Iterable, Iterator, TypeVar
+
+from castore.local.workers import Task, Workers
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
 
 def prefetching(items: Iterable[T], keys: Callable[[T], Iterable[K]], prefetch: Callable[[K], object],
-                needed: Callable[[K], bool], pool: concurrent.futures.Executor, ahead: int,
+                needed: Callable[[K], bool], pool: Workers, ahead: int,
                 most: int) -> Iterator[T]:
     """Each item, in order, once `prefetch(key)` was handed to the pool for the keys it needs:
     each key once, when an item needing it first comes into the window and `needed` says it wants
@@ -39,7 +40,7 @@ def prefetching(items: Iterable[T], keys: Callable[[T], Iterable[K]], prefetch: 
     """
     source = iter(items)
     window: collections.deque[tuple[T, int]] = collections.deque()  # each item, and the prefetches it started
-    started: collections.deque[concurrent.futures.Future] = collections.deque()
+    started: collections.deque[Task[K]] = collections.deque()
     seen: set[K] = set()
     ahead_now = 0  # prefetches started by the items in the window
     try:
@@ -65,9 +66,10 @@ def prefetching(items: Iterable[T], keys: Callable[[T], Iterable[K]], prefetch: 
             ahead_now -= count
             yield item
     finally:
-        for future in started:
-            future.cancel()
-        concurrent.futures.wait(started)
+        for task in started:
+            task.cancel()
+        for task in started:
+            task.wait()
 
 
 _END = object()

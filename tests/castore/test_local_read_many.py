@@ -74,6 +74,19 @@ def test_closing_early_leaves_nothing_reading_and_the_store_closes(blobs: BlobSe
     assert reading_threads() == []
 
 
+def test_the_engine_s_close_stops_and_joins_the_threads_that_read_ahead(tmp_path: Path) -> None:
+    blobs = LocalBlobService(open_engine(str(tmp_path)))
+    datas = contents()
+    digests = [put(blobs, d) for d in datas]
+    blobs.close()
+    blobs = LocalBlobService(open_engine(str(tmp_path)))  # no frame cached: the readers are started
+    assert [b"".join(pieces) for pieces in blobs.read_many(digests)] == datas
+    started = reading_threads()
+    assert started
+    blobs.close()
+    assert reading_threads() == [] and not any(t.is_alive() for t in started)
+
+
 def test_a_corrupt_frame_of_a_chunked_blob_raises_when_its_turn_comes(tmp_path: Path) -> None:
     blobs = LocalBlobService(open_engine(str(tmp_path)))
     datas = contents()
