@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from castore.cli_lazy import Group, LazySubcommands
-from castore.progress import byte_progress, human_bytes
 
 
 def add_castore_options(p: argparse.ArgumentParser) -> None:
@@ -63,6 +62,7 @@ def _cat_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from castore import api
+    from castore.progress import byte_progress, human_bytes
 
     with open_from(args) as store, byte_progress("importing") as progress:
         node, stats = api.import_path(store, args.path, progress=progress)

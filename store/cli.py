@@ -12,8 +12,6 @@ import sys
 from castore import cli as castore_cli
 from castore.cli_lazy import Group, LazySubcommands
 from castore.errors import CastoreError
-from castore.logformat import add_log_format_option
-from castore.progress import byte_progress, human_bytes
 
 TYPE_CHECKING = False  # not typing's: importing typing is 2 ms of `cairn --help`; type checkers take it as true
 if TYPE_CHECKING:
@@ -98,6 +96,8 @@ def _daemon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket-mode", type=_octal_mode, metavar="MODE",
                    help="permissions of the grpc+unix socket, in octal (e.g. 660; default: from the umask)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    from castore.logformat import add_log_format_option  # a service's option: not loaded by other commands
+
     add_log_format_option(p)
     p.set_defaults(func=cmd_daemon, serves=True)
 
@@ -189,6 +189,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """All the paths in one batch: one commit, packs put full (on object storage a PUT per pack,
     not per path); each path is printed once that commit made it durable."""
+    from castore.progress import byte_progress, human_bytes
     from store import api
 
     with open_store_from(args) as store:
@@ -271,6 +272,7 @@ def info_json(info) -> dict:
 
 def cmd_copy(args: argparse.Namespace) -> int:
     from castore.errors import ValidationError
+    from castore.progress import byte_progress, human_bytes
     from store import api
 
     if args.all == bool(args.paths):
@@ -292,6 +294,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
 
 
 def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
+    from castore.progress import byte_progress
     from store.copy import closure_of, copy_paths
     from store.url import open_store
 
@@ -305,6 +308,7 @@ def _copy_between(args: argparse.Namespace, paths: list | None) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
+    from castore.progress import byte_progress
     from store import api
     from store.archive import Status, archive
     from store.binary_cache import open_source
@@ -341,6 +345,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from castore.errors import ValidationError
+    from castore.progress import byte_progress, human_bytes
     from store import api
     from store.signing import PublicKey
     from store.verify import Tally, verify_chunks, verify_paths

@@ -7,7 +7,6 @@ a record in `blobs`: its size and chunk list, which stat reports and readers see
 
 from __future__ import annotations
 
-import bisect
 import collections
 import io
 import itertools
@@ -289,6 +288,8 @@ class BlobReader(io.RawIOBase):
 
     def _chunk_at(self, pos: int) -> tuple[bytes, int]:
         """The chunk holding byte `pos` and its start; the last one is kept for small reads."""
+        import bisect  # only a seekable reader needs it: not loaded by `cairn dump`
+
         index = bisect.bisect_right(self._starts, pos) - 1
         if self._current[0] != index:
             self._current = (index, read_listed_chunk(self._engine, self._chunks[index]))

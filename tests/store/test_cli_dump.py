@@ -12,7 +12,8 @@ NOT_FOR_DUMP = ("google.protobuf", "grpc", "aiohttp", "rich", "trio", "pyfuse3",
                 "castore.ingest", "store.nar.ingest", "store.nar.reader", "store.narinfo", "_hashlib",
                 "importlib.metadata", "tomllib", "castore.local.sweep", "castore.local.marking", "store.gc.engine",
                 "store.signing", "nacl", "urllib.parse", "ipaddress", "pathlib", "importlib.util", "dataclasses",
-                "inspect", "concurrent.futures", "logging", "queue", "castore.directories.closure")
+                "inspect", "concurrent.futures", "logging", "queue", "castore.directories.closure", "castore.progress",
+                "castore.logformat", "bisect")
 """Protobuf (stored records are read by castore.wire), the servers, the mount, the progress bar,
 the writing side, OpenSSL (a NAR is read back, not hashed), the command plug-ins (entry points
 are scanned only for commands store does not have), the config parser, garbage collection, keys
@@ -20,7 +21,8 @@ and signatures (the path read has none), urllib.parse (with ipaddress) and pathl
 local:// URL, a lazy loader for store.api (the command imports it), dataclasses (with inspect,
 ast, dis and tokenize: ~7 ms; the values a dump reads are named tuples and plain classes), the
 thread pool of writers (it loads logging: the read-ahead has its own few threads), logging (only
-warnings off the read path log), and the validation of uploaded closures."""
+warnings off the read path log), the validation of uploaded closures, progress bars, the
+services' --log-format, and bisect (a seekable blob reader's and a range render's)."""
 
 PROGRAM = """
 import sys
