@@ -10,7 +10,7 @@ import os
 import sys
 
 from castore import cli as castore_cli
-from castore.cli_lazy import Group, LazySubcommands
+from castore.cli_lazy import Group, LazySubcommands, Parser
 from castore.errors import CastoreError
 
 TYPE_CHECKING = False  # not typing's: importing typing is 2 ms of `cairn --help`; type checkers take it as true
@@ -54,7 +54,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The top-level parser: every command by name and help line; a command's own arguments are
     added when it is parsed (castore.cli_lazy), the layers above store's loaded only when `argv`
     (default: sys.argv) may name one of their commands."""
-    parser = argparse.ArgumentParser(prog="cairn", description="A content-addressed store for the Nix world.")
+    parser = Parser(prog="cairn", description="A content-addressed store for the Nix world.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (daemon, mounts, nar-bridge)")
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(action=LazySubcommands, dest="command", required=True, metavar="COMMAND")

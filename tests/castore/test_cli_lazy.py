@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from castore.cli_lazy import LazySubcommands
+from castore.cli_lazy import LazySubcommands, Parser
 
 
 def parser_with(built: list[str]) -> tuple[argparse.ArgumentParser, LazySubcommands]:
@@ -94,3 +94,28 @@ def test_a_name_registered_twice_is_refused():
     _, sub = parser_with([])
     with pytest.raises(ValueError, match="conflicting subcommand: one"):
         sub.add_command("one", "again")
+
+
+def wordy(cls: type[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """A parser whose help wraps at any width: long descriptions, options and a command's."""
+    text = "words that wrap wherever the terminal ends " * 4
+    parser = cls(prog="prog", description=text)
+    parser.add_argument("--option-with-a-long-name", metavar="VALUE", help=text)
+    sub = parser.add_subparsers(action=LazySubcommands, dest="command", required=True, metavar="COMMAND")
+    sub.add_command("cmd", text, lambda p: p.add_argument("--flag", help=text))
+    return parser
+
+
+@pytest.mark.parametrize("columns", [None, "50", "130", "junk"])
+def test_a_parser_s_help_is_argparse_s_to_the_letter_at_any_terminal_width(monkeypatch, columns):
+    """Parser measures the terminal as shutil does, without importing it (see cli_lazy)."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours, stock = wordy(Parser), wordy(argparse.ArgumentParser)
+    assert ours.format_help() == stock.format_help()
+    ours_cmd, stock_cmd = (next(a for a in p._actions if isinstance(a, LazySubcommands)).choices["cmd"]
+                           for p in (ours, stock))
+    assert isinstance(ours_cmd, Parser)
+    assert ours_cmd.format_help() == stock_cmd.format_help()

@@ -13,7 +13,7 @@ NOT_FOR_DUMP = ("google.protobuf", "grpc", "aiohttp", "rich", "trio", "pyfuse3",
                 "importlib.metadata", "tomllib", "castore.local.sweep", "castore.local.marking", "store.gc.engine",
                 "store.signing", "nacl", "urllib.parse", "ipaddress", "pathlib", "importlib.util", "dataclasses",
                 "inspect", "concurrent.futures", "logging", "queue", "castore.directories.closure", "castore.progress",
-                "castore.logformat", "bisect")
+                "castore.logformat", "bisect", "shutil")
 """Protobuf (stored records are read by castore.wire), the servers, the mount, the progress bar,
 the writing side, OpenSSL (a NAR is read back, not hashed), the command plug-ins (entry points
 are scanned only for commands store does not have), the config parser, garbage collection, keys
@@ -22,7 +22,8 @@ local:// URL, a lazy loader for store.api (the command imports it), dataclasses 
 ast, dis and tokenize: ~7 ms; the values a dump reads are named tuples and plain classes), the
 thread pool of writers (it loads logging: the read-ahead has its own few threads), logging (only
 warnings off the read path log), the validation of uploaded closures, progress bars, the
-services' --log-format, and bisect (a seekable blob reader's and a range render's)."""
+services' --log-format, bisect (a seekable blob reader's and a range render's), and shutil
+(argparse measures the terminal with it: castore.cli_lazy.Parser does without)."""
 
 PROGRAM = """
 import sys
