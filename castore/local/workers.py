@@ -1,10 +1,11 @@
 """A few daemon threads that run one-argument calls handed to them: the read path's read-ahead.
 
 Not concurrent.futures.ThreadPoolExecutor: importing concurrent.futures loads logging (with
-string, traceback, weakref...), about 6 ms of `python -X importtime` for a `cairn dump` whose
-imports take about 40 ms, while the read-ahead needs only a queue (the C `_queue.SimpleQueue`),
-threads, and per call: done, cancel, wait. Errors are not kept: a prefetch's failure is met again
-by whoever reads what it would have filled.
+string, traceback, weakref...), 4.7 ms of wall time measured (`python -c "import argparse, typing,
+threading"` with and without it) for a `cairn dump` whose imports take about 40 ms, while the
+read-ahead needs only a queue (the C `_queue.SimpleQueue`), threads, and per call: done, cancel,
+wait. Errors are not kept: a prefetch's failure is met again by whoever reads what it would have
+filled.
 """
 
 from __future__ import annotations
