@@ -21,11 +21,11 @@ import zstandard
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local import deltas, readahead
-from castore.local.workers import Workers
 from castore.local.chunker import DEFAULT_PARAMS, ChunkingParams
 from castore.local.frames import SMALL, ChunkRecord, FrameClass, FrameReader, FrameWriter, Location, verified
 from castore.local.packs import Packs
 from castore.local.records import Records
+from castore.local.workers import Workers
 from castore.storage.metadata import MetadataStore, Table
 from castore.storage.packs import PackStore
 
