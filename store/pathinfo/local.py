@@ -9,6 +9,7 @@ import itertools
 import struct
 from typing import TYPE_CHECKING, Iterator
 
+from castore.errors import BackendError
 from castore.local.engine import EngineUser, LocalEngine
 from castore.nodes import DirectoryNode, Node, encode_node, rename
 from castore.storage.metadata import MetadataStore, Table
@@ -121,7 +122,10 @@ class LocalPathInfoService(EngineUser, PathInfoService):
             return skeleton
         skeleton = super().nar_skeleton(directories, node)
         if len(skeleton.digests) <= MAX_FILES and not self.engine.metadata.read_only:
-            self.engine.records.put(NARSKELETON, [(key, skeleton.encode())])
+            try:
+                self.engine.records.put(NARSKELETON, [(key, skeleton.encode())])
+            except BackendError:
+                pass  # a full disk must not fail a read: the next render tries again
         return skeleton
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:

@@ -97,6 +97,23 @@ def test_a_damaged_record_is_made_again_and_replaced(zoo: Path, tmp_path: Path):
         assert _record(store, info) == good
 
 
+def test_a_record_that_cannot_be_written_does_not_fail_the_dump(zoo: Path, tmp_path: Path, monkeypatch):
+    """A full disk fails writes, not reads: the dump goes on without keeping its skeleton."""
+    from castore.errors import BackendError
+
+    with open_store(f"local://{tmp_path}/store") as store:
+        info = api.import_path(store, zoo)
+        expected = b"".join(render_layout(store.castore.blobs, lay_out(store.castore.directories, info.node)))
+
+        def full(*_):
+            raise BackendError("No space left on device")
+
+        monkeypatch.setattr(engine_of(store).records, "put", full)
+        assert b"".join(api.dump(store, info.store_path)) == expected
+        monkeypatch.undo()
+        assert _record(store, info) is None
+
+
 def test_a_root_wider_than_max_files_is_laid_out_each_time(zoo: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(skeleton_module, "MAX_FILES", 2)
     with open_store(f"local://{tmp_path}/store") as store:
