@@ -159,7 +159,7 @@ class LocalEngine:
         """(base digest, payload) when a delta pays, by the bases `similar` holds for the chunk's
         sketch features `keys`. A chunk with no base close enough is indexed by its features (in
         `similar` too, for the chunks after it), so it can be a base itself."""
-        votes = Counter(base for key in keys if (base := similar.get(key)) is not None)
+        votes = Counter(base for key in keys if (base := similar.get(key)) is not None and base != digest)
         best = votes.most_common(1)
         if best and best[0][1] >= kind.delta_votes:
             return self._delta_against(best[0][0], data, kind)
@@ -168,6 +168,13 @@ class LocalEngine:
         return None
 
     def _delta_against(self, base_digest: bytes, data: bytes, kind: FrameClass) -> tuple[bytes, bytes] | None:
+        """A delta against a plain chunk only. The index names chunks that were plain when noted,
+        but GC may sweep one and a writer store it again as a delta: a delta against that could
+        close a cycle, as a chunk swept and written again would be against itself (its index
+        entries and its tombstone outlive its record: hence the check in _delta too)."""
+        record = None if self._pending(base_digest) is not None else self.chunk_record(base_digest)
+        if record is not None and record.base is not None:
+            return None
         try:
             base = self.read_chunk(base_digest)
         except CorruptionError:

@@ -61,6 +61,21 @@ def test_a_near_copy_of_a_stored_chunk_is_a_delta_and_reads_back_verified(tmp_pa
     reopened.close()
 
 
+def test_a_chunk_the_index_names_is_no_base_once_it_is_a_delta_itself(tmp_path: Path) -> None:
+    """The similarity index names chunks that were plain when noted; one written again since (GC
+    swept it) may be a delta now, and a delta against it could close a cycle: it is not taken."""
+    engine = open_engine(str(tmp_path / "s"))
+    base = binary_like(64 * 1024, seed=1)
+    near, nearer = patched(base, 4096, seed=2), patched(base, 4096, seed=5)
+    for data in (base, near):
+        engine.add_chunk(B3Digest.of(data), data, SMALL)
+        engine.commit()
+    assert stored_delta(engine, B3Digest.of(near))
+    assert engine._delta_against(B3Digest.of(near), nearer, SMALL) is None  # a delta: refused as a base
+    assert engine._delta_against(B3Digest.of(base), nearer, SMALL) is not None  # a plain chunk: taken
+    engine.close()
+
+
 def test_unrelated_and_tiny_chunks_are_stored_plain(tmp_path: Path) -> None:
     engine = open_engine(str(tmp_path / "s"))
     chunks = [binary_like(64 * 1024, seed=s) for s in (3, 4)] + [b"x" * 100, b"x" * 99 + b"y"]

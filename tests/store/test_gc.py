@@ -281,6 +281,29 @@ def test_an_interrupted_deletion_is_finished_by_the_next_gc(store: Store, tmp_pa
     assert list(engine.metadata.items(RETIRED)) == []
 
 
+def test_a_swept_chunk_written_again_is_never_a_delta_against_itself(store: Store, tmp_path: Path) -> None:
+    """A writer stores again a chunk GC swept (its lookup skips tombstones), while the similarity
+    index still names that chunk and its tombstone still reads: it must not become a delta whose
+    base is itself, which no read can resolve (seen in test_gc_interop as "a delta more than 8
+    deep" after GC raced an import that re-used swept chunks)."""
+    data = binary_like(12 * 1024, seed=31)
+    for name in ("old", "again"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_bytes(data)
+    api.import_path(store, tmp_path / "old")
+    engine = engine_of(store)
+    digest = B3Digest.of(data)
+    raw = engine.metadata.get(CHUNKS, digest)
+    assert ChunkRecord.decode(raw).base is None
+    dead = tombstones.tombstones(CHUNKS)
+    engine.metadata.commit({dead: {digest: tombstones.encode(1, raw)}}, {CHUNKS: [digest]})  # as GC sweeps
+    again = api.import_path(store, tmp_path / "again")
+    assert ChunkRecord.decode(engine.metadata.get(CHUNKS, digest)).base != digest
+    engine._reader.clear()
+    assert store.castore.blobs.read_all(digest) == data
+    assert dumps(store, again)
+
+
 def test_a_tombstoned_delta_kept_again_brings_back_its_tombstoned_base(store: Store, tmp_path: Path) -> None:
     base = binary_like(12 * 1024, seed=21)
     near = patched(base, 4096, seed=22)
