@@ -171,7 +171,11 @@ class LocalEngine:
         """A delta against a plain chunk only. The index names chunks that were plain when noted,
         but GC may sweep one and a writer store it again as a delta: a delta against that could
         close a cycle, as a chunk swept and written again would be against itself (its index
-        entries and its tombstone outlive its record: hence the check in _delta too)."""
+        entries and its tombstone outlive its record: hence the check in _delta too). Each new
+        delta then points at a chunk that points nowhere, which closes no cycle. (A chunk still
+        waiting for its lookup may become a delta later; it too will point only at a plain one.)"""
+        if self._frames.pending_base(base_digest) is not None:
+            return None  # pending as a delta itself
         record = None if self._pending(base_digest) is not None else self.chunk_record(base_digest)
         if record is not None and record.base is not None:
             return None

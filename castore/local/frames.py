@@ -143,6 +143,7 @@ class FrameWriter:
         self._open: dict[FrameClass, list[_Queued]] = {kind: [] for kind in (SMALL, LARGE, DIRECTORIES, DELTA)}
         self._open_size = dict.fromkeys(self._open, 0)
         self._pending: dict[bytes, bytes] = {}
+        self._pending_bases: dict[bytes, bytes] = {}  # the pending chunks that are deltas: their bases
         self._inflight: set[int] = set()
         self._next_seq = 0
         self._failure: BaseException | None = None
@@ -161,6 +162,8 @@ class FrameWriter:
             if digest in self._pending:
                 return
             self._pending[digest] = data
+            if base is not None:
+                self._pending_bases[digest] = base
             self._open[kind].append(_Queued(digest, stored, len(data), base))
             self._open_size[kind] += len(stored)
             sealed = [self._seal(kind)] if self._open_size[kind] >= kind.bound else []
@@ -170,6 +173,10 @@ class FrameWriter:
     def pending(self, digest: bytes) -> bytes | None:
         """A chunk's data while its location is not yet recorded."""
         return self._pending.get(digest)  # one dict lookup is atomic: no lock on the read path
+
+    def pending_base(self, digest: bytes) -> bytes | None:
+        """The base of a chunk pending as a delta; None for one pending plain, or not pending."""
+        return self._pending_bases.get(digest)
 
     def flush(self) -> None:
         """Write the open frame and wait until every frame sealed so far has its locations recorded."""
@@ -243,6 +250,7 @@ class FrameWriter:
         with self._cond:
             for c in chunks:
                 self._pending.pop(c.digest, None)
+                self._pending_bases.pop(c.digest, None)
             self._inflight.discard(seq)
             if failure is not None and self._failure is None:
                 self._failure = failure

@@ -76,6 +76,22 @@ def test_a_chunk_the_index_names_is_no_base_once_it_is_a_delta_itself(tmp_path: 
     engine.close()
 
 
+def test_a_chunk_pending_as_a_delta_is_no_base_either(tmp_path: Path) -> None:
+    engine = open_engine(str(tmp_path / "s"))
+    base = binary_like(64 * 1024, seed=1)
+    near, nearer = patched(base, 4096, seed=2), patched(base, 4096, seed=5)
+    with engine.batch():  # nothing committed: both are pending when the third is weighed
+        engine.add_chunk(B3Digest.of(base), base, SMALL)
+        engine._check_unchecked()
+        engine.add_chunk(B3Digest.of(near), near, SMALL)
+        engine._check_unchecked()
+        assert engine._frames.pending_base(B3Digest.of(near)) == B3Digest.of(base)
+        assert engine._delta_against(B3Digest.of(near), nearer, SMALL) is None
+        assert engine._delta_against(B3Digest.of(base), nearer, SMALL) is not None
+    assert stored_delta(engine, B3Digest.of(near)) and engine.read_chunk(B3Digest.of(near)) == near
+    engine.close()
+
+
 def test_unrelated_and_tiny_chunks_are_stored_plain(tmp_path: Path) -> None:
     engine = open_engine(str(tmp_path / "s"))
     chunks = [binary_like(64 * 1024, seed=s) for s in (3, 4)] + [b"x" * 100, b"x" * 99 + b"y"]
