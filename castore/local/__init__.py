@@ -6,7 +6,7 @@ MetadataStore and a PackStore (castore/storage/).
     packs.py     the open pack in memory, sealing it into the PackStore, pack numbers -> names
     frames.py    frames of neighbouring chunks, and reading chunks out of them
     chunker.py   FastCDC; deltas.py: similar chunks as zstd deltas; readahead.py: ordered reads
-    workers.py   the few threads the read-ahead hands frames to (lighter than concurrent.futures)
+    workers.py   the few threads that decompress frames ahead and compress new ones (lighter than concurrent.futures)
     registry.py  one engine per store directory and process: LMDB in meta/, packs in packs/
 
 Chunks are file contents and directory encodings alike: both are addressed by the

@@ -13,7 +13,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable, NamedTuple, TypeVar
+from typing import Callable, NamedTuple, TypeVar
 
 import blake3
 import zstandard
@@ -21,9 +21,7 @@ import zstandard
 from castore.digest import B3Digest
 from castore.errors import BackendError, CorruptionError
 from castore.local.packs import Packs, describe
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+from castore.local.workers import Workers
 
 
 class FrameClass(NamedTuple):
@@ -148,8 +146,7 @@ class FrameWriter:
         self._next_seq = 0
         self._failure: BaseException | None = None
         self._slots = threading.Semaphore(2 * workers)  # bounds the memory of frames in flight
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None  # started by the first frame: a reader writes none
+        self._pool = Workers(workers, "cairn-frames")  # its threads start with the first frame: a reader writes none
         self._local = threading.local()
 
     def add(self, digest: bytes, data: bytes, kind: FrameClass = SMALL,
@@ -197,16 +194,7 @@ class FrameWriter:
 
     def shutdown(self) -> None:
         """Stop the workers once queued frames are written; the open frame, if any, is dropped."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-
-    def _started(self) -> ThreadPoolExecutor:
-        with self._cond:
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor  # loads logging: not for a reader's start
-
-                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="cairn-frames")
-            return self._pool
+        self._pool.close()
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -223,12 +211,13 @@ class FrameWriter:
     def _submit(self, seq: int, kind: FrameClass, chunks: list[_Queued]) -> None:
         self._slots.acquire()
         try:
-            self._started().submit(self._write, seq, kind, chunks)
+            self._pool.submit(self._write, (seq, kind, chunks))
         except BaseException as e:
             self._finish(seq, chunks, e)
             raise
 
-    def _write(self, seq: int, kind: FrameClass, chunks: list[_Queued]) -> None:
+    def _write(self, sealed: tuple[int, FrameClass, list[_Queued]]) -> None:
+        seq, kind, chunks = sealed
         try:
             frame = self._compressor(kind).compress(b"".join(c.stored for c in chunks))
 

@@ -1,11 +1,12 @@
-"""A few daemon threads that run one-argument calls handed to them: the read path's read-ahead.
+"""A few daemon threads that run one-argument calls handed to them: the read-ahead's frame
+decompression and the frame writer's compression.
 
 Not concurrent.futures.ThreadPoolExecutor: importing concurrent.futures loads logging (with
 string, traceback, weakref...): 4.7 ms of wall time, measured (`python -c "import argparse, typing,
 threading"` with and without it), of a `cairn dump` of Django that takes 70-80 ms in all, while the
 read-ahead needs only a queue (the C `_queue.SimpleQueue`), threads, and per call: done, cancel,
 wait. Errors are not kept: a prefetch's failure is met again by whoever reads what it would have
-filled.
+filled, and the frame writer records its own.
 """
 
 from __future__ import annotations
