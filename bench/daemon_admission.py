@@ -25,7 +25,7 @@ from store.url import open_store
 checked, url, store_url = sys.argv[1] == "checked", sys.argv[2], sys.argv[3]
 with open_store(store_url) as store:
     services = daemon_services(store) if checked else [
-        castore_services(store.castore.blobs, store.castore.directories), pathinfo_services(store.pathinfo)]
+        castore_services(store.castore.blobs, store.castore.directories), pathinfo_services(store.pathinfo, store.castore)]
     sys.exit(run_daemon(url, services))
 """
 

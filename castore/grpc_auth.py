@@ -26,7 +26,7 @@ SCHEME = "Bearer "
 
 READS = frozenset({"BlobService/Stat", "BlobService/Read", "DirectoryService/Get", "PathInfoService/Get",
                    "PathInfoService/List", "PathInfoService/CalculateNAR", "BlobBatchService/ReadMany",
-                   "DirectoryBatchService/GetClosure",
+                   "DirectoryBatchService/GetClosure", "NarService/Read",
                    "ServerReflection/ServerReflectionInfo"})
 """Methods that change nothing, named without their package (served as tvix.* and snix.*)."""
 OPEN_SERVICES = frozenset({"grpc.health.v1.Health"})

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
 # proto package directory -> Python package that holds its generated code
 TARGETS = {"tvix/castore/v1": "castore/proto", "tvix/store/v1": "store/proto",
-           "cairn/castore/v1": "castore/proto"}
+           "cairn/castore/v1": "castore/proto", "cairn/store/v1": "store/proto"}
 
 
 def generate(out_root: Path) -> list[Path]:

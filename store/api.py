@@ -16,7 +16,6 @@ from typing import BinaryIO, Callable, Iterator, NamedTuple
 from castore.errors import BackendError, NotFoundError, ValidationError
 from castore.nodes import DirectoryNode, Node
 from store.contentaddress import CAMethod, ContentAddress
-from store.nar.render import render_layout
 from store.nixhash import HashAlgo, NixHash
 from store.pathinfo.model import PathInfo
 from store.storepath import STORE_DIR, StorePath, make_source_path
@@ -73,8 +72,7 @@ def path_info(store: Store, store_path: StorePath) -> PathInfo:
 def dump(store: Store, store_path: StorePath, below: str = "") -> Iterator[bytes]:
     """The NAR of a store path, or of the file, directory or symlink `below` it (`bin/hello`), as
     `nix-store --dump` writes it, in pieces."""
-    return render_layout(store.castore.blobs, store.pathinfo.nar_skeleton(store.castore.directories,
-                                                                          _descend(store, store_path, below)))
+    return store.pathinfo.nar(store.castore, _descend(store, store_path, below))
 
 
 def _descend(store: Store, store_path: StorePath, below: str) -> Node:

@@ -3,17 +3,19 @@ and everything `cairn daemon` serves."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import grpc
 
 from castore.errors import NotFoundError, ValidationError
+from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_server import CASTORE_SERVICES, Register, add_service, castore_services, served_names
-from castore.nodes import node_from_proto
+from castore.nodes import Node, node_from_proto
+from castore.url import CAStore
 from store.pathinfo.checked import CheckedPathInfoService
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
-from store.proto import pathinfo_pb2, rpc_pathinfo_pb2 as pb
+from store.proto import pathinfo_pb2, rpc_nar_pb2 as nar_pb, rpc_pathinfo_pb2 as pb
 from store.nixbase32 import encode as nix32
 from store.url import Store
 
@@ -39,20 +41,63 @@ class PathInfoServicer:
             yield info.to_proto()
 
     def CalculateNAR(self, request, context: grpc.ServicerContext) -> pb.CalculateNARResponse:
-        node = node_from_proto(request)
-        if node.name:
-            raise ValidationError("CalculateNAR takes a root node with an empty name")
-        size, sha256 = self._pathinfo.calculate_nar(node)
+        size, sha256 = self._pathinfo.calculate_nar(_root(request, "CalculateNAR"))
         return pb.CalculateNARResponse(nar_size=size, nar_sha256=sha256)
 
 
+class NarServicer:
+    """cairn.store.v1.NarService (proto/cairn/store/v1/rpc_nar.proto): NARs rendered here, from the
+    daemon's own store, with the skeletons and read-ahead of a local dump."""
+
+    def __init__(self, pathinfo: PathInfoService, castore: CAStore) -> None:
+        self._pathinfo = pathinfo
+        self._castore = castore
+
+    def Read(self, request: nar_pb.ReadNarRequest, context: grpc.ServicerContext) -> Iterator[nar_pb.NarPiece]:
+        if not request.HasField("root"):
+            raise ValidationError("ReadNar needs a root node")
+        pieces = self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True)
+        for data in _messages(pieces):
+            yield nar_pb.NarPiece(data=data)
+
+
+def _root(message, method: str) -> Node:
+    node = node_from_proto(message)
+    if node.name:
+        raise ValidationError(f"{method} takes a root node with an empty name")
+    return node
+
+
+def _messages(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """The pieces gathered and cut into messages of MESSAGE_CHUNK bytes (the last one shorter): a
+    message costs Python's gRPC the same on each side whatever its size, and a render's pieces are
+    64 KiB."""
+    held: list[memoryview] = []
+    room = MESSAGE_CHUNK
+    for piece in pieces:
+        view = memoryview(piece)
+        while len(view) >= room:
+            held.append(view[:room])
+            yield b"".join(held)
+            view = view[room:]
+            held, room = [], MESSAGE_CHUNK
+        if view:
+            held.append(view)
+            room -= len(view)
+    if held:
+        yield b"".join(held)
+
+
 PATHINFO_SERVICE = pb.DESCRIPTOR.services_by_name["PathInfoService"]
+NAR_SERVICE = nar_pb.DESCRIPTOR.services_by_name["NarService"]
+"""Cairn's extension, served under its own name only (cairn.store.v1)."""
 
 
-def pathinfo_services(pathinfo: PathInfoService) -> Register:
-    """The registration that serves PathInfoService (for castore.grpc_serve)."""
+def pathinfo_services(pathinfo: PathInfoService, castore: CAStore) -> Register:
+    """The registration that serves PathInfoService and NarService (for castore.grpc_serve)."""
     def register(server: grpc.Server) -> None:
         add_service(server, PATHINFO_SERVICE, PathInfoServicer(pathinfo))
+        add_service(server, NAR_SERVICE, NarServicer(pathinfo, castore), renamed=False)
     return register
 
 
@@ -68,7 +113,8 @@ def daemon_services(store: Store) -> list[Register]:
     services = (*CASTORE_SERVICES, PATHINFO_SERVICE)
     names = [name for service in services for name in served_names(service)]
     return [castore_services(store.castore.blobs, store.castore.directories),
-            pathinfo_services(CheckedPathInfoService(store.pathinfo, store.castore)),
+            pathinfo_services(CheckedPathInfoService(store.pathinfo, store.castore), store.castore),
             health_service(store.castore.probe, names),
-            reflection_service(services, [*BATCH_SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"]])]
+            reflection_service(services, [*BATCH_SERVICES, NAR_SERVICE,
+                                          health_pb2.DESCRIPTOR.services_by_name["Health"]])]
 

@@ -50,7 +50,7 @@ def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
     size = 0
     for index, (grammar, remaining, pieces) in enumerate(zip(layout.framing, layout.sizes, contents)):
         if pieces is None:
-            raise _missing(digests[index], layout.file_name(index))
+            raise missing_blob(digests[index], layout.file_name(index))
         pending.append(grammar)
         size += len(grammar)
         for piece in pieces:
@@ -97,7 +97,7 @@ def render_range(blobs: BlobService, layout: NarLayout, first: int, end: int) ->
                 yield from _framing(layout, index, first, end)
                 file = files[index]
                 if pieces is None:
-                    raise _missing(file.digest, file.name)
+                    raise missing_blob(file.digest, file.name)
                 yield from _prefix(file, pieces, min(end - offsets[index], file.size))
     yield from _framing(layout, stop, first, end)
 
@@ -114,7 +114,7 @@ def _seeked(blobs: BlobService, file: FileNode, skip: int, want: int) -> Iterato
     """`want` bytes of a file's contents from `skip` on, reading nothing before them."""
     reader = blobs.open_read(file.digest)
     if reader is None:
-        raise _missing(file.digest, file.name)
+        raise missing_blob(file.digest, file.name)
     with reader:
         reader.seek(skip)
         while want:
@@ -138,7 +138,7 @@ def _prefix(file: FileNode, pieces: Iterable[bytes], want: int) -> Iterator[byte
         raise _shorter(file.digest, file.name, want)
 
 
-def _missing(digest: bytes, name: bytes) -> NotFoundError:
+def missing_blob(digest: bytes, name: bytes) -> NotFoundError:
     return NotFoundError(f"blob {B3Digest(digest)} of {name!r} not found")
 
 

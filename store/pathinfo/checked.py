@@ -48,6 +48,9 @@ class CheckedPathInfoService(PathInfoService):
     def list(self) -> Iterator[PathInfo]:
         return self.inner.list()
 
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs)
+
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         """The inner service's (cached) answer, for a root whose size is its target's: the cache is
         keyed by the root node, so a false size must not get that far."""

@@ -1,4 +1,8 @@
-"""PathInfoService client for a remote daemon (`grpc+unix://`, `grpc+http(s)://`), tvix.store.v1."""
+"""PathInfoService client for a remote daemon (`grpc+unix://`, `grpc+http(s)://`), tvix.store.v1.
+
+A Cairn daemon also serves cairn.store.v1.NarService (proto/cairn/store/v1/rpc_nar.proto): a NAR
+is then rendered by the daemon, from its own store, and only its bytes travel.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from typing import Iterator
 
 import grpc
 
-from castore.grpc_common import channels, rpc_errors
+from castore.errors import BackendError
+from castore.grpc_common import channels, error_from, rpc_errors
 from castore.nodes import Node, node_to_proto, rename
-from castore.url import GrpcEndpoint
+from castore.url import CAStore, GrpcEndpoint
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
+from store.proto import rpc_nar_pb2 as nar_pb, rpc_nar_pb2_grpc as nar_grpc
 from store.proto import rpc_pathinfo_pb2 as pb, rpc_pathinfo_pb2_grpc as pb_grpc
 
 
@@ -18,7 +24,10 @@ class GrpcPathInfoService(PathInfoService):
     def __init__(self, endpoint: GrpcEndpoint) -> None:
         self._endpoint = endpoint
         self._target = endpoint.target
-        self._stub = pb_grpc.PathInfoServiceStub(channels.acquire(endpoint))
+        channel = channels.acquire(endpoint)
+        self._stub = pb_grpc.PathInfoServiceStub(channel)
+        self._nar_stub = nar_grpc.NarServiceStub(channel)
+        self._renders = True  # until a server without NarService says so
 
     def get(self, digest: bytes) -> PathInfo | None:
         try:
@@ -43,6 +52,34 @@ class GrpcPathInfoService(PathInfoService):
         with rpc_errors(self._target):
             resp = self._stub.CalculateNAR(node_to_proto(rename(node, b"")))
         return resp.nar_size, resp.nar_sha256
+
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
+        """Rendered by the daemon, which says before the first piece whether it can (it checks that
+        it holds every blob). A server without NarService (Tvix, Snix, an older Cairn) or without
+        the whole closure: rendered here from `castore`, which may hold what the daemon does not."""
+        if self._renders:
+            call = self._nar_stub.Read(nar_pb.ReadNarRequest(root=node_to_proto(rename(node, b""))))
+            try:
+                first = next(call)
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self._renders = False
+                elif e.code() != grpc.StatusCode.NOT_FOUND:
+                    raise error_from(e, self._target) from None
+            except StopIteration:
+                raise BackendError(f"gRPC {self._target}: NarService.Read sent no NAR") from None
+            else:
+                return self._pieces(call, first)
+        return super().nar(castore, node, check_blobs=check_blobs)
+
+    def _pieces(self, call: Iterator[nar_pb.NarPiece], first: nar_pb.NarPiece) -> Iterator[bytes]:
+        try:
+            yield first.data
+            with rpc_errors(self._target):
+                for piece in call:
+                    yield piece.data
+        finally:
+            call.cancel()
 
     def close(self) -> None:
         channels.release(self._endpoint)

@@ -10,6 +10,7 @@ from store.pathinfo.model import PathInfo
 
 if TYPE_CHECKING:
     from castore.directories.service import DirectoryService
+    from castore.url import CAStore
     from store.nar.skeleton import NarSkeleton
 
 
@@ -42,6 +43,21 @@ class PathInfoService(ABC):
         from store.nar.skeleton import NarSkeleton
 
         return NarSkeleton.of(lay_out(directories, node))
+
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
+        """The NAR of `node` in pieces, rendered from `castore` (a remote daemon renders it itself).
+        Its skeleton is had before this returns: a missing directory raises NotFoundError here, and
+        with `check_blobs` a missing blob too (one lookup of all), so nothing is sent of a NAR that
+        cannot be whole. A blob found missing or damaged later raises as the pieces are taken."""
+        from store.nar.render import missing_blob, render_layout
+
+        skeleton = self.nar_skeleton(castore.directories, node)
+        if check_blobs:
+            digests = skeleton.digests
+            for index, present in enumerate(castore.blobs.has_many(digests)):
+                if not present:
+                    raise missing_blob(digests[index], skeleton.file_name(index))
+        return render_layout(castore.blobs, skeleton)
 
     def registration_times(self, digests: list[bytes]) -> list[int | None]:
         """When each of these paths was added (Unix seconds), None where not known; default: unknown."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from castore.nodes import Node
+from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 from store.signing import SecretKey, fingerprint
@@ -41,6 +42,9 @@ class SigningPathInfoService(PathInfoService):
 
     def put(self, info: PathInfo) -> PathInfo:
         return self.inner.put(info)
+
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         return self.inner.calculate_nar(node)

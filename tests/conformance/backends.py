@@ -54,7 +54,7 @@ def served(inner: Factory, transport: str = "unix") -> Factory:
             with inner(root) as backend:
                 server = serve(_listen_url(transport, socket_dir),
                                [castore_services(backend.castore.blobs, backend.castore.directories),
-                                pathinfo_services(backend.pathinfo)])
+                                pathinfo_services(backend.pathinfo, backend.castore)])
                 try:
                     with open_store(server.url) as client:
                         yield client

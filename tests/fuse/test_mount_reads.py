@@ -158,7 +158,7 @@ def test_a_slow_blob_does_not_stall_other_readers(tmp_path: Path) -> None:
     with open_store(url) as store:
         daemon = serve(f"grpc+unix://{tmp_path}/slow.sock", [
             castore_services(SlowBlobs(store.castore.blobs, B3Digest.of(slow), delay), store.castore.directories),
-            pathinfo_services(store.pathinfo)])
+            pathinfo_services(store.pathinfo, store.castore)])
         try:
             mountpoint = tmp_path / "mnt"
             with mounted(["mount", str(mountpoint), "--store", f"grpc+unix://{tmp_path}/slow.sock"],

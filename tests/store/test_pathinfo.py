@@ -99,7 +99,7 @@ def remote(request, tmp_path):
     backend = open_store(url)
     sock = tmp_path / f"d{next(_ports)}.sock"
     server = serve(f"grpc+unix://{sock}", [castore_services(backend.castore.blobs, backend.castore.directories),
-                                          pathinfo_services(backend.pathinfo)])
+                                          pathinfo_services(backend.pathinfo, backend.castore)])
     try:
         with open_store(f"grpc+unix://{sock}") as client:
             yield backend, client, f"unix://{sock}"
