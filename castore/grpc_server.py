@@ -142,7 +142,13 @@ def _handler(method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandle
     parse = functools.partial(parse_message, message_factory.GetMessageClass(method.input_type))
     return make(_guarded(getattr(servicer, method.name), method.full_name, parse, method.client_streaming,
                          method.server_streaming),
-                response_serializer=message_factory.GetMessageClass(method.output_type).SerializeToString)
+                response_serializer=_encoded(message_factory.GetMessageClass(method.output_type).SerializeToString))
+
+
+def _encoded(serialize: Callable[[object], bytes]) -> Callable[[object], bytes]:
+    """`serialize`, but a response already encoded (bytes) is sent as it is: NarService encodes
+    its megabytes of data itself (a message built and serialized copied each one twice more)."""
+    return lambda message: message if type(message) is bytes else serialize(message)
 
 
 def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object, *,

@@ -12,7 +12,7 @@ from collections import namedtuple
 from functools import cached_property
 from operator import attrgetter
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Iterable, TypeVar, Union
+from typing import TYPE_CHECKING, Iterable, TypeVar, Union
 
 from castore import limits, wire
 from castore.digest import B3Digest

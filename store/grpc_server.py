@@ -12,6 +12,7 @@ from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_server import CASTORE_SERVICES, Register, add_service, castore_services, served_names
 from castore.nodes import Node, node_from_proto
 from castore.url import CAStore
+from castore.wire import varint
 from store.pathinfo.checked import CheckedPathInfoService
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
@@ -56,9 +57,7 @@ class NarServicer:
     def Read(self, request: nar_pb.ReadNarRequest, context: grpc.ServicerContext) -> Iterator[nar_pb.NarPiece]:
         if not request.HasField("root"):
             raise ValidationError("ReadNar needs a root node")
-        pieces = self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True)
-        for data in _messages(pieces):
-            yield nar_pb.NarPiece(data=data)
+        yield from _messages(self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True))
 
 
 def _root(message, method: str) -> Node:
@@ -69,23 +68,31 @@ def _root(message, method: str) -> Node:
 
 
 def _messages(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """The pieces gathered and cut into messages of MESSAGE_CHUNK bytes (the last one shorter): a
-    message costs Python's gRPC the same on each side whatever its size, and a render's pieces are
-    64 KiB."""
+    """The pieces gathered and cut into encoded NarPiece messages of MESSAGE_CHUNK bytes of data
+    (the last one shorter): a message costs Python's gRPC the same on each side whatever its size,
+    and a render's pieces are 64 KiB. Encoded here, in the one join that gathers the data."""
     held: list[memoryview] = []
     room = MESSAGE_CHUNK
     for piece in pieces:
         view = memoryview(piece)
         while len(view) >= room:
             held.append(view[:room])
-            yield b"".join(held)
+            yield _nar_piece(held, MESSAGE_CHUNK)
             view = view[room:]
             held, room = [], MESSAGE_CHUNK
         if view:
             held.append(view)
             room -= len(view)
     if held:
-        yield b"".join(held)
+        yield _nar_piece(held, MESSAGE_CHUNK - room)
+
+
+def _nar_piece(data: list[memoryview], size: int) -> bytes:
+    return b"".join([_NAR_PIECE_DATA, varint(size), *data])
+
+
+_NAR_PIECE_DATA = b"\x0a"
+"""The key of NarPiece.data: field 1, length-delimited."""
 
 
 PATHINFO_SERVICE = pb.DESCRIPTOR.services_by_name["PathInfoService"]

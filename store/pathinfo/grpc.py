@@ -14,10 +14,14 @@ from castore.errors import BackendError
 from castore.grpc_common import channels, error_from, rpc_errors
 from castore.nodes import Node, node_to_proto, rename
 from castore.url import CAStore, GrpcEndpoint
+from castore.wire import NotCanonical, fields
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
-from store.proto import rpc_nar_pb2 as nar_pb, rpc_nar_pb2_grpc as nar_grpc
+from store.proto import rpc_nar_pb2 as nar_pb
 from store.proto import rpc_pathinfo_pb2 as pb, rpc_pathinfo_pb2_grpc as pb_grpc
+
+
+NAR_READ = "/cairn.store.v1.NarService/Read"
 
 
 class GrpcPathInfoService(PathInfoService):
@@ -26,7 +30,8 @@ class GrpcPathInfoService(PathInfoService):
         self._target = endpoint.target
         channel = channels.acquire(endpoint)
         self._stub = pb_grpc.PathInfoServiceStub(channel)
-        self._nar_stub = nar_grpc.NarServiceStub(channel)
+        self._read_nar = channel.unary_stream(NAR_READ, request_serializer=nar_pb.ReadNarRequest.SerializeToString)
+        """NarService.Read with its messages left encoded: _nar_data reads them without a copy."""
         self._renders = True  # until a server without NarService says so
 
     def get(self, digest: bytes) -> PathInfo | None:
@@ -58,7 +63,7 @@ class GrpcPathInfoService(PathInfoService):
         it holds every blob). A server without NarService (Tvix, Snix, an older Cairn) or without
         the whole closure: rendered here from `castore`, which may hold what the daemon does not."""
         if self._renders:
-            call = self._nar_stub.Read(nar_pb.ReadNarRequest(root=node_to_proto(rename(node, b""))))
+            call = self._read_nar(nar_pb.ReadNarRequest(root=node_to_proto(rename(node, b""))))
             try:
                 first = next(call)
             except grpc.RpcError as e:
@@ -72,14 +77,26 @@ class GrpcPathInfoService(PathInfoService):
                 return self._pieces(call, first)
         return super().nar(castore, node, check_blobs=check_blobs)
 
-    def _pieces(self, call: Iterator[nar_pb.NarPiece], first: nar_pb.NarPiece) -> Iterator[bytes]:
+    def _pieces(self, call: Iterator[bytes], first: bytes) -> Iterator[bytes]:
         try:
-            yield first.data
+            yield _nar_data(first)
             with rpc_errors(self._target):
-                for piece in call:
-                    yield piece.data
+                for message in call:
+                    yield _nar_data(message)
         finally:
             call.cancel()
 
     def close(self) -> None:
         channels.release(self._endpoint)
+
+
+def _nar_data(message: bytes) -> memoryview | bytes:
+    """NarPiece.data, a view into the message (a Cairn daemon's are canonical: one field); other
+    encodings go through protobuf."""
+    try:
+        found = fields(memoryview(message))
+    except NotCanonical:
+        found = None
+    if found is not None and len(found) <= 1 and all(n == 1 and type(v) is not int for n, v in found):
+        return found[0][1] if found else b""
+    return nar_pb.NarPiece.FromString(message).data

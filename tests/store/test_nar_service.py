@@ -27,6 +27,7 @@ from castore.nodes import Directory, DirectoryNode, FileNode, node_to_proto, ren
 from castore.proto import castore_pb2
 from store import api
 from store.grpc_server import PATHINFO_SERVICE, PathInfoServicer, _messages, daemon_services
+from store.pathinfo.grpc import _nar_data
 from store.pathinfo.service import PathInfoService
 from store.proto import rpc_nar_pb2 as nar_pb
 from store.url import Store, open_store
@@ -134,7 +135,7 @@ def test_messages_are_whole_mebibytes_but_the_last(daemon) -> None:
 @given(st.lists(st.integers(0, 3 * MESSAGE_CHUNK), max_size=12), st.integers(0, 255))
 def test_messages_gather_and_cut_pieces_keeping_every_byte(sizes: list[int], seed: int) -> None:
     pieces = [bytes([(seed + i) % 256]) * size for i, size in enumerate(sizes)]
-    messages = list(_messages(pieces))
+    messages = [nar_pb.NarPiece.FromString(m).data for m in _messages(pieces)]
     assert b"".join(messages) == b"".join(pieces)
     assert all(len(m) == MESSAGE_CHUNK for m in messages[:-1])
     assert all(0 < len(m) <= MESSAGE_CHUNK for m in messages)
@@ -295,3 +296,14 @@ def _wait_for(sock: Path, proc: subprocess.Popen) -> None:
             except OSError:
                 time.sleep(0.05)
     raise AssertionError("the daemon did not start")
+
+
+@pytest.mark.parametrize("message, data", [
+    (b"", b""),
+    (b"\x0a\x03abc", b"abc"),
+    (b"\x0a\x00", b""),  # not canonical (a default written out): protobuf reads it
+    (b"\x0a\x01x\x10\x05", b"x"),  # an unknown field after the data: protobuf reads it
+    (b"\x0a\x01x\x0a\x02yz", b"yz"),  # the field twice: the last one counts, as in protobuf
+], ids=["empty", "canonical", "default written", "unknown field", "repeated"])
+def test_the_client_reads_a_nar_piece_as_protobuf_does(message: bytes, data: bytes) -> None:
+    assert bytes(_nar_data(message)) == data == nar_pb.NarPiece.FromString(message).data
