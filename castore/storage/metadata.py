@@ -12,11 +12,15 @@ remote backend implements it as easily as LMDB.
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
 from typing import ContextManager, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 PAGE = 10_000
 """Records read per scan when walking a table: no transaction stays open while the caller works."""
+LOCK_POLL_MAX = 0.02
+"""Seconds between two tries of a lock waited for, at most."""
 
 
 class Table(NamedTuple):
@@ -69,6 +73,20 @@ class MetadataStore(ABC):
         """A lock held by at most one holder, in any process, for the length of the `with`:
         it yields whether this caller got it (it never waits). For work that must run once per
         store at a time (garbage collection); a holder that dies releases it."""
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """try_lock's lock, waited for: for a read and a write that must not interleave with
+        another process's (a path's first version). Its holders keep it for one short commit, so
+        waiting polls, from 0.5 ms up to LOCK_POLL_MAX apart."""
+        delay = 0.0005
+        while True:
+            with self.try_lock(name) as got:
+                if got:
+                    yield
+                    return
+            time.sleep(delay)
+            delay = min(2 * delay, LOCK_POLL_MAX)
 
     @abstractmethod
     def size_bytes(self) -> int:

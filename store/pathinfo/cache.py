@@ -8,7 +8,7 @@ for one path ask far once.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from castore.nodes import Node
 from castore.singleflight import SingleFlight
@@ -48,6 +48,9 @@ class CachePathInfoService(PathInfoService):
 
     def put(self, info: PathInfo) -> PathInfo:
         return self._keeper.put(info)
+
+    def update(self, digest: bytes, decide: Callable[[PathInfo | None], PathInfo | None]) -> PathInfo | None:
+        return self._keeper.update(digest, decide)
 
     def list(self) -> Iterator[PathInfo]:
         return self._keeper.list()

@@ -14,7 +14,6 @@ Since every stored NarHash is then the hash of the path's real NAR, the NAR-hash
 
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 
 from castore.errors import NotFoundError, ValidationError
@@ -26,9 +25,6 @@ from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
 
-LOCKS = 64
-
-
 class CheckedPathInfoService(PathInfoService):
     """Closing it leaves the inner service open: whoever built that closes it."""
 
@@ -36,8 +32,6 @@ class CheckedPathInfoService(PathInfoService):
         self.inner = inner
         self.castore = castore
         self.read_only = inner.read_only
-        self._locks = [threading.Lock() for _ in range(LOCKS)]
-        """Puts of one path (by its digest's first byte) take the same lock."""
 
     def get(self, digest: bytes) -> PathInfo | None:
         return self.inner.get(digest)
@@ -58,19 +52,22 @@ class CheckedPathInfoService(PathInfoService):
         return self.inner.calculate_nar(node)
 
     def put(self, info: PathInfo) -> PathInfo:
-        """The checks run before the lock; whether the path exists is asked again under it, so two
-        concurrent Puts of one path in this process cannot both land as its first version."""
-        digest = info.store_path.digest
-        checked = self.inner.get(digest) is None
+        """The checks of a new path run before the update; whether the path exists is decided in
+        it (see PathInfoService.update), so two concurrent Puts of one path, in this process or
+        in two daemons sharing a store, cannot both land as its first version, nor one's added
+        signatures replace the other's."""
+        checked = self.inner.get(info.store_path.digest) is None
         if checked:
             self._check_new(info)
-        with self._locks[digest[0] % len(self._locks)]:
-            existing = self.inner.get(digest)
+
+        def decide(existing: PathInfo | None) -> PathInfo:
             if existing is not None:
-                return self._add_signatures(existing, info)
+                return self._with_signatures(existing, info)
             if not checked:  # deleted since
                 self._check_new(info)
-            return self.inner.put(info)
+            return info
+
+        return self.inner.update(info.store_path.digest, decide)
 
     def _check_new(self, info: PathInfo) -> None:
         path = info.store_path
@@ -86,13 +83,12 @@ class CheckedPathInfoService(PathInfoService):
             raise ValidationError(f"{path}: NarHash and NarSize must be those of its node's NAR, "
                                   f"sha256:{nixbase32.encode(nar_sha256)} and {nar_size}")
 
-    def _add_signatures(self, existing: PathInfo, info: PathInfo) -> PathInfo:
+    def _with_signatures(self, existing: PathInfo, info: PathInfo) -> PathInfo:
         """A Put of a path already held: the same NAR adds signatures, another is refused."""
         if (existing.nar_sha256, existing.nar_size) != (info.nar_sha256, info.nar_size):
             raise ValidationError(f"{info.store_path} is already valid with NarHash {existing.nar_hash} "
                                   f"and NarSize {existing.nar_size}; a valid path does not change")
-        merged = existing.with_signatures(info.signatures)
-        return existing if merged == existing else self.inner.put(merged)
+        return existing.with_signatures(info.signatures)
 
 
 def _check_root(castore: CAStore, node: Node) -> None:

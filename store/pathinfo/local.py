@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from castore.errors import BackendError
 from castore.local.engine import EngineUser, LocalEngine
@@ -41,6 +41,9 @@ NARSKELETON = Table("nar-skeleton")
 EXTRAS = Table("narinfo-extras")
 """20-byte store path digest -> the PathInfo's narinfo extras."""
 LIST_PAGE = 1000
+PATH_LOCKS = 64
+"""Locks a store's path updates are spread over (by their digest's first byte): few lock files
+for LMDB, and an update waits only for those of the same stripe."""
 _SHA256_SIZE = 32
 """The length of an old-layout NARHASH key."""
 
@@ -72,6 +75,19 @@ class LocalPathInfoService(EngineUser, PathInfoService):
         self.engine.records.stage(ADDED, [(info.store_path.digest, stamp())])
         self.engine.records.put(PATHINFO, [(info.store_path.digest, info.encode())])
         return info
+
+    def update(self, digest: bytes, decide: Callable[[PathInfo | None], PathInfo | None]) -> PathInfo | None:
+        """Under the store's lock for the path (a metadata lock: every process and machine sharing
+        the store takes the same one), committed before the lock goes."""
+        with self.engine.metadata.lock(f"path-info-{digest[0] % PATH_LOCKS:02x}"):
+            raw = self.engine.records.get(PATHINFO, bytes(digest))  # not a serving: no retention stamp
+            existing = None if raw is None else self._with_extras(PathInfo.decode(raw))
+            wanted = decide(existing)
+            if wanted is None or wanted == existing:
+                return existing
+            stored = self.put(wanted)
+            self.engine.records.commit()  # durable now, even inside a batch
+            return stored
 
     def close(self) -> None:
         if self._engine is not None:

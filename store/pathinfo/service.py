@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from castore.nodes import Node
 from store.pathinfo.model import PathInfo
@@ -26,6 +27,18 @@ class PathInfoService(ABC):
     @abstractmethod
     def put(self, info: PathInfo) -> PathInfo:
         """Store (replacing an earlier record of the same path); returns what was stored."""
+
+    def update(self, digest: bytes, decide: Callable[[PathInfo | None], PathInfo | None]) -> PathInfo | None:
+        """Read, decide and write one path's record as one step: `decide(the path's info, or None)`
+        says what to store (None, or what is there: nothing); returns what the path has after.
+        No other update of the path, in any process sharing the store, comes between the read
+        and the write, and the write is durable before the next one reads. Default: one
+        process's updates only (a store only this process holds, or a daemon that does this
+        itself behind its put)."""
+        with _UPDATES[digest[0] % len(_UPDATES)]:
+            existing = self.get(digest)
+            wanted = decide(existing)
+            return existing if wanted is None or wanted == existing else self.put(wanted)
 
     @abstractmethod
     def list(self) -> Iterator[PathInfo]:
@@ -69,3 +82,7 @@ class PathInfoService(ABC):
 
     def close(self) -> None:
         """Release connections and files."""
+
+
+_UPDATES = [threading.Lock() for _ in range(64)]
+"""PathInfoService.update's default: this process's updates of one path, one at a time."""

@@ -7,7 +7,7 @@ Signatures stored with a path (from an upload or an upstream cache) are kept.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 from castore.nodes import Node
 from castore.url import CAStore
@@ -42,6 +42,9 @@ class SigningPathInfoService(PathInfoService):
 
     def put(self, info: PathInfo) -> PathInfo:
         return self.inner.put(info)
+
+    def update(self, digest: bytes, decide: Callable[[PathInfo | None], PathInfo | None]) -> PathInfo | None:
+        return self._signed(self.inner.update(digest, decide))
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
         return self.inner.nar(castore, node, check_blobs=check_blobs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -135,6 +137,28 @@ def test_try_lock_has_one_holder_at_a_time_and_is_free_again_after(meta: Metadat
             assert other
     with meta.try_lock("gc") as again:
         assert again
+
+
+def test_lock_waits_for_the_holder(meta: MetadataStore) -> None:
+    events: list[str] = []
+    holding = threading.Event()
+
+    def hold() -> None:
+        with meta.lock("path-info-00"):
+            events.append("first in")
+            holding.set()
+            time.sleep(0.2)
+            events.append("first out")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    with meta.lock("path-info-00"):
+        events.append("second in")
+    holder.join()
+    assert events == ["first in", "first out", "second in"]
+    with meta.try_lock("path-info-00") as free:
+        assert free
 
 
 IDS = """

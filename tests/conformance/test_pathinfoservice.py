@@ -7,7 +7,9 @@ messages is tested in tests/store/test_pathinfo.py.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,57 @@ def test_a_second_put_of_a_path_replaces_the_first(pathinfo: PathInfoService) ->
     assert list(pathinfo.list()) == [second]
     assert pathinfo.get_by_nar_sha256(second.nar_sha256) == second
     assert pathinfo.get_by_nar_sha256(first.nar_sha256) is None  # no path has that NAR any more
+
+
+def test_update_reads_decides_and_writes_one_path(pathinfo: PathInfoService) -> None:
+    seen: list[PathInfo | None] = []
+
+    def keep(wanted: PathInfo | None):
+        def decide(existing: PathInfo | None) -> PathInfo | None:
+            seen.append(existing)
+            return wanted
+        return decide
+
+    first, second = sample(), sample(keys=KEYS)
+    assert pathinfo.update(PATH.digest, keep(None)) is None
+    assert pathinfo.get(PATH.digest) is None
+    assert pathinfo.update(PATH.digest, keep(first)) == first
+    assert pathinfo.update(PATH.digest, keep(None)) == first  # None: nothing changes
+    assert pathinfo.update(PATH.digest, keep(first)) == first
+    assert pathinfo.update(PATH.digest, keep(second)) == second
+    assert seen == [None, None, first, first, first]
+    assert pathinfo.get(PATH.digest) == second
+    assert list(pathinfo.list()) == [second]
+
+
+def test_concurrent_updates_of_one_path_lose_nothing(backend: Backend, tmp_path: Path) -> None:
+    """Two writers (two handles of one durable store: two daemons of a cluster) each add
+    signatures to one path, one update at a time: every signature is kept, as none of them
+    read the record between another's read and write."""
+    base = sample(keys=[])
+    keys = [[SecretKey.generate(f"writer{w}-{i}") for i in range(8)] for w in range(2)]
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(backend.open(tmp_path))
+        second = stack.enter_context(backend.open(tmp_path)) if backend.durable else first
+        first.pathinfo.put(base)
+        errors: list[BaseException] = []
+
+        def add(store: Store, mine: list[SecretKey]) -> None:
+            try:
+                for key in mine:
+                    store.pathinfo.update(PATH.digest, lambda existing, key=key: existing.with_signatures(
+                        (key.sign(existing.fingerprint()),)))
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=add, args=(store, mine)) for store, mine in zip((first, second), keys)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        signers = {s.key_name for s in first.pathinfo.get(PATH.digest).signatures}
+        assert signers == {key.name for mine in keys for key in mine}
 
 
 def test_list_returns_every_path_once(pathinfo: PathInfoService) -> None:

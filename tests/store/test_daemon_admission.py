@@ -4,6 +4,7 @@ nothing; honest writers (import, copy) still get through."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
 import tempfile
@@ -159,40 +160,49 @@ def test_honest_writers_get_through(daemon, tmp_path: Path) -> None:
     assert backend.pathinfo.get(dep.store_path.digest) == dep
 
 
-def test_two_first_puts_of_one_path_with_different_nars_admit_only_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["one process", "two daemons"])
+def test_two_first_puts_of_one_path_with_different_nars_admit_only_one(tmp_path: Path, where: str) -> None:
     """The check of a new path and its put are atomic for one path: the slower of two racing
-    first versions is refused, not written over the first (a valid path does not change)."""
+    first versions is refused, not written over the first (a valid path does not change), whether
+    both come to one daemon or to two daemons sharing a store (two handles of one local store,
+    each behind its own admission check)."""
     from store.pathinfo.checked import CheckedPathInfoService
 
-    with open_store("memory://") as backend:
-        a = api.import_path(backend, tree(tmp_path / "a", b"first\n"))
-        b = api.import_path(backend, tree(tmp_path / "b", b"second\n"))
+    url = "memory://" if where == "one process" else f"local://{tmp_path}/store"
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(open_store(url))
+        second = first if where == "one process" else stack.enter_context(open_store(url))
+        a = api.import_path(first, tree(tmp_path / "a", b"first\n"))
+        b = api.import_path(first, tree(tmp_path / "b", b"second\n"))
         path = StorePath.from_basename("00bgd045z0d4icpbc2yyz4gx48ak44la-raced")
         versions = [info._replace(store_path=path) for info in (a, b)]
-        inner_put = backend.pathinfo.put
         both_checked = threading.Barrier(2)
 
-        def slow_put(info: PathInfo) -> PathInfo:
-            try:
-                both_checked.wait(timeout=1)  # without the lock both get here at once
-            except threading.BrokenBarrierError:
-                pass  # alone: the other Put waits for the lock
-            return inner_put(info)
+        def slowed(put):
+            def slow_put(info: PathInfo) -> PathInfo:
+                try:
+                    both_checked.wait(timeout=1)  # without the lock both get here at once
+                except threading.BrokenBarrierError:
+                    pass  # alone: the other Put waits for the lock
+                return put(info)
+            return slow_put
 
-        backend.pathinfo.put = slow_put
-        checked = CheckedPathInfoService(backend.pathinfo, backend.castore)
+        for store in {id(first): first, id(second): second}.values():
+            store.pathinfo.put = slowed(store.pathinfo.put)
+        daemons = [CheckedPathInfoService(store.pathinfo, store.castore) for store in (first, second)]
         outcomes: list[str] = []
 
-        def put(info: PathInfo) -> None:
+        def put(checked: CheckedPathInfoService, info: PathInfo) -> None:
             try:
                 checked.put(info)
                 outcomes.append("put")
             except ValidationError:
                 outcomes.append("refused")
 
-        threads = [threading.Thread(target=put, args=(v,)) for v in versions]
+        threads = [threading.Thread(target=put, args=pair) for pair in zip(daemons, versions)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         assert sorted(outcomes) == ["put", "refused"]
+        assert second.pathinfo.get(path.digest) in versions

@@ -4,7 +4,6 @@ deleting any of them (`cairn delete`, GC) leaves the NAR served through the othe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
