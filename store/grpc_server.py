@@ -54,7 +54,7 @@ class NarServicer:
         self._pathinfo = pathinfo
         self._castore = castore
 
-    def Read(self, request: nar_pb.ReadNarRequest, context: grpc.ServicerContext) -> Iterator[nar_pb.NarPiece]:
+    def Read(self, request: nar_pb.ReadNarRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
         if not request.HasField("root"):
             raise ValidationError("ReadNar needs a root node")
         yield from _messages(self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True))

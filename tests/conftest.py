@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -55,6 +58,14 @@ def _pseudo_random(n: int, seed: int = 1) -> bytes:
         block = hashlib.sha512(block).digest()
         out += block * 64
     return bytes(out[:n])
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: unix socket paths must fit in 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

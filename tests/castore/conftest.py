@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -52,14 +50,6 @@ class ChunkedMemoryBlobService(MemoryBlobService):
     def stat(self, digest: B3Digest) -> BlobStat | None:
         found = super().stat(digest)
         return found and BlobStat(found.size, self._chunk_lists.get(bytes(digest), ()))
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A directory with a short path: unix socket paths must fit in 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:

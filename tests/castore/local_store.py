@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from castore.digest import B3Digest
 from castore.local.frames import Location
 from castore.local.registry import open_engine
 from castore.storage.metadata import Table
@@ -40,3 +41,14 @@ def rewrite(store: Path, table: Table, key: bytes, value: bytes | None) -> None:
         engine.metadata.commit({} if value is None else {table: {key: value}}, {table: [key]})
     finally:
         engine.close()
+
+
+def flip_byte_of_chunk(store: Path, data: bytes) -> None:
+    """Corrupt the frame holding the chunk of `data` (a whole chunk) in its pack file."""
+    engine = open_engine(str(store))
+    try:
+        record = engine.chunk_record(B3Digest.of(data))
+    finally:
+        engine.close()
+    assert record is not None
+    flip_frame_byte(store, record.location)

@@ -18,14 +18,13 @@ import pytest
 
 from castore.digest import B3Digest
 from castore.errors import CorruptionError
-from castore.local.registry import open_engine
 from nar_bridge.nar_cache import Fill, NarCache, teed
 from castore.nodes import FileNode
 from store import api, nixbase32
 from store.nar.layout import lay_out
 from store.pathinfo.model import PathInfo
 from store.storepath import StorePath
-from tests.castore.local_store import flip_frame_byte
+from tests.castore.local_store import flip_byte_of_chunk
 from tests.conftest import make_zoo
 
 SIZE = 1000
@@ -230,15 +229,6 @@ def fetch(bridge, path: str) -> tuple[int, bytes, bool]:
         conn.close()
 
 
-def corrupt_chunk_of(store_dir: Path, data: bytes) -> None:
-    engine = open_engine(str(store_dir))
-    try:
-        record = engine.chunk_record(B3Digest.of(data))
-    finally:
-        engine.close()
-    flip_frame_byte(store_dir, record.location)
-
-
 def test_a_first_get_streams_the_render_and_the_next_is_sent_from_the_cache(cached_bridge):
     bridge, info, whole, _, cache_dir = cached_bridge
     path = f"/nar/{nixbase32.encode(info.nar_sha256)}.nar"
@@ -262,7 +252,7 @@ def test_head_and_ranges_of_a_nar_not_cached_yet_are_answered_as_before_and_cach
 
 def test_a_corrupt_chunk_after_the_first_piece_aborts_the_first_get_and_nothing_is_cached(cached_bridge, tmp_path):
     bridge, info, whole, store_dir, cache_dir = cached_bridge
-    corrupt_chunk_of(store_dir, (tmp_path / "zoo" / "script.sh").read_bytes())  # after big.bin in the NAR
+    flip_byte_of_chunk(store_dir, (tmp_path / "zoo" / "script.sh").read_bytes())  # after big.bin in the NAR
     for _ in range(2):
         status, body, complete = fetch(bridge, f"/nar/{nixbase32.encode(info.nar_sha256)}.nar")
         assert status == 200 and not complete and whole.startswith(body) and len(body) < len(whole)
@@ -277,7 +267,7 @@ def test_a_corrupt_chunk_in_the_first_piece_is_a_clean_error_before_any_header_a
     store_dir, cache_dir = tmp_path / "store", tmp_path / "nar-cache"
     with api.open_store(f"local://{store_dir}") as store:
         info = api.import_path(store, tmp_path / "tree")
-    corrupt_chunk_of(store_dir, (tmp_path / "tree" / "only").read_bytes())
+    flip_byte_of_chunk(store_dir, (tmp_path / "tree" / "only").read_bytes())
     bridge = start_bridge(f"local://{store_dir}", "--nar-cache", str(cache_dir))
     reply = bridge.get(f"/nar/{nixbase32.encode(info.nar_sha256)}.nar", Accept_Encoding="identity")
     assert reply.status == 500 and b"chunk" in reply.body and "content-type" in reply.headers

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import tempfile
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -24,12 +22,6 @@ PUT_MANY = "/cairn.castore.v1.BlobBatchService/PutMany"
 BLOB_STAT = "/tvix.castore.v1.BlobService/Stat"
 PATHINFO_PUT = "/tvix.store.v1.PathInfoService/Put"
 PATHINFO_GET = "/tvix.store.v1.PathInfoService/Get"
-
-
-@pytest.fixture
-def short_dir():
-    with tempfile.TemporaryDirectory(prefix="cairn-", dir="/tmp") as d:  # unix socket paths are short
-        yield Path(d)
 
 
 def scrape(port: int) -> Scrape:

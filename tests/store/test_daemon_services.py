@@ -5,11 +5,9 @@ libraries' own clients), and the access options end to end."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -28,13 +26,6 @@ from tests.castore.test_grpc_server import _lines_until
 
 SERVICES = [name for service in (*CASTORE_SERVICES, PATHINFO_SERVICE) for name in served_names(service)]
 METHODS = [(service, method) for service in (*CASTORE_SERVICES, PATHINFO_SERVICE) for method in service.methods]
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))  # socket paths must be short
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ does not hold whole), and every error it can foresee comes before the first byte
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -22,7 +20,6 @@ from castore.errors import CorruptionError, NotFoundError
 from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_serve import RunningServer, serve
 from castore.grpc_server import add_service, castore_services
-from castore.local.registry import open_engine
 from castore.nodes import Directory, DirectoryNode, FileNode, node_to_proto, rename
 from castore.proto import castore_pb2
 from store import api
@@ -31,17 +28,10 @@ from store.pathinfo.grpc import _nar_data
 from store.pathinfo.service import PathInfoService
 from store.proto import rpc_nar_pb2 as nar_pb
 from store.url import Store, open_store
-from tests.castore.local_store import flip_frame_byte
+from tests.castore.local_store import flip_byte_of_chunk
 from tests.conftest import _pseudo_random, make_zoo
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))  # socket paths must be short
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -236,12 +226,7 @@ def test_a_damaged_chunk_in_the_daemon_fails_the_dump(tmp_path: Path, short_dir:
     (tree / "b-damaged").write_bytes(damaged)
     store_dir = tmp_path / "store"
     path, _ = imported(f"local://{store_dir}", tree)
-    engine = open_engine(str(store_dir))
-    try:
-        record = engine.chunk_record(B3Digest.of(damaged))
-    finally:
-        engine.close()
-    flip_frame_byte(store_dir, record.location)
+    flip_byte_of_chunk(store_dir, damaged)
     with open_store(f"local://{store_dir}") as backend:
         server = serve(f"grpc+unix://{short_dir}/d.sock", daemon_services(backend))
         try:

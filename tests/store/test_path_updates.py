@@ -1,7 +1,7 @@
 """PathInfoService.update across processes (store/pathinfo/local.py): two processes sharing one
 store, the embedded one or PostgreSQL (two daemons of a cluster), each update a path's record
-again and again; the store's lock keeps every update, and the daemon's admission check
-(store/pathinfo/checked.py) admits one first version of a path, whoever races."""
+again and again, and the store's lock keeps every update. (The admission check built on it:
+tests/store/test_daemon_admission.py.)"""
 
 from __future__ import annotations
 

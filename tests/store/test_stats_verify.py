@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from castore.digest import B3Digest
-from castore.local.registry import open_engine
 from store import api
 from store.nixhash import HashAlgo, NixHash
 from store.signing import SecretKey
 from store.storepath import StorePath
-from tests.castore.local_store import flip_frame_byte
+from tests.castore.local_store import flip_byte_of_chunk
 from tests.conftest import make_zoo
 from tests.store.nixtool import build_closure, interop, new_key, nix
 
@@ -49,17 +47,6 @@ def zoo(tmp_path: Path) -> Path:
 
 def import_zoo(zoo: Path, local: str) -> str:
     return cairn("import", str(zoo), store=local)[1].strip()
-
-
-def flip_byte_of_chunk(store_dir: Path, data: bytes) -> None:
-    """Corrupt the frame holding the chunk of `data` in its pack file."""
-    engine = open_engine(str(store_dir))
-    try:
-        record = engine.chunk_record(B3Digest.of(data))
-    finally:
-        engine.close()
-    assert record is not None
-    flip_frame_byte(store_dir, record.location)
 
 
 def test_stats_of_an_empty_store_count_nothing(local):
