@@ -1,7 +1,9 @@
 """The remote gRPC path against the local store: `cairn dump` and `cairn castore import` over
 `grpc+unix://` (a `cairn daemon` on the same machine) vs the same command on `local://`.
 
-Django-5.0 (3,653 small files) and numpy-2.1.0 (fewer, larger files). Runs alternate between
+The remote dump asks the daemon to render (Cairn's NarService); the import streams blobs and the
+tree's directories through PutMany. Django-5.0 (3,653 small files) and numpy-2.1.0 (fewer,
+larger files). Runs alternate between
 the two sides; best of 5 (dump) and of 3 (import, each into a fresh store, the daemon's stopped
 before its store is measured). Targets: each time ratio <= 1.5x; stored bytes (packs and
 index) of the import within 2%.
