@@ -228,6 +228,10 @@ class Records:
             self._generation += 1
             self._lost = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
 
+    def in_batch(self) -> bool:
+        """Whether this thread's writes are being staged for its batch's end."""
+        return self._batch_depth() > 0
+
     def _batch_depth(self) -> int:
         return getattr(self._batches, "depth", 0)
 

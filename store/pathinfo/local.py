@@ -85,8 +85,9 @@ class LocalPathInfoService(EngineUser, PathInfoService):
             wanted = decide(existing)
             if wanted is None or wanted == existing:
                 return existing
-            stored = self.put(wanted)
-            self.engine.records.commit()  # durable now, even inside a batch
+            stored = self.put(wanted)  # outside a batch: committed on return
+            if self.engine.records.in_batch():
+                self.engine.records.commit()  # in one: committed now all the same
             return stored
 
     def close(self) -> None:

@@ -64,3 +64,24 @@ def test_two_processes_updating_one_path_lose_no_update(url: str) -> None:
     with open_store(url) as store:
         signers = {s.key_name for s in store.pathinfo.get(PATH.digest).signatures}
     assert signers == {f"writer{w}-{i}" for w in range(2) for i in range(UPDATES)}
+
+
+def test_an_update_inside_a_batch_is_durable_before_the_lock_goes(tmp_path: Path) -> None:
+    """Another process reads the update while this one's batch is still open."""
+    url = f"local://{tmp_path}/store"
+    info = PathInfo(PATH, FileNode(b"", EMPTY_DIGEST, 0), 112, bytes(32))
+    with open_store(url) as store, store.castore.batch():
+        assert store.pathinfo.update(PATH.digest, lambda existing: info) == info
+        seen = subprocess.run([sys.executable, "-c", READER, url], cwd=ROOT_DIR, capture_output=True, text=True,
+                              check=True).stdout
+    assert seen == "found\n"
+
+
+READER = """
+import sys
+from store.storepath import StorePath
+from store.url import open_store
+with open_store(sys.argv[1]) as store:
+    digest = StorePath.from_basename("7nn1mg7sbg5c7rs9nzcfks9almxk6m5x-test").digest
+    print("found" if store.pathinfo.get(digest) is not None else "missing")
+"""
