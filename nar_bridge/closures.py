@@ -16,12 +16,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from castore.errors import NotFoundError
 from castore.directories.service import DirectoryService
 from castore.nodes import Node, encode_node, rename
 from castore.tally import Tally
 from castore.url import CAStore
 from store.nar.layout import NarLayout, lay_out
+from store.nar.render import require_blobs
 
 CLOSURE_CACHE_ENTRIES = 100_000
 """Nodes of cached layouts in all, at about 0.55 KB of Python objects each (measured with
@@ -39,10 +39,7 @@ class Closure:
         now = time.monotonic()
         if now - self.blobs_checked < BLOB_CHECK_SECONDS:
             return
-        files = list({f.digest: f for f in self.layout.files}.values())
-        for f, present in zip(files, castore.blobs.has_many([f.digest for f in files])):
-            if not present:
-                raise NotFoundError(f"blob {f.digest} of {f.name!r} not found")
+        require_blobs(castore.blobs, self.layout)
         self.blobs_checked = now
 
 

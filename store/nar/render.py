@@ -138,6 +138,17 @@ def _prefix(file: FileNode, pieces: Iterable[bytes], want: int) -> Iterator[byte
         raise _shorter(file.digest, file.name, want)
 
 
+def require_blobs(blobs: BlobService, layout: NarLayout | NarSkeleton) -> None:
+    """NotFoundError naming a file whose blob `blobs` lacks; one lookup of every digest, each once
+    (so a NAR can be refused before its first byte)."""
+    first: dict[B3Digest, int] = {}
+    for index, digest in enumerate(layout.digests):
+        first.setdefault(digest, index)
+    for (digest, index), present in zip(first.items(), blobs.has_many(list(first))):
+        if not present:
+            raise missing_blob(digest, layout.file_name(index))
+
+
 def missing_blob(digest: bytes, name: bytes) -> NotFoundError:
     return NotFoundError(f"blob {B3Digest(digest)} of {name!r} not found")
 

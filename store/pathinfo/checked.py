@@ -21,6 +21,7 @@ from castore.nodes import DirectoryNode, FileNode, Node
 from castore.url import CAStore
 from store import nixbase32
 from store.nar.layout import lay_out
+from store.nar.render import require_blobs
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 
@@ -112,8 +113,4 @@ def _check_root(castore: CAStore, node: Node) -> None:
 def _check_closure(castore: CAStore, node: Node) -> None:
     """NotFoundError naming a directory or blob below `node` that the store lacks (a NAR calculated
     earlier may be cached, so its success proves nothing about what is still there)."""
-    files = lay_out(castore.directories, node).files  # NotFoundError for a missing directory
-    digests = list({f.digest for f in files})
-    for digest, present in zip(digests, castore.blobs.has_many(digests)):
-        if not present:
-            raise NotFoundError(f"blob {digest} not found")
+    require_blobs(castore.blobs, lay_out(castore.directories, node))  # a missing directory: NotFoundError too

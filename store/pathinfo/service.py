@@ -62,14 +62,11 @@ class PathInfoService(ABC):
         Its skeleton is had before this returns: a missing directory raises NotFoundError here, and
         with `check_blobs` a missing blob too (one lookup of all), so nothing is sent of a NAR that
         cannot be whole. A blob found missing or damaged later raises as the pieces are taken."""
-        from store.nar.render import missing_blob, render_layout
+        from store.nar.render import render_layout, require_blobs
 
         skeleton = self.nar_skeleton(castore.directories, node)
         if check_blobs:
-            digests = skeleton.digests
-            for index, present in enumerate(castore.blobs.has_many(digests)):
-                if not present:
-                    raise missing_blob(digests[index], skeleton.file_name(index))
+            require_blobs(castore.blobs, skeleton)
         return render_layout(castore.blobs, skeleton)
 
     def registration_times(self, digests: list[bytes]) -> list[int | None]:
