@@ -96,6 +96,9 @@ def _daemon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket-mode", type=_octal_mode, metavar="MODE",
                    help="permissions of the grpc+unix socket, in octal (e.g. 660; default: from the umask)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    p.add_argument("--stall-timeout", type=_positive_duration, metavar="DURATION", default=60.0,
+                   help="cancel a streaming call whose client takes (or sends) no message for this long, "
+                        "freeing its worker (default 60s, as nginx's send_timeout)")
     from castore.logformat import add_log_format_option  # a service's option: not loaded by other commands
 
     add_log_format_option(p)
@@ -164,10 +167,20 @@ def _octal_mode(text: str) -> int:
     return mode
 
 
+def _positive_duration(text: str) -> float:
+    from store.gc.cli import duration
+
+    seconds = duration(text)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
+    return seconds
+
+
 def cmd_daemon(args: argparse.Namespace) -> int:
     from castore.errors import ValidationError
     from castore.grpc_auth import Access, AccessInterceptor
     from castore.grpc_serve import TlsIdentity, run_daemon
+    from castore.grpc_stall import StallGuard
     from castore.url import read_token_file
     from store.grpc_server import daemon_services
     from store.metrics import daemon_observer
@@ -180,8 +193,10 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     access = Access(token, for_reads=args.token_for == "all", read_only=args.read_only)
     tls = TlsIdentity.load(args.tls_cert, args.tls_key) if args.tls_cert else None
     with open_store_from(args) as store, daemon_observer(store, args.metrics) as observer:
-        # the observer first: it sees (and counts) the calls access control refuses too
-        interceptors = [observer, AccessInterceptor(access)] if access.restricted else [observer]
+        # the observer first: it sees (and counts) the calls access control refuses, and stalls cancelled
+        interceptors = [observer, StallGuard(args.stall_timeout)]
+        if access.restricted:
+            interceptors.append(AccessInterceptor(access))
         return run_daemon(args.listen, daemon_services(store), interceptors=interceptors, tls=tls,
                           socket_mode=args.socket_mode)
 

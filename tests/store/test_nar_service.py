@@ -292,3 +292,47 @@ def _wait_for(sock: Path, proc: subprocess.Popen) -> None:
 ], ids=["empty", "canonical", "default written", "unknown field", "repeated"])
 def test_the_client_reads_a_nar_piece_as_protobuf_does(message: bytes, data: bytes) -> None:
     assert bytes(_nar_data(message)) == data == nar_pb.NarPiece.FromString(message).data
+
+
+def test_stalled_readers_are_cut_and_the_daemon_serves_again(tmp_path: Path, short_dir: Path) -> None:
+    """One more stalled NAR stream than the daemon has workers: without the stall guard, every call
+    after them waited for ever (the last stream never started, nor did the dump)."""
+    from castore.grpc_serve import MAX_WORKERS
+
+    url = f"local://{tmp_path}/store"
+    path, nar = imported(url, make_zoo(tmp_path / "zoo", big=48 << 20))  # more than flow control lets through
+    sock = short_dir / "d.sock"
+    daemon = subprocess.Popen([sys.executable, "-m", "store.cli", "daemon", "--listen", f"grpc+unix://{sock}",
+                               "--store", url, "--stall-timeout", "1s"], cwd=ROOT_DIR, stderr=subprocess.PIPE)
+    channels = []
+    try:
+        _wait_for(sock, daemon)
+        with open_store(f"grpc+unix://{sock}") as client:
+            root = rename(client.pathinfo.get(api.split_store_path(path)[0].digest).node, b"")
+        request = nar_pb.ReadNarRequest(root=node_to_proto(root)).SerializeToString()
+        stalled = []
+        for _ in range(MAX_WORKERS + 1):
+            channels.append(grpc.insecure_channel(f"unix:{sock}"))
+            stalled.append(channels[-1].unary_stream("/cairn.store.v1.NarService/Read")(request, timeout=120))
+            next(stalled[-1])  # one message, then nothing more is taken
+        done = subprocess.run([sys.executable, "-m", "store.cli", "dump", "--store", f"grpc+unix://{sock}", path],
+                              capture_output=True, cwd=ROOT_DIR, timeout=120)
+        assert done.returncode == 0 and done.stdout == nar
+        with pytest.raises(grpc.RpcError) as cut:
+            for _ in stalled[0]:
+                pass
+        assert cut.value.code() is grpc.StatusCode.CANCELLED
+    finally:
+        for channel in channels:
+            channel.close()
+        daemon.terminate()
+        daemon.wait(30)
+    assert b"cancelled: its client took or sent nothing for 1 s" in daemon.stderr.read()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_a_bad_stall_timeout_is_one_line(value: str, short_dir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "store.cli", "daemon", "--listen", f"grpc+unix://{short_dir}/d.sock",
+                           "--store", "memory://", "--stall-timeout", value], capture_output=True, cwd=ROOT_DIR)
+    assert done.returncode != 0 and b"Traceback" not in done.stderr
+    assert b"--stall-timeout" in done.stderr.splitlines()[-1]
