@@ -22,13 +22,10 @@ from typing import Any, Callable, Iterator
 
 import grpc
 
+from castore.durations import STALL_TIMEOUT
 from castore.grpc_common import behavior_of, same_shape
 
 log = logging.getLogger("cairn.grpc")
-
-STALL_TIMEOUT = 60.0
-"""Seconds a call may wait on its client between two messages (nginx's send_timeout is 60 s)."""
-
 
 class StallGuard(grpc.ServerInterceptor):
     """Cancels a streaming call once it has waited on its client for longer than `timeout` seconds."""

@@ -33,6 +33,7 @@ from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
 from nar_bridge.health import get_healthz
 from nar_bridge.logs import get_log, put_log
 from nar_bridge.metrics import METRICS, BridgeMetrics, get_metrics
+from castore.durations import STALL_TIMEOUT
 from nar_bridge.nar_cache import NAR_CACHE_BYTES
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo
@@ -88,7 +89,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def load_config(*, priority: int, read_only: bool, token_file: str | None,
                 sign_key_files: Sequence[str] = (), nar_cache: str | None = None,
-                nar_cache_mib: int | None = None) -> BridgeConfig:
+                nar_cache_mib: int | None = None, stall_timeout: float = STALL_TIMEOUT) -> BridgeConfig:
     """The bridge's settings from the command line, each validated."""
     from store.composition import load_secret_keys
 
@@ -101,7 +102,7 @@ def load_config(*, priority: int, read_only: bool, token_file: str | None,
             raise ValidationError(f"token file {token_file} is empty")
     cache_bytes = NAR_CACHE_BYTES if nar_cache_mib is None else nar_cache_mib << 20
     return BridgeConfig(priority, read_only, token, load_secret_keys(list(sign_key_files)),
-                        None if nar_cache is None else Path(nar_cache), cache_bytes)
+                        None if nar_cache is None else Path(nar_cache), cache_bytes, stall_timeout)
 
 
 def run(listen: str, store: Store, config: BridgeConfig, *, metrics: bool = True) -> int:

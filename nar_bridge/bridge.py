@@ -27,6 +27,7 @@ from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
 from nar_bridge.names import NarFile
+from castore.durations import STALL_TIMEOUT
 from nar_bridge.nar_cache import NAR_CACHE_BYTES, NarCache
 from nar_bridge.threads import Workers
 
@@ -46,6 +47,9 @@ class BridgeConfig:
     nar_cache: Path | None = None
     """Where hot rendered NARs are kept (see nar_cache); None: every NAR is rendered."""
     nar_cache_bytes: int = NAR_CACHE_BYTES
+    stall_timeout: float = STALL_TIMEOUT
+    """Seconds a rendered NAR's client may take nothing before its connection is closed: a render
+    waiting on it holds one of the stream workers."""
 
 
 class Recent(Generic[K, T]):

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from castore.cli_lazy import Build, Group, LazySubcommands
+from castore.durations import STALL_TIMEOUT, positive_duration
 from castore.logformat import add_log_format_option
 from nar_bridge import DEFAULT_LISTEN, DEFAULT_PRIORITY
 
@@ -35,6 +36,9 @@ def _nar_bridge_args(p: argparse.ArgumentParser) -> None:
                         "every NAR)")
     p.add_argument("--nar-cache-mib", metavar="MIB", type=int,
                    help="the most the NAR cache keeps (default: 4096)")
+    p.add_argument("--stall-timeout", type=positive_duration, metavar="DURATION", default=STALL_TIMEOUT,
+                   help="close the connection of a client that takes nothing of a rendered NAR for this long, "
+                        "freeing its render (default 60s, as nginx's send_timeout)")
     p.add_argument("--no-metrics", dest="metrics", action="store_false",
                    help="no /metrics and no counting (the access log stays)")
     add_log_format_option(p)
@@ -48,7 +52,7 @@ def cmd_nar_bridge(args: argparse.Namespace) -> int:
 
     config = app.load_config(priority=args.priority, read_only=args.read_only, token_file=args.token_file,
                              sign_key_files=args.sign_key, nar_cache=args.nar_cache,
-                             nar_cache_mib=args.nar_cache_mib)
+                             nar_cache_mib=args.nar_cache_mib, stall_timeout=args.stall_timeout)
     # Each upstream is read through after the store and those before it; signing covers them all.
     wrappers = [{"type": "cache", "near": ROOT, "far": {"url": url}} for url in args.upstream]
     if args.sign_key:

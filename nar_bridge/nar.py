@@ -116,7 +116,12 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
         piece = await channel.get()  # preflight errors surface here, before any header is sent
         await response.prepare(request)
         while piece is not None:
-            await response.write(piece)
+            if not await _sent(response, piece, bridge.config.stall_timeout):
+                log.warning("client of %s took nothing for %g s; closing its connection", request.path,
+                            bridge.config.stall_timeout)
+                if request.transport is not None:
+                    request.transport.abort()
+                return response
             piece = await channel.get()
         await response.write_eof()
     except ConnectionError:
@@ -130,6 +135,17 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
     finally:
         channel.close()
     return response
+
+
+async def _sent(response: web.StreamResponse, piece: bytes, timeout: float) -> bool:
+    """Write `piece`; False when the client took too little of it for `timeout` seconds to let the
+    write finish (the render waits on this client, holding a stream worker)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await response.write(piece)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _cached(bridge: Bridge, cache: NarCache, nar_size: int, nar_sha256: bytes,

@@ -11,6 +11,7 @@ import sys
 
 from castore import cli as castore_cli
 from castore.cli_lazy import Group, LazySubcommands, Parser
+from castore.durations import STALL_TIMEOUT, positive_duration
 from castore.errors import CastoreError
 
 TYPE_CHECKING = False  # not typing's: importing typing is 2 ms of `cairn --help`; type checkers take it as true
@@ -96,7 +97,7 @@ def _daemon_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket-mode", type=_octal_mode, metavar="MODE",
                    help="permissions of the grpc+unix socket, in octal (e.g. 660; default: from the umask)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    p.add_argument("--stall-timeout", type=_positive_duration, metavar="DURATION", default=60.0,
+    p.add_argument("--stall-timeout", type=positive_duration, metavar="DURATION", default=STALL_TIMEOUT,
                    help="cancel a streaming call whose client takes (or sends) no message for this long, "
                         "freeing its worker (default 60s, as nginx's send_timeout)")
     from castore.logformat import add_log_format_option  # a service's option: not loaded by other commands
@@ -165,15 +166,6 @@ def _octal_mode(text: str) -> int:
     if not 0 <= mode <= 0o777:
         raise argparse.ArgumentTypeError(f"not a permission mode (000..777): {text!r}")
     return mode
-
-
-def _positive_duration(text: str) -> float:
-    from store.gc.cli import duration
-
-    seconds = duration(text)
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"not a positive duration: {text!r}")
-    return seconds
 
 
 def cmd_daemon(args: argparse.Namespace) -> int:

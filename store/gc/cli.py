@@ -7,23 +7,11 @@ parser too, and must stay light).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from castore.cli_lazy import Build, LazySubcommands
+from castore.durations import duration
 from castore.errors import ValidationError
-
-_DURATION = r"(\d+(?:\.\d+)?)([smhdw]?)"
-"""Compiled (and cached by re) when a duration is parsed, not when every command builds this parser."""
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def duration(text: str) -> float:
-    """Seconds of `90`, `30s`, `15m`, `1h`, `7d`, `2w`."""
-    match = re.fullmatch(_DURATION, text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration (e.g. 90s, 15m, 1h, 7d, 2w): {text!r}")
-    return float(match[1]) * _UNIT[match[2]]
 
 
 def add_commands(sub: LazySubcommands, store_options: Build) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from nar_bridge.nar import ByteRange, nar_body
 from store.pathinfo.memory import MemoryPathInfoService
 from store.url import Store
 from tests.conftest import make_zoo
+from tests.nar_bridge.conftest import CAIRN
 from tests.store.castores import RecordingDirectories
 
 
@@ -220,3 +222,37 @@ def test_a_stalled_nar_download_blocks_nothing_else(served):
         for _ in range(20):
             assert bridge.get(f"/{info.store_path.hash_part}.ls").status == 200
         assert time.monotonic() - start < 10
+
+
+def test_a_stalled_nar_download_is_cut_after_the_stall_timeout(tmp_path, start_bridge):
+    """A client that takes nothing of a rendered NAR for --stall-timeout loses its connection, and
+    the render it held ends; the same NAR is then served whole to the next client."""
+    tree = make_zoo(tmp_path / "zoo", big=48 << 20)  # more than the sockets' buffers hold
+    url = f"local://{tmp_path}/store"
+    with api.open_store(url) as store:
+        info = api.import_path(store, tree)
+    bridge = start_bridge(url, "--stall-timeout", "1s")
+    with socket.create_connection(("127.0.0.1", bridge.port)) as stalled:
+        stalled.sendall(f"GET {nar_path(info)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert stalled.recv(12) == b"HTTP/1.1 200"
+        deadline = time.monotonic() + 60
+        while "took nothing for 1 s" not in bridge.log_text():
+            assert time.monotonic() < deadline, bridge.log_text()
+            time.sleep(0.05)
+        received = 0
+        try:
+            while piece := stalled.recv(1 << 20):
+                received += len(piece)
+        except ConnectionResetError:
+            pass
+    assert received < info.nar_size  # the body was cut short: not mistaken for a whole NAR
+    reply = bridge.get(nar_path(info))
+    assert reply.status == 200 and len(reply.body) == info.nar_size
+
+
+@pytest.mark.parametrize("value", ["0", "soon"])
+def test_a_bad_stall_timeout_is_one_line(value: str, tmp_path) -> None:
+    done = subprocess.run([CAIRN, "nar-bridge", "--store", f"local://{tmp_path}/s", "--stall-timeout", value],
+                          capture_output=True)
+    assert done.returncode != 0 and b"Traceback" not in done.stderr
+    assert b"--stall-timeout" in done.stderr.splitlines()[-1]
