@@ -31,6 +31,7 @@ from aiohttp import web
 
 from castore.errors import ValidationError
 from castore.nodes import Node
+from castore.turns import in_turns
 from castore.url import CAStore
 from store.nar.layout import NarLayout
 from store.nar.render import render_layout, render_range
@@ -229,7 +230,13 @@ def accepts_zstd(accept_encoding: str) -> bool:
 def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
              compression: str) -> Iterator[bytes]:
     """The rendered (ranged, compressed) pieces; a generator, so the layout and its checks too run in
-    the worker. `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
+    the worker, and each piece is made in a turn of the process's renders (see castore.turns).
+    `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
+    return in_turns(_rendered(castore, closures, node, nar_size, byte_range, compression))
+
+
+def _rendered(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
+              compression: str) -> Iterator[bytes]:
     layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
         pieces = render_layout(castore.blobs, layout, HANDOFF_SIZE)  # joined once, not twice

@@ -11,6 +11,7 @@ from castore.errors import NotFoundError, ValidationError
 from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_server import CASTORE_SERVICES, Register, add_service, castore_services, served_names
 from castore.nodes import Node, node_from_proto
+from castore.turns import in_turns
 from castore.url import CAStore
 from castore.wire import varint
 from store.pathinfo.checked import CheckedPathInfoService
@@ -57,7 +58,8 @@ class NarServicer:
     def Read(self, request: nar_pb.ReadNarRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
         if not request.HasField("root"):
             raise ValidationError("ReadNar needs a root node")
-        yield from _messages(self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True))
+        pieces = self._pathinfo.nar(self._castore, _root(request.root, "ReadNar"), check_blobs=True)
+        yield from in_turns(_messages(pieces))  # a message a turn: see castore.turns
 
 
 def _root(message, method: str) -> Node:
