@@ -29,7 +29,8 @@ from castore.url import grpc_target
 log = logging.getLogger(__name__)
 
 MAX_WORKERS = max(16, 4 * (os.cpu_count() or 1))
-"""Every open stream (a FUSE read, a NAR render) holds a worker thread for its length."""
+"""Every open stream (a FUSE read, a NAR render) holds a worker thread for its length; one whose
+client stalls, for the daemon's stall timeout at most (castore/grpc_stall.py)."""
 
 SERVER_OPTIONS = CHANNEL_OPTIONS + (
     ("grpc.so_reuseport", 0),  # a second daemon on the same port must fail, not share it
