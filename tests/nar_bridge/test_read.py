@@ -69,6 +69,23 @@ def test_the_nar_is_served_whole_with_its_length(served):
     assert head.status == 200 and head.headers["content-length"] == str(len(nar))
 
 
+def test_many_nars_at_once_take_turns_and_each_is_whole(served):
+    """More concurrent renders than the bridge has turns (castore/turns.py), whole and ranged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bridge, info, nar, _ = served
+    ranges = [None, *[(i * 100_003, i * 100_003 + 2_000_000) for i in range(11)]]
+
+    def fetch(byte_range):
+        if byte_range is None:
+            return bridge.get(nar_path(info)).body == nar
+        first, last = byte_range
+        return bridge.get(nar_path(info), Range=f"bytes={first}-{last}").body == nar[first:last + 1]
+
+    with ThreadPoolExecutor(12) as pool:
+        assert all(pool.map(fetch, ranges * 2))
+
+
 def test_single_ranges_are_exact(served):
     bridge, info, nar, _ = served
     size = len(nar)

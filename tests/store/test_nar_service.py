@@ -108,6 +108,17 @@ def test_cairn_dump_over_grpc_is_nix_store_dump(daemon, zoo: Path) -> None:
     assert counted.renders == 1
 
 
+def test_many_renders_at_once_take_turns_and_each_is_whole(daemon) -> None:
+    """More concurrent NARs than the process has turns (castore/turns.py): each is exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, counted, path, nar = daemon
+    store_path, _ = api.split_store_path(path)
+    with open_store(server.url) as client, ThreadPoolExecutor(12) as pool:
+        dumps = list(pool.map(lambda _: b"".join(api.dump(client, store_path)), range(12)))
+    assert dumps == [nar] * 12 and counted.renders == 12
+
+
 def test_messages_are_whole_mebibytes_but_the_last(daemon) -> None:
     server, _, path, nar = daemon
     with open_store(server.url) as client:
