@@ -27,6 +27,7 @@ from castore.grpc_common import behavior_of, same_shape
 
 log = logging.getLogger("cairn.grpc")
 
+
 class StallGuard(grpc.ServerInterceptor):
     """Cancels a streaming call once it has waited on its client for longer than `timeout` seconds."""
 

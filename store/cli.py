@@ -11,7 +11,6 @@ import sys
 
 from castore import cli as castore_cli
 from castore.cli_lazy import Group, LazySubcommands, Parser
-from castore.durations import STALL_TIMEOUT, positive_duration
 from castore.errors import CastoreError
 
 TYPE_CHECKING = False  # not typing's: importing typing is 2 ms of `cairn --help`; type checkers take it as true
@@ -84,6 +83,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _daemon_args(p: argparse.ArgumentParser) -> None:
+    from castore.durations import STALL_TIMEOUT, positive_duration  # the daemon's options: not loaded by other commands
+
     p.add_argument("--listen", metavar="URL", required=True,
                    help="grpc+unix:///abs/socket, grpc+http://host:port or grpc+https://host:port")
     p.add_argument("--token-file", metavar="FILE",
