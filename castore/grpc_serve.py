@@ -24,13 +24,17 @@ from castore import signals
 from castore.errors import BackendError, ValidationError
 from castore.grpc_common import CHANNEL_OPTIONS
 from castore.grpc_server import Register
+from castore.grpc_slots import StreamSlots
 from castore.url import grpc_target
 
 log = logging.getLogger(__name__)
 
-MAX_WORKERS = max(16, 4 * (os.cpu_count() or 1))
-"""Every open stream (a FUSE read, a NAR render) holds a worker thread for its length; one whose
-client stalls, for the daemon's stall timeout at most (castore/grpc_stall.py)."""
+MAX_STREAMS = max(16, 4 * (os.cpu_count() or 1))
+"""Streams (a FUSE read, a NAR render) running at once; each holds a worker for its length (one
+whose client stalls, for the daemon's stall timeout at most: castore/grpc_stall.py)."""
+MAX_WORKERS = 8 * MAX_STREAMS
+"""Threads, started as calls need them: streams waiting for a slot sleep in theirs, and the rest
+answer every other call (castore/grpc_slots.py)."""
 
 SERVER_OPTIONS = CHANNEL_OPTIONS + (
     ("grpc.so_reuseport", 0),  # a second daemon on the same port must fail, not share it
@@ -72,9 +76,10 @@ class RunningServer:
 
 
 def serve(listen_url: str, registrations: Iterable[Register], *, max_workers: int = MAX_WORKERS,
-          interceptors: Sequence[grpc.ServerInterceptor] = (), tls: TlsIdentity | None = None,
-          socket_mode: int | None = None) -> RunningServer:
+          max_streams: int = MAX_STREAMS, interceptors: Sequence[grpc.ServerInterceptor] = (),
+          tls: TlsIdentity | None = None, socket_mode: int | None = None) -> RunningServer:
     """Start a server on `listen_url` with every registration applied; it runs until stop().
+    Streams take one of `max_streams` slots, after the `interceptors` (so a refused call takes none).
 
     `tls` is required for (and only for) `grpc+https://`; `socket_mode` (only for
     `grpc+unix://`) is the socket file's permission bits, set before anyone can connect.
@@ -89,7 +94,7 @@ def serve(listen_url: str, registrations: Iterable[Register], *, max_workers: in
     if socket_path:
         _remove_stale_socket(socket_path)
     server = grpc.server(ThreadPoolExecutor(max_workers, thread_name_prefix="grpc"),
-                         interceptors=interceptors, options=SERVER_OPTIONS)
+                         interceptors=[*interceptors, StreamSlots(max_streams)], options=SERVER_OPTIONS)
     for register in registrations:
         register(server)
     try:

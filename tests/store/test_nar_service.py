@@ -306,9 +306,9 @@ def test_the_client_reads_a_nar_piece_as_protobuf_does(message: bytes, data: byt
 
 
 def test_stalled_readers_are_cut_and_the_daemon_serves_again(tmp_path: Path, short_dir: Path) -> None:
-    """One more stalled NAR stream than the daemon has workers: without the stall guard, every call
-    after them waited for ever (the last stream never started, nor did the dump)."""
-    from castore.grpc_serve import MAX_WORKERS
+    """One more stalled NAR stream than the daemon runs at once: without the stall guard, the last
+    stream never started, nor did any stream after it (the dump)."""
+    from castore.grpc_serve import MAX_STREAMS
 
     url = f"local://{tmp_path}/store"
     path, nar = imported(url, make_zoo(tmp_path / "zoo", big=48 << 20))  # more than flow control lets through
@@ -322,7 +322,7 @@ def test_stalled_readers_are_cut_and_the_daemon_serves_again(tmp_path: Path, sho
             root = rename(client.pathinfo.get(api.split_store_path(path)[0].digest).node, b"")
         request = nar_pb.ReadNarRequest(root=node_to_proto(root)).SerializeToString()
         stalled = []
-        for _ in range(MAX_WORKERS + 1):
+        for _ in range(MAX_STREAMS + 1):
             channels.append(grpc.insecure_channel(f"unix:{sock}"))
             stalled.append(channels[-1].unary_stream("/cairn.store.v1.NarService/Read")(request, timeout=120))
             next(stalled[-1])  # one message, then nothing more is taken
