@@ -79,12 +79,16 @@ class StallGuard(grpc.ServerInterceptor):
                 del self._calls[id(call)]
 
     def _watch(self) -> None:
-        """Cancel the calls waiting for longer than the timeout, checking a few times per timeout."""
+        """Cancel the calls waiting for longer than the timeout, checking a few times per timeout;
+        gone once no streaming call is left (the next one starts it again)."""
         while True:
             time.sleep(min(1.0, self._timeout / 4))
             deadline = time.monotonic() - self._timeout
             with self._lock:
                 calls = list(self._calls.values())
+                if not calls:
+                    self._watchdog = None
+                    return
             for call in calls:
                 since = call.since
                 if since is None or since > deadline:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 from aiohttp import web
 
+from castore.durations import STALL_TIMEOUT
 from castore.errors import BackendError, CastoreError, CorruptionError, NotFoundError, ValidationError
 from castore.hostport import parse_host_port
 from store.url import Store
@@ -33,7 +34,6 @@ from nar_bridge.bridge import BRIDGE, Bridge, BridgeConfig
 from nar_bridge.health import get_healthz
 from nar_bridge.logs import get_log, put_log
 from nar_bridge.metrics import METRICS, BridgeMetrics, get_metrics
-from castore.durations import STALL_TIMEOUT
 from nar_bridge.nar_cache import NAR_CACHE_BYTES
 from nar_bridge.nar import get_castore_nar, get_nar_file
 from nar_bridge.narinfo import get_cache_info, get_listing, get_narinfo

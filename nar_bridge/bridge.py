@@ -15,6 +15,7 @@ from typing import Callable, Generic, TypeVar
 
 from aiohttp import web
 
+from castore.durations import STALL_TIMEOUT
 from castore.nodes import DirectoryNode, FileNode, Node
 from castore.probing import BoundedProbe
 from castore.tally import Tally
@@ -27,7 +28,6 @@ from store.url import Store
 from nar_bridge import DEFAULT_PRIORITY
 from nar_bridge.closures import ClosureCache
 from nar_bridge.names import NarFile
-from castore.durations import STALL_TIMEOUT
 from nar_bridge.nar_cache import NAR_CACHE_BYTES, NarCache
 from nar_bridge.threads import Workers
 

@@ -187,8 +187,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     tls = TlsIdentity.load(args.tls_cert, args.tls_key) if args.tls_cert else None
     with open_store_from(args) as store, daemon_observer(store, args.metrics) as observer:
         # the observer first: it sees (and counts) the calls access control refuses, and stalls cancelled
-        interceptors = [observer, AccessInterceptor(access), StallGuard(args.stall_timeout)] if access.restricted \
-            else [observer, StallGuard(args.stall_timeout)]
+        refusals = [AccessInterceptor(access)] if access.restricted else []
+        interceptors = [observer, *refusals, StallGuard(args.stall_timeout)]
         return run_daemon(args.listen, daemon_services(store), interceptors=interceptors, tls=tls,
                           socket_mode=args.socket_mode)
 

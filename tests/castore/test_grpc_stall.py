@@ -99,6 +99,19 @@ def test_a_stalled_writer_is_cancelled_and_nothing_is_kept(guarded) -> None:
     assert not store.blobs.has(B3Digest.of(data))
 
 
+def test_the_watchdog_stops_when_no_stream_is_left_and_starts_with_the_next(guarded) -> None:
+    url, guard, _, digest = guarded
+    with channel(url) as ch:
+        for cut in (1, 2):
+            call = ch.unary_stream(READ)(read_request(digest))
+            next(call)  # then nothing more is taken
+            with pytest.raises(grpc.RpcError) as ended:
+                until(lambda: guard.cancelled == cut)
+                list(call)
+            assert ended.value.code() is grpc.StatusCode.CANCELLED
+            until(lambda: guard._watchdog is None)  # no stream left: no thread waking for nothing
+
+
 def test_a_reader_that_keeps_taking_messages_is_never_cut(guarded) -> None:
     """Slower in all than the timeout, but never that slow between two messages."""
     url, guard, store, digest = guarded
