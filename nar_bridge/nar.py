@@ -29,16 +29,16 @@ from typing import BinaryIO, Iterable, Iterator
 
 from aiohttp import web
 
-from castore.errors import ValidationError
+from castore.errors import BackendError, ValidationError
 from castore.nodes import Node
 from castore.turns import in_turns
-from castore.url import CAStore
 from store.nar.layout import NarLayout
-from store.nar.render import render_layout, render_range
+from store.nar.render import render_range
 from nar_bridge.bridge import BRIDGE, Bridge, root_exists
 from nar_bridge.closures import ClosureCache
 from store.compression import compressing
 from store.decimal import parse_u64
+from store.url import Store
 from nar_bridge.names import NarFile, parse_castore_nar
 from nar_bridge.nar_cache import Fill, NarCache, teed
 from nar_bridge.threads import PieceChannel
@@ -110,7 +110,7 @@ async def serve_nar(request: web.Request, bridge: Bridge, node: Node, nar_size: 
         elif cached is not None:
             with cached:
                 return await _send_file(request, response, cached, byte_range or ByteRange(0, nar_size - 1))
-    body = nar_body(bridge.store.castore, bridge.closures, node, nar_size, byte_range, compression)
+    body = nar_body(bridge.store, bridge.closures, node, nar_size, byte_range, compression)
     channel = PieceChannel(asyncio.get_running_loop())
     bridge.workers.stream(channel.feed, body if fill is None else teed(body, fill))
     try:
@@ -227,19 +227,22 @@ def accepts_zstd(accept_encoding: str) -> bool:
     return False
 
 
-def nar_body(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
+def nar_body(store: Store, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
              compression: str) -> Iterator[bytes]:
     """The rendered (ranged, compressed) pieces; a generator, so the layout and its checks too run in
     the worker, and each piece is made in a turn of the process's renders (see castore.turns).
     `nar_size` is checked against the layout (a castore URL's narsize comes from the client)."""
-    return in_turns(_rendered(castore, closures, node, nar_size, byte_range, compression))
+    return in_turns(_rendered(store, closures, node, nar_size, byte_range, compression))
 
 
-def _rendered(castore: CAStore, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
+def _rendered(store: Store, closures: ClosureCache, node: Node, nar_size: int, byte_range: ByteRange | None,
               compression: str) -> Iterator[bytes]:
+    """A whole NAR comes from the path-info service, which a remote daemon answers by rendering
+    it in its own store (only the bytes travel); a range reads the blobs it overlaps."""
+    castore = store.castore
     layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
-        pieces = render_layout(castore.blobs, layout, HANDOFF_SIZE)  # joined once, not twice
+        pieces = _exactly(store.pathinfo.nar(castore, node, layout=layout), nar_size)
     else:
         pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))
@@ -251,6 +254,19 @@ def _sized(layout: NarLayout, nar_size: int) -> NarLayout:
     return layout
 
 
+def _exactly(pieces: Iterable[bytes], nar_size: int) -> Iterator[bytes]:
+    """The pieces, which a daemon may have sent: not one byte more or fewer than the Content-Length
+    announced (a failure after the headers aborts the connection)."""
+    left = nar_size
+    for piece in pieces:
+        left -= len(piece)
+        if left < 0:
+            raise BackendError(f"the NAR came longer than its {nar_size} bytes")
+        yield piece
+    if left:
+        raise BackendError(f"the NAR came {left} bytes short of its {nar_size}")
+
+
 def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """Pieces of at least HANDOFF_SIZE (but the last): each handoff to the event loop costs the same.
     A piece that large already passes without a copy."""
@@ -260,7 +276,7 @@ def _coalesce(pieces: Iterable[bytes]) -> Iterator[bytes]:
         pending.append(piece)
         size += len(piece)
         if size >= HANDOFF_SIZE:
-            yield b"".join(pending)
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()
             size = 0
     if size:

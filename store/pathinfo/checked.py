@@ -20,7 +20,7 @@ from castore.errors import NotFoundError, ValidationError
 from castore.nodes import DirectoryNode, FileNode, Node
 from castore.url import CAStore
 from store import nixbase32
-from store.nar.layout import lay_out
+from store.nar.layout import NarLayout, lay_out
 from store.nar.render import require_blobs
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
@@ -43,8 +43,9 @@ class CheckedPathInfoService(PathInfoService):
     def list(self) -> Iterator[PathInfo]:
         return self.inner.list()
 
-    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
-        return self.inner.nar(castore, node, check_blobs=check_blobs)
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
+            layout: NarLayout | None = None) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         """The inner service's (cached) answer, for a root whose size is its target's: the cache is

@@ -6,7 +6,7 @@ is then rendered by the daemon, from its own store, and only its bytes travel.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import grpc
 
@@ -19,6 +19,9 @@ from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 from store.proto import rpc_nar_pb2 as nar_pb
 from store.proto import rpc_pathinfo_pb2 as pb, rpc_pathinfo_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from store.nar.layout import NarLayout
 
 
 NAR_READ = "/cairn.store.v1.NarService/Read"
@@ -58,10 +61,12 @@ class GrpcPathInfoService(PathInfoService):
             resp = self._stub.CalculateNAR(node_to_proto(rename(node, b"")))
         return resp.nar_size, resp.nar_sha256
 
-    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
+            layout: NarLayout | None = None) -> Iterator[bytes]:
         """Rendered by the daemon, which says before the first piece whether it can (it checks that
-        it holds every blob). A server without NarService (Tvix, Snix, an older Cairn) or without
-        the whole closure: rendered here from `castore`, which may hold what the daemon does not."""
+        it holds every blob); the daemon has no use for `layout`. A server without NarService
+        (Tvix, Snix, an older Cairn) or without the whole closure: rendered here from `castore`,
+        which may hold what the daemon does not."""
         if self._renders:
             call = self._read_nar(nar_pb.ReadNarRequest(root=node_to_proto(rename(node, b""))))
             try:
@@ -75,7 +80,7 @@ class GrpcPathInfoService(PathInfoService):
                 raise BackendError(f"gRPC {self._target}: NarService.Read sent no NAR") from None
             else:
                 return self._pieces(call, first)
-        return super().nar(castore, node, check_blobs=check_blobs)
+        return super().nar(castore, node, check_blobs=check_blobs, layout=layout)
 
     def _pieces(self, call: Iterator[bytes], first: bytes) -> Iterator[bytes]:
         try:

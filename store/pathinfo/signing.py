@@ -7,13 +7,16 @@ Signatures stored with a path (from an upload or an upstream cache) are kept.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from castore.nodes import Node
 from castore.url import CAStore
 from store.pathinfo.model import PathInfo
 from store.pathinfo.service import PathInfoService
 from store.signing import SecretKey, fingerprint
+
+if TYPE_CHECKING:
+    from store.nar.layout import NarLayout
 
 
 class SigningPathInfoService(PathInfoService):
@@ -46,8 +49,9 @@ class SigningPathInfoService(PathInfoService):
     def update(self, digest: bytes, decide: Callable[[PathInfo | None], PathInfo | None]) -> PathInfo | None:
         return self._signed(self.inner.update(digest, decide))
 
-    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False) -> Iterator[bytes]:
-        return self.inner.nar(castore, node, check_blobs=check_blobs)
+    def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
+            layout: NarLayout | None = None) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         return self.inner.calculate_nar(node)

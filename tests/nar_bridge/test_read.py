@@ -181,7 +181,7 @@ def test_a_ranged_render_reads_no_file_before_the_range(tmp_path):
         contents = [(offset, file.size) for offset, file in zip(layout.offsets, layout.files)]
         for first, last in [(len(nar) - 100, len(nar) - 1), (len(nar) // 2, len(nar) // 2 + 70_000), (0, 9)]:
             blobs.opened.clear()
-            body = b"".join(nar_body(castore, closures, info.node, len(nar), ByteRange(first, last), "none"))
+            body = b"".join(nar_body(store, closures, info.node, len(nar), ByteRange(first, last), "none"))
             assert body == nar[first:last + 1]
             overlapping = {file.digest for offset, file in zip(layout.offsets, layout.files)
                            if offset <= last and offset + file.size > first}
@@ -200,7 +200,8 @@ def test_a_listing_and_the_ranges_read_after_it_share_one_layout(tmp_path):
     layout = closures.get(directories, node).layout
     entry = json.loads(nar_listing(layout).decode("utf-8", "surrogateescape"))["root"]["entries"]["medium.bin"]
     first, last = entry["narOffset"], entry["narOffset"] + entry["size"] - 1
-    assert b"".join(nar_body(castore, closures, node, layout.size, ByteRange(first, last), "none")) == (
+    store = Store(castore, MemoryPathInfoService(castore))
+    assert b"".join(nar_body(store, closures, node, layout.size, ByteRange(first, last), "none")) == (
         (tree / "medium.bin").read_bytes())
     assert directories.recursive_gets == 1
 

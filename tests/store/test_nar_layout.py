@@ -23,6 +23,8 @@ from store.nar.ingest import ingest_nar
 from store.nar.layout import lay_out
 from store.nar.render import render_layout, render_nar, render_range
 from store.nar.writer import write_nar
+from store.pathinfo.memory import MemoryPathInfoService
+from store.url import Store
 from tests.conftest import make_zoo
 from tests.store.castores import RecordingDirectories
 from tests.store.test_nar_reader import trees
@@ -138,7 +140,7 @@ def test_a_missing_blob_anywhere_is_an_error_before_any_byte(tmp_path: Path):
             writer.close()
     broken = CAStore(blobs, store.directories)
     for byte_range in [None, ByteRange(0, layout.size - 1), ByteRange(0, 9)]:
-        body = nar_body(broken, ClosureCache(), node, layout.size, byte_range, "none")
+        body = nar_body(_store(broken), ClosureCache(), node, layout.size, byte_range, "none")
         with pytest.raises(NotFoundError, match=str(last.digest)):
             next(body)
 
@@ -147,7 +149,11 @@ def test_a_missing_directory_is_an_error_before_any_byte():
     store = CAStore(MemoryBlobService(), RecordingDirectories())
     absent = Directory.of([FileNode(b"f", B3Digest.of(b""), 0)]).as_node()
     with pytest.raises(NotFoundError, match=f"directory {absent.digest}"):
-        next(nar_body(store, ClosureCache(), absent, 128, None, "none"))
+        next(nar_body(_store(store), ClosureCache(), absent, 128, None, "none"))
+
+
+def _store(castore: CAStore) -> Store:
+    return Store(castore, MemoryPathInfoService(castore))
 
 
 ZOO_LISTING = (

@@ -13,10 +13,11 @@ from typing import Iterator
 
 import grpc
 import pytest
+import zstandard
 from hypothesis import given, settings, strategies as st
 
 from castore.digest import B3Digest
-from castore.errors import CorruptionError, NotFoundError
+from castore.errors import BackendError, CorruptionError, NotFoundError
 from castore.grpc_common import MESSAGE_CHUNK
 from castore.grpc_serve import RunningServer, serve
 from castore.grpc_server import add_service, castore_services
@@ -30,6 +31,7 @@ from store.proto import rpc_nar_pb2 as nar_pb
 from store.url import Store, open_store
 from tests.castore.local_store import flip_byte_of_chunk
 from tests.conftest import _pseudo_random, make_zoo
+from tests.nar_bridge.conftest import Bridge
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
@@ -69,9 +71,9 @@ class Renders(PathInfoService):
     def calculate_nar(self, node):
         return self.inner.calculate_nar(node)
 
-    def nar(self, castore, node, *, check_blobs=False):
+    def nar(self, castore, node, *, check_blobs=False, layout=None):
         self.renders += 1
-        return self.inner.nar(castore, node, check_blobs=check_blobs)
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
 
 
 @pytest.fixture
@@ -117,6 +119,56 @@ def test_many_renders_at_once_take_turns_and_each_is_whole(daemon) -> None:
     with open_store(server.url) as client, ThreadPoolExecutor(12) as pool:
         dumps = list(pool.map(lambda _: b"".join(api.dump(client, store_path)), range(12)))
     assert dumps == [nar] * 12 and counted.renders == 12
+
+
+def test_nar_bridge_over_the_daemon_has_it_render_whole_nars(daemon, tmp_path: Path) -> None:
+    """A real nar-bridge in front of the daemon: a whole NAR (plain or zstd) is the daemon's render,
+    relayed; a range is read from the blobs it overlaps, with no render asked of the daemon."""
+    server, counted, path, nar = daemon
+    bridge = Bridge(server.url, ["--read-only"], tmp_path / "bridge.log").start()
+    try:
+        narinfo = bridge.get(f"/{Path(path).name[:32]}.narinfo").body.decode()
+        nar_url = "/" + dict(line.split(": ", 1) for line in narinfo.splitlines())["URL"]
+        before = counted.renders
+        assert bridge.get(nar_url).body == nar
+        assert counted.renders == before + 1
+        zstd = bridge.get(nar_url, accept_encoding="zstd")
+        assert zstd.headers["content-encoding"] == "zstd"
+        assert zstandard.ZstdDecompressor().decompressobj().decompress(zstd.body) == nar
+        ranged = bridge.get(nar_url, range="bytes=1000-2000000")
+        assert ranged.status == 206 and ranged.body == nar[1000:2000001]
+        assert counted.renders == before + 2
+    finally:
+        bridge.stop()
+
+
+class Misrenders(Renders):
+    """A daemon's path-info service whose NARs come a byte short or a byte long."""
+
+    def __init__(self, inner: PathInfoService, change: int) -> None:
+        super().__init__(inner)
+        self.change = change
+
+    def nar(self, castore, node, *, check_blobs=False, layout=None):
+        whole = b"".join(self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout))
+        return iter([whole[:-1] if self.change < 0 else whole + b"\0"])
+
+
+@pytest.mark.parametrize("change", [-1, 1])
+def test_a_nar_of_the_wrong_length_from_the_daemon_never_passes_for_whole(change: int, tmp_path: Path) -> None:
+    """The bridge announced the NarSize: a body that would not match it fails, and nothing past
+    the announced length is sent."""
+    from nar_bridge.closures import ClosureCache
+    from nar_bridge.nar import nar_body
+
+    with open_store("memory://") as backend:
+        info = api.import_path(backend, make_zoo(tmp_path / "zoo", big=1 << 20))
+        store = Store(backend.castore, Misrenders(backend.pathinfo, change))
+        sent = bytearray()
+        with pytest.raises(BackendError, match="short" if change < 0 else "longer"):
+            for piece in nar_body(store, ClosureCache(), info.node, info.nar_size, None, "none"):
+                sent += piece
+        assert len(sent) < info.nar_size
 
 
 def test_messages_are_whole_mebibytes_but_the_last(daemon) -> None:
