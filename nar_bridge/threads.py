@@ -77,7 +77,7 @@ class PieceChannel:
 
     # -- producer side (a worker thread) --
 
-    def put(self, piece: bytes) -> None:
+    def put(self, piece: bytes | memoryview) -> None:
         with self._space:
             while self._queued >= self._limit and not self._closed:
                 self._space.wait()
@@ -93,7 +93,7 @@ class PieceChannel:
             self._items.append(_END if error is None else error)
         self._loop.call_soon_threadsafe(self._ready.set)
 
-    def feed(self, pieces: Iterator[bytes]) -> None:
+    def feed(self, pieces: Iterator[bytes | memoryview]) -> None:
         """Run in a worker: put every piece, then finish; stops early when the consumer closes."""
         try:
             for piece in pieces:
@@ -111,14 +111,14 @@ class PieceChannel:
 
     # -- consumer side (the event loop) --
 
-    async def get(self) -> bytes | None:
+    async def get(self) -> bytes | memoryview | None:
         """The next piece; None at the end; raises the producer's error."""
         while True:
             self._ready.clear()
             with self._space:
                 if self._items:
                     item = self._items.popleft()
-                    if isinstance(item, bytes):
+                    if item is not _END and not isinstance(item, BaseException):  # a piece: bytes or a view
                         self._queued -= len(item)
                         self._space.notify()
                     break

@@ -38,7 +38,7 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
-    return make_zoo(tmp_path / "zoo", big=3 * MESSAGE_CHUNK + 12345)  # several messages, the last short
+    return make_zoo(tmp_path / "zoo", big=5 * MESSAGE_CHUNK + 12345)  # several messages, the last short; more than a bridge channel holds
 
 
 def imported(store_url: str, tree: Path) -> tuple[str, bytes]:
