@@ -27,6 +27,7 @@ from castore.grpc_common import HAS_MANY_MAX, MESSAGE_CHUNK, gathered, part_size
 from castore.grpc_server import add_service, numbered
 from castore.nodes import Directory
 from castore.proto import rpc_blobbatch_pb2 as pb
+from castore.turns import in_turns
 from castore.uploads import write_blob
 
 INLINE_MAX = 8 << 20
@@ -56,11 +57,7 @@ class BlobBatchServicer:
         digests = [B3Digest(d) for request in requests for d in request.digests]
         with contextlib.closing(self._blobs.read_many(digests)) as contents:
             parts = (part for digest, pieces in zip(digests, contents) for part in self._blob_parts(digest, pieces))
-            for group in gathered(parts, size=operator.itemgetter(1)):
-                message = pb.ReadManyResponse()
-                for fields, _ in group:
-                    message.parts.add(**fields)  # built in place: a part built apart is copied in again
-                yield message
+            yield from in_turns(_messages(parts))  # a message a turn, as NARs are rendered: see castore.turns
 
     def _blob_parts(self, digest: B3Digest, pieces: Iterable[bytes] | None) -> Iterator[tuple[dict, int]]:
         """A blob's head and data parts, as the fields of BlobPart messages with their data's sizes.
@@ -192,3 +189,11 @@ def add_batch_services(server: grpc.Server, blobs: BlobService, directories: Dir
     blob_batch, directory_batch = BATCH_SERVICES
     add_service(server, blob_batch, BlobBatchServicer(blobs, directories), renamed=False)
     add_service(server, directory_batch, DirectoryBatchServicer(directories), renamed=False)
+
+
+def _messages(parts: Iterable[tuple[dict, int]]) -> Iterator[pb.ReadManyResponse]:
+    for group in gathered(parts, size=operator.itemgetter(1)):
+        message = pb.ReadManyResponse()
+        for fields, _ in group:
+            message.parts.add(**fields)  # built in place: a part built apart is copied in again
+        yield message

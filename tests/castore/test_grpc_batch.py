@@ -72,6 +72,25 @@ def test_read_many_of_nothing_and_of_many_small_blobs(remote: CAStore, backend: 
     assert read_all_many(remote, digests) == datas
 
 
+def test_more_read_many_calls_at_once_than_turns_each_give_every_blob(remote: CAStore, backend: CAStore) -> None:
+    """The server makes each ReadMany message in a turn (castore/turns.py): twelve calls at once,
+    some left half read, take turns and each gets its blobs whole; the half-read ones free theirs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    datas = [blob(n, seed) for seed, n in enumerate(SIZES * 3)]
+    digests = [write_blob(backend.blobs, d) for d in datas]
+
+    def half_read() -> None:
+        with contextlib.closing(remote.blobs.read_many(digests)) as contents:
+            next(iter(next(contents)), None)
+
+    with ThreadPoolExecutor(12) as pool:
+        reads = [pool.submit(read_all_many, remote, digests) if i % 3 else pool.submit(half_read) for i in range(12)]
+        results = [r.result(timeout=60) for r in reads]
+    assert [r for r in results if r is not None] == [datas] * 8
+    assert read_all_many(remote, digests) == datas
+
+
 def test_a_consumer_may_leave_blobs_half_read(remote: CAStore, backend: CAStore) -> None:
     datas = [blob(3 * MiB + 1, 1), blob(10, 2)]
     digests = [write_blob(backend.blobs, d) for d in datas]
