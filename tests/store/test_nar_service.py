@@ -142,6 +142,23 @@ def test_nar_bridge_over_the_daemon_has_it_render_whole_nars(daemon, tmp_path: P
         bridge.stop()
 
 
+def test_nar_bridge_over_the_daemon_keeps_the_relayed_nar_in_its_nar_cache(daemon, tmp_path: Path) -> None:
+    """The daemon's pieces (views into its messages) are teed into the NAR cache like a local
+    render's: the second request is sent from the cache, and the daemon renders nothing more."""
+    server, counted, path, nar = daemon
+    bridge = Bridge(server.url, ["--read-only", "--nar-cache", str(tmp_path / "nars")], tmp_path / "bridge.log").start()
+    try:
+        narinfo = bridge.get(f"/{Path(path).name[:32]}.narinfo").body.decode()
+        nar_url = "/" + dict(line.split(": ", 1) for line in narinfo.splitlines())["URL"]
+        before = counted.renders
+        assert bridge.get(nar_url).body == nar
+        assert bridge.get(nar_url).body == nar
+        assert bridge.get(nar_url, range="bytes=5-5000000").body == nar[5:5000001]
+        assert counted.renders == before + 1
+    finally:
+        bridge.stop()
+
+
 class Misrenders(Renders):
     """A daemon's path-info service whose NARs come a byte short or a byte long."""
 
