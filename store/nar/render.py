@@ -35,17 +35,15 @@ def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     yield from render_layout(store.blobs, lay_out(store.directories, node))
 
 
-def render_layout(blobs: BlobService, layout: NarLayout | NarSkeleton, flush: int = FLUSH_SIZE) -> Iterator[bytes]:
-    """The whole NAR of a layout (or of its skeleton), as render_nar, with pieces gathered to about
-    `flush` bytes (a consumer that hands them on one by one wants them large: each handoff costs
-    the same)."""
+def render_layout(blobs: BlobService, layout: NarLayout | NarSkeleton) -> Iterator[bytes]:
+    """The whole NAR of a layout (or of its skeleton), as render_nar."""
     digests = layout.digests
     with contextlib.closing(blobs.read_many(digests)) as contents:
-        yield from _pieces(layout, digests, contents, flush)
+        yield from _pieces(layout, digests, contents)
 
 
 def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
-            contents: Iterable[Iterable[bytes] | None], flush: int) -> Iterator[bytes]:
+            contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
     for index, (grammar, remaining, pieces) in enumerate(zip(layout.framing, layout.sizes, contents)):
@@ -57,10 +55,10 @@ def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
             remaining -= len(piece)
             if remaining < 0:
                 raise _longer(digests[index], layout.file_name(index), layout.sizes[index])
-            if len(piece) < flush:
+            if len(piece) < FLUSH_SIZE:
                 pending.append(piece)
                 size += len(piece)
-                if size < flush:
+                if size < FLUSH_SIZE:
                     continue
                 piece = b"".join(pending)
             elif pending:
@@ -69,7 +67,7 @@ def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
             yield piece
         if remaining:
             raise _shorter(digests[index], layout.file_name(index), remaining)
-        if size >= flush:
+        if size >= FLUSH_SIZE:
             yield b"".join(pending)
             pending, size = [], 0
     pending.append(layout.framing[-1])

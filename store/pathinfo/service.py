@@ -15,10 +15,6 @@ if TYPE_CHECKING:
     from store.nar.layout import NarLayout
     from store.nar.skeleton import NarSkeleton
 
-NAR_PIECE = 1 << 20
-"""The size of a whole NAR's pieces: each is handed on once (to a gRPC message, an HTTP response,
-a pipe), and a handoff costs the same whatever its size."""
-
 
 class PathInfoService(ABC):
     read_only = False
@@ -64,18 +60,18 @@ class PathInfoService(ABC):
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
             layout: NarLayout | None = None) -> Iterator[bytes]:
-        """The NAR of `node` in pieces of about NAR_PIECE bytes, rendered from `castore` (a remote
-        daemon renders it itself). Its skeleton is had before this returns: a missing directory
-        raises NotFoundError here, and with `check_blobs` a missing blob too (one lookup of all),
-        so nothing is sent of a NAR that cannot be whole. A blob found missing or damaged later
-        raises as the pieces are taken. `layout`, node's layout when the caller keeps one
-        (nar-bridge does), is rendered from instead of a skeleton looked up again."""
+        """The NAR of `node` in pieces, rendered from `castore` (a remote daemon renders it itself).
+        Its skeleton is had before this returns: a missing directory raises NotFoundError here, and
+        with `check_blobs` a missing blob too (one lookup of all), so nothing is sent of a NAR that
+        cannot be whole. A blob found missing or damaged later raises as the pieces are taken.
+        `layout`, node's layout when the caller keeps one (nar-bridge does), is rendered from
+        instead of a skeleton looked up again."""
         from store.nar.render import render_layout, require_blobs
 
         skeleton = layout if layout is not None else self.nar_skeleton(castore.directories, node)
         if check_blobs:
             require_blobs(castore.blobs, skeleton)
-        return render_layout(castore.blobs, skeleton, NAR_PIECE)
+        return render_layout(castore.blobs, skeleton)
 
     def registration_times(self, digests: list[bytes]) -> list[int | None]:
         """When each of these paths was added (Unix seconds), None where not known; default: unknown."""
