@@ -35,15 +35,17 @@ def render_nar(store: CAStore, node: Node) -> Iterator[bytes]:
     yield from render_layout(store.blobs, lay_out(store.directories, node))
 
 
-def render_layout(blobs: BlobService, layout: NarLayout | NarSkeleton) -> Iterator[bytes]:
-    """The whole NAR of a layout (or of its skeleton), as render_nar."""
+def render_layout(blobs: BlobService, layout: NarLayout | NarSkeleton, flush: int = FLUSH_SIZE) -> Iterator[bytes]:
+    """The whole NAR of a layout (or of its skeleton), as render_nar, with pieces gathered to about
+    `flush` bytes (a consumer that hands them on one by one wants them large: each handoff costs
+    the same)."""
     digests = layout.digests
     with contextlib.closing(blobs.read_many(digests)) as contents:
-        yield from _pieces(layout, digests, contents)
+        yield from _pieces(layout, digests, contents, flush)
 
 
 def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
-            contents: Iterable[Iterable[bytes] | None]) -> Iterator[bytes]:
+            contents: Iterable[Iterable[bytes] | None], flush: int) -> Iterator[bytes]:
     pending: list[bytes] = []
     size = 0
     for index, (grammar, remaining, pieces) in enumerate(zip(layout.framing, layout.sizes, contents)):
@@ -55,10 +57,10 @@ def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
             remaining -= len(piece)
             if remaining < 0:
                 raise _longer(digests[index], layout.file_name(index), layout.sizes[index])
-            if len(piece) < FLUSH_SIZE:
+            if len(piece) < flush:
                 pending.append(piece)
                 size += len(piece)
-                if size < FLUSH_SIZE:
+                if size < flush:
                     continue
                 piece = b"".join(pending)
             elif pending:
@@ -67,7 +69,7 @@ def _pieces(layout: NarLayout | NarSkeleton, digests: Sequence[B3Digest],
             yield piece
         if remaining:
             raise _shorter(digests[index], layout.file_name(index), remaining)
-        if size >= FLUSH_SIZE:
+        if size >= flush:
             yield b"".join(pending)
             pending, size = [], 0
     pending.append(layout.framing[-1])

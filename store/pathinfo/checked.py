@@ -44,8 +44,8 @@ class CheckedPathInfoService(PathInfoService):
         return self.inner.list()
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
-            layout: NarLayout | None = None) -> Iterator[bytes]:
-        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
+            layout: NarLayout | None = None, flush: int | None = None) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout, flush=flush)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         """The inner service's (cached) answer, for a root whose size is its target's: the cache is

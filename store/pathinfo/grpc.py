@@ -62,9 +62,9 @@ class GrpcPathInfoService(PathInfoService):
         return resp.nar_size, resp.nar_sha256
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
-            layout: NarLayout | None = None) -> Iterator[bytes]:
+            layout: NarLayout | None = None, flush: int | None = None) -> Iterator[bytes]:
         """Rendered by the daemon, which says before the first piece whether it can (it checks that
-        it holds every blob); the daemon has no use for `layout`. A server without NarService
+        it holds every blob), in its messages; `layout` and `flush` are for rendering here. A server without NarService
         (Tvix, Snix, an older Cairn) or without the whole closure: rendered here from `castore`,
         which may hold what the daemon does not."""
         if self._renders:
@@ -80,7 +80,7 @@ class GrpcPathInfoService(PathInfoService):
                 raise BackendError(f"gRPC {self._target}: NarService.Read sent no NAR") from None
             else:
                 return self._pieces(call, first)
-        return super().nar(castore, node, check_blobs=check_blobs, layout=layout)
+        return super().nar(castore, node, check_blobs=check_blobs, layout=layout, flush=flush)
 
     def _pieces(self, call: Iterator[bytes], first: bytes) -> Iterator[bytes]:
         try:

@@ -59,19 +59,21 @@ class PathInfoService(ABC):
         return NarSkeleton.of(lay_out(directories, node))
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
-            layout: NarLayout | None = None) -> Iterator[bytes]:
+            layout: NarLayout | None = None, flush: int | None = None) -> Iterator[bytes]:
         """The NAR of `node` in pieces, rendered from `castore` (a remote daemon renders it itself).
         Its skeleton is had before this returns: a missing directory raises NotFoundError here, and
         with `check_blobs` a missing blob too (one lookup of all), so nothing is sent of a NAR that
         cannot be whole. A blob found missing or damaged later raises as the pieces are taken.
         `layout`, node's layout when the caller keeps one (nar-bridge does), is rendered from
-        instead of a skeleton looked up again."""
-        from store.nar.render import render_layout, require_blobs
+        instead of a skeleton looked up again; grammar and small contents are gathered into pieces
+        of about `flush` bytes (FLUSH_SIZE by default; a consumer that hands each piece on wants
+        them large)."""
+        from store.nar.render import FLUSH_SIZE, render_layout, require_blobs
 
         skeleton = layout if layout is not None else self.nar_skeleton(castore.directories, node)
         if check_blobs:
             require_blobs(castore.blobs, skeleton)
-        return render_layout(castore.blobs, skeleton)
+        return render_layout(castore.blobs, skeleton, FLUSH_SIZE if flush is None else flush)
 
     def registration_times(self, digests: list[bytes]) -> list[int | None]:
         """When each of these paths was added (Unix seconds), None where not known; default: unknown."""

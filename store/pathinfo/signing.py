@@ -50,8 +50,8 @@ class SigningPathInfoService(PathInfoService):
         return self._signed(self.inner.update(digest, decide))
 
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
-            layout: NarLayout | None = None) -> Iterator[bytes]:
-        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
+            layout: NarLayout | None = None, flush: int | None = None) -> Iterator[bytes]:
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout, flush=flush)
 
     def calculate_nar(self, node: Node) -> tuple[int, bytes]:
         return self.inner.calculate_nar(node)

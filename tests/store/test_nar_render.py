@@ -23,7 +23,7 @@ from store.errors import NarError
 from store.nar.events import DIRECTORY_END, DIRECTORY_START, Entry, RegularFile, Symlink
 from store.nar.reader import read_nar
 from store.nar.layout import lay_out
-from store.nar.render import FLUSH_SIZE, calculate_nar, render_layout, render_nar
+from store.nar.render import calculate_nar, render_layout, render_nar
 from tests.store.castores import ROOT_KINDS, RecordingDirectories, castore, make_root  # noqa: F401
 from tests.store.nixtool import interop, nix
 
@@ -152,16 +152,17 @@ def test_a_render_closed_early_leaves_the_store_usable_and_closable(tmp_path: Pa
     assert [t for t in threading.enumerate() if t.name.startswith("cairn-read")] == []
 
 
-def test_pieces_gather_to_about_the_flush_size_within_a_file_too(tmp_path: Path):
-    """A large file's chunks are gathered into pieces of about FLUSH_SIZE bytes, never the whole file
+@pytest.mark.parametrize("flush", [1 << 16, 1 << 20])
+def test_pieces_gather_to_about_the_flush_size_within_a_file_too(tmp_path: Path, flush: int):
+    """A large file's chunks are gathered into pieces of about `flush` bytes, never the whole file
     at once (memory stays bounded whatever the file's size); the pieces are still the NAR."""
     (tmp_path / "tree").mkdir()
     (tmp_path / "tree" / "large").write_bytes(hashlib.shake_256(b"large").digest(6 << 20))
     store = open_castore(f"local://{tmp_path}/store")
     try:
         node, _ = import_path(store, tmp_path / "tree")
-        pieces = list(render_layout(store.blobs, lay_out(store.directories, node)))
+        pieces = list(render_layout(store.blobs, lay_out(store.directories, node), flush))
         assert b"".join(pieces) == b"".join(render_nar(store, node))
-        assert len(pieces) > 3 and max(len(p) for p in pieces) < FLUSH_SIZE + (256 << 10)
+        assert len(pieces) > 3 and max(len(p) for p in pieces) < flush + (256 << 10)
     finally:
         store.close()

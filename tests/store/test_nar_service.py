@@ -71,9 +71,9 @@ class Renders(PathInfoService):
     def calculate_nar(self, node):
         return self.inner.calculate_nar(node)
 
-    def nar(self, castore, node, *, check_blobs=False, layout=None):
+    def nar(self, castore, node, *, check_blobs=False, layout=None, flush=None):
         self.renders += 1
-        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout)
+        return self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout, flush=flush)
 
 
 @pytest.fixture
@@ -166,8 +166,8 @@ class Misrenders(Renders):
         super().__init__(inner)
         self.change = change
 
-    def nar(self, castore, node, *, check_blobs=False, layout=None):
-        whole = b"".join(self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout))
+    def nar(self, castore, node, *, check_blobs=False, layout=None, flush=None):
+        whole = b"".join(self.inner.nar(castore, node, check_blobs=check_blobs, layout=layout, flush=flush))
         return iter([whole[:-1] if self.change < 0 else whole + b"\0"])
 
 
