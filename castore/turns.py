@@ -10,6 +10,10 @@ With turns, each render produces one piece (about 1 MiB) per turn, in order, and
 turn asleep (570 MiB/s with 16 connections). A thread sends outside its turn, so a slow client
 does not hold one. `RENDERS` has two turns at least, so one render waiting on object storage
 does not stop the others.
+
+A turn's holder may wait on another process (a daemon's NarService or ReadMany, which take turns
+of their own), never on a turn of its own process: nar-bridge and the daemon it reads from are
+two processes.
 """
 
 from __future__ import annotations
