@@ -242,7 +242,8 @@ def _rendered(store: Store, closures: ClosureCache, node: Node, nar_size: int, b
     castore = store.castore
     layout = _sized(closures.checked(castore, node), nar_size)
     if byte_range is None:
-        pieces = _exactly(store.pathinfo.nar(castore, node, layout=layout, flush=HANDOFF_SIZE), nar_size)  # joined once
+        whole = store.pathinfo.nar(castore, node, layout=layout, flush=HANDOFF_SIZE)  # joined once, not twice
+        pieces = _exactly(whole, nar_size)
     else:
         pieces = render_range(castore.blobs, layout, byte_range.first, byte_range.last + 1)
     yield from _coalesce(compressing(pieces, compression))

@@ -64,9 +64,9 @@ class GrpcPathInfoService(PathInfoService):
     def nar(self, castore: CAStore, node: Node, *, check_blobs: bool = False,
             layout: NarLayout | None = None, flush: int | None = None) -> Iterator[bytes]:
         """Rendered by the daemon, which says before the first piece whether it can (it checks that
-        it holds every blob), in its messages; `layout` and `flush` are for rendering here. A server without NarService
-        (Tvix, Snix, an older Cairn) or without the whole closure: rendered here from `castore`,
-        which may hold what the daemon does not."""
+        it holds every blob), in pieces of its messages' size. A server without NarService (Tvix,
+        Snix, an older Cairn) or without the whole closure: rendered here from `castore`, which may
+        hold what the daemon does not, with `layout` and `flush`."""
         if self._renders:
             call = self._read_nar(nar_pb.ReadNarRequest(root=node_to_proto(rename(node, b""))))
             try:

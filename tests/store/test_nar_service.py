@@ -38,7 +38,8 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
-    return make_zoo(tmp_path / "zoo", big=5 * MESSAGE_CHUNK + 12345)  # several messages, the last short; more than a bridge channel holds
+    # several messages, the last short; more than a bridge's piece channel holds (4 MiB)
+    return make_zoo(tmp_path / "zoo", big=5 * MESSAGE_CHUNK + 12345)
 
 
 def imported(store_url: str, tree: Path) -> tuple[str, bytes]:
@@ -127,8 +128,7 @@ def test_nar_bridge_over_the_daemon_has_it_render_whole_nars(daemon, tmp_path: P
     server, counted, path, nar = daemon
     bridge = Bridge(server.url, ["--read-only"], tmp_path / "bridge.log").start()
     try:
-        narinfo = bridge.get(f"/{Path(path).name[:32]}.narinfo").body.decode()
-        nar_url = "/" + dict(line.split(": ", 1) for line in narinfo.splitlines())["URL"]
+        nar_url = _nar_url(bridge, path)
         before = counted.renders
         assert bridge.get(nar_url).body == nar
         assert counted.renders == before + 1
@@ -148,8 +148,7 @@ def test_nar_bridge_over_the_daemon_keeps_the_relayed_nar_in_its_nar_cache(daemo
     server, counted, path, nar = daemon
     bridge = Bridge(server.url, ["--read-only", "--nar-cache", str(tmp_path / "nars")], tmp_path / "bridge.log").start()
     try:
-        narinfo = bridge.get(f"/{Path(path).name[:32]}.narinfo").body.decode()
-        nar_url = "/" + dict(line.split(": ", 1) for line in narinfo.splitlines())["URL"]
+        nar_url = _nar_url(bridge, path)
         before = counted.renders
         assert bridge.get(nar_url).body == nar
         assert bridge.get(nar_url).body == nar
@@ -157,6 +156,12 @@ def test_nar_bridge_over_the_daemon_keeps_the_relayed_nar_in_its_nar_cache(daemo
         assert counted.renders == before + 1
     finally:
         bridge.stop()
+
+
+def _nar_url(bridge: Bridge, path: str) -> str:
+    """The NAR's URL as Nix finds it: in the path's narinfo."""
+    narinfo = bridge.get(f"/{Path(path).name[:32]}.narinfo").body.decode()
+    return "/" + dict(line.split(": ", 1) for line in narinfo.splitlines())["URL"]
 
 
 class Misrenders(Renders):
